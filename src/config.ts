@@ -1,0 +1,322 @@
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, errorMessage } from './errors';
+import { compilePattern, type CompiledPattern } from './pattern';
+
+export const WRITE_MODES = ['append', 'truncate', 'partition'] as const;
+export type WriteMode = (typeof WRITE_MODES)[number];
+export const BACKENDS = ['local', 'gcp'] as const;
+export type Backend = (typeof BACKENDS)[number];
+export const ENCODINGS = ['UTF-8', 'ISO-8859-1'] as const;
+export const FIELD_TYPES = [
+  'STRING',
+  'INT64',
+  'INTEGER',
+  'FLOAT64',
+  'FLOAT',
+  'NUMERIC',
+  'BIGNUMERIC',
+  'BOOL',
+  'BOOLEAN',
+  'DATE',
+  'DATETIME',
+  'TIMESTAMP',
+  'TIME',
+  'BYTES',
+  'JSON',
+] as const;
+export type FieldType = (typeof FIELD_TYPES)[number];
+
+const csvSchema = z
+  .object({
+    delimiter: z.string().length(1, 'must be a single character'),
+    skipLeadingRows: z.number().int().min(0),
+    quote: z.string().max(1, 'must be one character, or empty for no quoting'),
+    encoding: z.enum(ENCODINGS),
+    allowQuotedNewlines: z.boolean(),
+    allowJaggedRows: z.boolean(),
+    maxBadRecords: z.number().int().min(0),
+    nullMarker: z.string(),
+  })
+  .strict();
+export type CsvOptions = z.infer<typeof csvSchema>;
+
+const fieldSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,299}$/, 'is not a valid BigQuery column name'),
+    type: z.enum(FIELD_TYPES),
+    mode: z.enum(['NULLABLE', 'REQUIRED']).optional(),
+    description: z.string().optional(),
+  })
+  .loose();
+export type SchemaField = z.infer<typeof fieldSchema>;
+const bigQuerySchemaFile = z
+  .array(fieldSchema)
+  .min(1, 'must list at least one field')
+  .refine((fields) => new Set(fields.map((f) => f.name.toLowerCase())).size === fields.length, {
+    message: 'has duplicate column names',
+  });
+
+const timePartitioningSchema = z
+  .object({
+    type: z.enum(['DAY', 'HOUR', 'MONTH', 'YEAR']),
+    field: z.string().optional(),
+    expirationMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const loadOptionsShape = {
+  dataset: z.string().min(1),
+  table: z.string().min(1),
+  write: z.enum(WRITE_MODES),
+  schema: z.string().min(1),
+  partition: z.string().min(1),
+  createDisposition: z.enum(['CREATE_IF_NEEDED', 'CREATE_NEVER']),
+  timePartitioning: timePartitioningSchema,
+  clustering: z.array(z.string()).min(1).max(4),
+};
+const defaultsSchema = z
+  .object({
+    dataset: loadOptionsShape.dataset,
+    write: loadOptionsShape.write,
+    schema: loadOptionsShape.schema,
+    csv: csvSchema.partial(),
+    createDisposition: loadOptionsShape.createDisposition,
+  })
+  .partial()
+  .strict();
+const routeSchema = z
+  .object({
+    match: z.string().min(1),
+    dataset: loadOptionsShape.dataset.optional(),
+    table: loadOptionsShape.table.optional(),
+    write: loadOptionsShape.write.optional(),
+    schema: loadOptionsShape.schema.optional(),
+    partition: loadOptionsShape.partition.optional(),
+    createDisposition: loadOptionsShape.createDisposition.optional(),
+    timePartitioning: loadOptionsShape.timePartitioning.optional(),
+    clustering: loadOptionsShape.clustering.optional(),
+    csv: csvSchema.partial().optional(),
+  })
+  .strict();
+const fileSchema = z
+  .object({
+    project: z
+      .string()
+      .regex(/^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'is not a valid project id')
+      .optional(),
+    location: z.string().min(1).optional(),
+    buckets: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'is not a valid bucket name')).optional(),
+    defaults: defaultsSchema.optional(),
+    reprocess: z
+      .object({
+        topic: z
+          .string()
+          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'must look like projects/P/topics/T')
+          .optional(),
+        inlineLimit: z.number().int().min(1).max(10_000).optional(),
+      })
+      .strict()
+      .optional(),
+    quarantine: z.object({ prefix: z.string().regex(/^[^/].*\/$/, 'must end with "/"') }).strict().optional(),
+    routes: z.array(routeSchema).min(1).optional(),
+  })
+  .strict();
+
+const envSchema = z.object({
+  INGEST_BACKEND: z.enum(BACKENDS).default('local'),
+  LOCAL_DATA_DIR: z.string().min(1).default('./local-data'),
+  GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  INGEST_WAIT_SECONDS: z.coerce.number().positive().default(540),
+  INGEST_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  INGEST_MAX_OBJECT_BYTES: z.coerce.number().int().positive().optional(),
+});
+
+export const DEFAULT_CSV: CsvOptions = {
+  delimiter: ',',
+  skipLeadingRows: 1,
+  quote: '"',
+  encoding: 'UTF-8',
+  allowQuotedNewlines: true,
+  allowJaggedRows: false,
+  maxBadRecords: 0,
+  nullMarker: '',
+};
+
+export interface Route {
+  index: number;
+  match: string;
+  pattern: CompiledPattern;
+  dataset: string;
+  /** Template with `{placeholder}`s; absent = the file name without its CSV ending. */
+  table?: string;
+  write: WriteMode;
+  /** Template for the partition date (YYYYMMDD) of `partition` routes. */
+  partition?: string;
+  schema: 'auto' | SchemaField[];
+  csv: CsvOptions;
+  createDisposition: 'CREATE_IF_NEEDED' | 'CREATE_NEVER';
+  timePartitioning?: z.infer<typeof timePartitioningSchema>;
+  clustering?: string[];
+}
+
+export interface Config {
+  source: string;
+  backend: Backend;
+  localDataDir: string;
+  project?: string;
+  location: string;
+  buckets?: string[];
+  quarantinePrefix: string;
+  reprocess: { topic?: string; inlineLimit: number };
+  routes: Route[];
+  waitSeconds: number;
+  maxBodyBytes: number;
+  maxObjectBytes?: number;
+}
+
+export type Env = Record<string, string | undefined>;
+export type ReadFile = (file: string) => string;
+
+const BUILT_IN = 'built-in defaults';
+const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [{ match: '**/*.csv' }, { match: '**/*.csv.gz' }];
+
+/** Reads INGEST_CONFIG (or ./ingest.yaml when present) and the environment into a checked Config. */
+export function loadConfig(env: Env, readFile: ReadFile): Config {
+  const settings = envSchema.safeParse(env);
+  if (!settings.success) throw toConfigError('environment', settings.error);
+  const explicit = env.INGEST_CONFIG;
+  const file = explicit ?? 'ingest.yaml';
+  let text: string | undefined;
+  try {
+    text = readFile(file);
+  } catch (error) {
+    if (explicit !== undefined || !isNotFound(error)) {
+      throw new ConfigError(file, '(file)', `cannot be read: ${errorMessage(error)}`);
+    }
+  }
+  let raw: unknown = {};
+  if (text !== undefined) {
+    try {
+      raw = parseYaml(text) ?? {};
+    } catch (error) {
+      throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)));
+    }
+  }
+  const source = text === undefined ? BUILT_IN : file;
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) throw toConfigError(source, parsed.error);
+  const doc = parsed.data;
+  const baseDir = text === undefined ? '.' : path.dirname(file);
+  const defaults = doc.defaults ?? {};
+  const quarantinePrefix = doc.quarantine?.prefix ?? '_quarantine/';
+
+  const routes = (doc.routes ?? DEFAULT_ROUTES).map((r, index): Route => {
+    const field = (name: string) => `routes[${index}].${name}`;
+    let pattern: CompiledPattern;
+    try {
+      pattern = compilePattern(r.match);
+    } catch (error) {
+      throw new ConfigError(source, field('match'), errorMessage(error));
+    }
+    const write = r.write ?? defaults.write ?? 'append';
+    const partition = r.partition ?? (write === 'partition' ? '{yyyy}{mm}{dd}' : undefined);
+    const templates: [string, string | undefined][] = [
+      ['dataset', r.dataset],
+      ['table', r.table],
+      ['partition', partition],
+    ];
+    for (const [name, template] of templates) {
+      for (const used of placeholders(template ?? '')) {
+        if (!pattern.names.includes(used)) {
+          const problem = `uses {${used}}, which match "${r.match}" does not capture`;
+          throw new ConfigError(source, field(name), problem);
+        }
+      }
+    }
+    const schemaPath = r.schema ?? defaults.schema ?? 'auto';
+    const schemaField = r.schema ? field('schema') : 'defaults.schema';
+    return {
+      index,
+      match: r.match,
+      pattern,
+      dataset: r.dataset ?? defaults.dataset ?? 'ingest',
+      table: r.table,
+      write,
+      partition,
+      schema: schemaPath === 'auto' ? 'auto' : readSchema(source, schemaField, baseDir, schemaPath, readFile),
+      csv: { ...DEFAULT_CSV, ...defaults.csv, ...r.csv },
+      createDisposition: r.createDisposition ?? defaults.createDisposition ?? 'CREATE_IF_NEEDED',
+      timePartitioning: r.timePartitioning,
+      clustering: r.clustering,
+    };
+  });
+
+  return {
+    source,
+    backend: settings.data.INGEST_BACKEND,
+    localDataDir: settings.data.LOCAL_DATA_DIR,
+    project: doc.project ?? settings.data.GOOGLE_CLOUD_PROJECT,
+    location: doc.location ?? 'US',
+    buckets: doc.buckets,
+    quarantinePrefix,
+    reprocess: { topic: doc.reprocess?.topic, inlineLimit: doc.reprocess?.inlineLimit ?? 100 },
+    routes,
+    waitSeconds: settings.data.INGEST_WAIT_SECONDS,
+    maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
+    maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,
+  };
+}
+
+function readSchema(
+  source: string,
+  field: string,
+  baseDir: string,
+  schemaPath: string,
+  readFile: ReadFile,
+): SchemaField[] {
+  const file = path.resolve(baseDir, schemaPath);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFile(file));
+  } catch (error) {
+    throw new ConfigError(source, field, `schema file ${schemaPath} cannot be used: ${errorMessage(error)}`);
+  }
+  // BigQuery's own schema files are a bare field array; `bq show --schema` and table resources wrap it.
+  const fields = Array.isArray(json) ? json : (json as { fields?: unknown } | null)?.fields;
+  const parsed = bigQuerySchemaFile.safeParse(fields);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `[${issue.path.join('].')}` : '';
+    throw new ConfigError(source, field, `schema file ${schemaPath}${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
+}
+
+export function placeholders(template: string): string[] {
+  return [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1] ?? '');
+}
+
+function toConfigError(source: string, error: z.ZodError): ConfigError {
+  const issue = error.issues[0];
+  const field = issue ? formatPath(issue.path) : '(root)';
+  let problem = issue?.message ?? 'invalid';
+  if (issue?.code === 'unrecognized_keys') problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  return new ConfigError(source, field, problem);
+}
+
+function formatPath(parts: readonly PropertyKey[]): string {
+  if (parts.length === 0) return '(root)';
+  return parts
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? text;
+}

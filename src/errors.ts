@@ -1,0 +1,33 @@
+/** A request the service cannot act on: answered 400 (or 413) and never retried. */
+export class RequestError extends Error {
+  override readonly name = 'RequestError';
+  constructor(
+    message: string,
+    readonly status: 400 | 413 = 400,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+/** A failure that may pass: answered 503 so that Eventarc or Pub/Sub redelivers. */
+export class TransientError extends Error {
+  override readonly name = 'TransientError';
+  readonly retryable = true;
+}
+
+/** A configuration that cannot be used: stops the process at start. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${file}: ${field}: ${problem}`);
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,32 @@
+/** One generation of an object in a bucket. */
+export interface StoredObject {
+  bucket: string;
+  name: string;
+  generation: string;
+  size: number;
+  contentType?: string;
+}
+
+/** The object, or that generation of it, no longer exists. */
+export class ObjectGoneError extends Error {
+  override readonly name = 'ObjectGoneError';
+}
+
+/**
+ * Where CSV objects live: Cloud Storage in production, a folder locally. Names reaching a store have
+ * already been checked by `checkName`; a store must still refuse to act outside its bucket.
+ */
+export interface ObjectStore {
+  /** The object's current generation, or undefined when there is no such object. */
+  stat(bucket: string, name: string): Promise<StoredObject | undefined>;
+  /** At most `maxBytes` from the start of exactly this generation; ObjectGoneError when it is gone. */
+  readHead(object: StoredObject, maxBytes: number): Promise<Buffer>;
+  /** Every object whose name starts with `prefix`, in name order, a page at a time. */
+  list(bucket: string, prefix: string): AsyncIterable<StoredObject>;
+  /** Copies this generation to `targetName` in the same bucket, with `metadata` attached. */
+  copyTo(object: StoredObject, targetName: string, metadata: Record<string, string>): Promise<void>;
+}
+
+export function gsUri(object: { bucket: string; name: string }): string {
+  return `gs://${object.bucket}/${object.name}`;
+}

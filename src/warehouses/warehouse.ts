@@ -1,0 +1,57 @@
+import type { CsvOptions, SchemaField, WriteMode, Route } from '../config';
+import type { StoredObject } from '../stores/store';
+
+export interface Destination {
+  /** Absent: the client's default project. */
+  project?: string;
+  dataset: string;
+  table: string;
+  /** YYYYMMDD for `partition` writes: the job writes `table$partition`. */
+  partition?: string;
+}
+
+export interface LoadJob {
+  jobId: string;
+  sources: StoredObject[];
+  destination: Destination;
+  write: WriteMode;
+  schema: 'auto' | SchemaField[];
+  csv: CsvOptions;
+  createDisposition: Route['createDisposition'];
+  timePartitioning?: Route['timePartitioning'];
+  clustering?: string[];
+  location: string;
+  labels: Record<string, string>;
+  /** Epoch milliseconds after which a job still running is left to the redelivery (TransientError). */
+  deadline: number;
+}
+
+export type LoadResult =
+  | { outcome: 'loaded'; jobId: string; rows: number }
+  /** This job id had already completed: nothing was written now. */
+  | { outcome: 'duplicate'; jobId: string; rows?: number }
+  /** The data cannot load; nothing of it was written. */
+  | { outcome: 'rejected'; jobId: string; reason: string };
+
+export interface TableInfo {
+  /** `dataset.table` */
+  table: string;
+  rows: number;
+}
+
+/**
+ * Where rows go: BigQuery in production, DuckDB locally. `load` is idempotent per job id;
+ * it throws TransientError for failures a redelivery may get past.
+ */
+export interface Warehouse {
+  load(job: LoadJob): Promise<LoadResult>;
+  /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
+  recordRejection(job: LoadJob, reason: string): Promise<void>;
+  tables(): Promise<TableInfo[]>;
+  close(): Promise<void>;
+}
+
+export function tableId(destination: Destination): string {
+  const table = `${destination.dataset}.${destination.table}`;
+  return destination.project ? `${destination.project}.${table}` : table;
+}
