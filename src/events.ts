@@ -7,6 +7,9 @@ export const EVENT_TYPES = {
   messagePublished: 'google.cloud.pubsub.topic.v1.messagePublished',
 } as const;
 
+/** Set on messages fanned out from a forced prefix request, so that its redelivery does not load again. */
+export const FORCE_ID_ATTRIBUTE = 'ingestForceId';
+
 export interface ObjectRef {
   bucket: string;
   name: string;
@@ -25,6 +28,8 @@ export interface IngestRequest {
   force: boolean;
   /** The Pub/Sub message id, when the request came through Pub/Sub. */
   messageId?: string;
+  /** What makes a forced reprocess unique: the message id, or the id of the request it was fanned out from. */
+  forceId?: string;
   /** The CloudEvent id, for logs. */
   eventId?: string;
 }
@@ -146,6 +151,7 @@ function parsePubSub(data: unknown, where: string): IngestRequest {
   const { message } = check(pubsubSchema, data, where);
   const messageId = message.messageId ?? message.message_id;
   const attributes = message.attributes ?? {};
+  const forceId = attributes[FORCE_ID_ATTRIBUTE] ?? messageId;
   const payload = decodeBase64(message.data ?? '', `${where}.message.data`);
 
   // A Cloud Storage notification: the object resource in data, what happened in the attributes.
@@ -169,8 +175,8 @@ function parsePubSub(data: unknown, where: string): IngestRequest {
   const json = parseJson(payload, `${where}.message.data`);
   const request = check(messageSchema, json, `${where}.message.data`);
   const force = request.force ?? false;
-  if (force && !messageId) throw new RequestError(`${where}.message.messageId: required for a forced reprocess`);
-  const base = { ignored: [], force, messageId };
+  if (force && !forceId) throw new RequestError(`${where}.message.messageId: required for a forced reprocess`);
+  const base = { ignored: [], force, messageId, ...(force ? { forceId } : {}) };
   if ('objects' in request) {
     return { ...base, objects: request.objects.map((r, i) => checkRef(r, `${where}.message.data.objects[${i}]`)) };
   }
@@ -254,8 +260,9 @@ function check<S extends z.ZodType>(schema: S, value: unknown, where: string): z
   const field = [where, ...(issue?.path ?? []).map(String)].join('.');
   let problem = issue?.message ?? 'invalid';
   if (issue?.code === 'unrecognized_keys') problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  if (issue?.code === 'invalid_union') problem = describeUnion(value);
-  if (issue?.code === 'invalid_type' && issue.input === undefined) problem = 'required';
+  const input = (issue?.path ?? []).reduce<unknown>((v, key) => (v as Record<PropertyKey, unknown> | undefined)?.[key], value);
+  if (issue?.code === 'invalid_union') problem = issue.path.length === 0 ? describeUnion(value) : 'must be a string or a number';
+  if ((issue?.code === 'invalid_type' || issue?.code === 'invalid_union') && input === undefined) problem = 'required';
   throw new RequestError(`${field}: ${problem}`);
 }
 

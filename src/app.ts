@@ -1,0 +1,96 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from './config';
+import { RequestError, TransientError, errorMessage } from './errors';
+import { parseRequest } from './events';
+import { ingest, type IngestResult, type Services } from './ingest';
+import { traceFields, type Logger } from './log';
+
+export interface HttpRequest extends IncomingMessage {
+  rawBody?: Buffer;
+}
+
+export interface HttpResponse {
+  status: number;
+  body: object;
+}
+
+/**
+ * The receiver: one request in, one JSON answer out. Services are built on the first event, not at
+ * start, so that a cold start answers health checks at once.
+ */
+export function createReceiver(config: Config, services: () => Promise<Services>, logger: Logger) {
+  let inFlight = 0;
+  let draining = false;
+
+  async function handle(req: HttpRequest): Promise<HttpResponse> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+      return draining ? unavailable('shutting down') : { status: 200, body: { status: 'ok' } };
+    }
+    if (path !== '/') return { status: 404, body: { error: `path ${path}: not found; events are POSTed to /` } };
+    if (req.method !== 'POST') {
+      return { status: 400, body: { error: `method ${req.method}: events are sent with POST` } };
+    }
+    if (draining) return unavailable('shutting down; redeliver to another instance');
+    const body = req.rawBody ?? Buffer.alloc(0);
+    const log = logger.child(traceFields(req.headers, config.project));
+    try {
+      if (body.length > config.maxBodyBytes) {
+        throw new RequestError(`body: ${body.length} bytes is over the limit of ${config.maxBodyBytes}`, 413);
+      }
+      const request = parseRequest({ headers: req.headers, body });
+      const result = await ingest(request, await services(), Date.now() + config.waitSeconds * 1000);
+      logOutcomes(log, result, request.eventId ?? request.messageId);
+      return { status: 200, body: result };
+    } catch (error) {
+      if (error instanceof RequestError) {
+        log.warn({ status: error.status }, error.message);
+        return { status: error.status, body: { error: error.message } };
+      }
+      const message = errorMessage(error);
+      const known = error instanceof TransientError;
+      log.error({ err: known ? undefined : error }, `${known ? '' : 'unexpected error: '}${message}`);
+      return unavailable(message);
+    }
+  }
+
+  return {
+    async handle(req: HttpRequest, res: ServerResponse): Promise<void> {
+      inFlight++;
+      try {
+        send(res, await handle(req));
+      } finally {
+        inFlight--;
+      }
+    },
+    /** Refuse new events and wait (up to `graceMs`) for those in flight. */
+    async drain(graceMs: number): Promise<void> {
+      draining = true;
+      const until = Date.now() + graceMs;
+      while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    },
+  };
+}
+
+function unavailable(error: string): HttpResponse {
+  return { status: 503, body: { error, retryable: true } };
+}
+
+export function send(res: ServerResponse, { status, body }: HttpResponse): void {
+  if (res.headersSent) return;
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
+function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefined): void {
+  for (const object of result.objects) {
+    const { uri, outcome, jobId, rows, destination, reason } = object;
+    const line = [`${uri} ${outcome}`, destination && `-> ${destination}`, rows !== undefined && `${rows} rows`, reason]
+      .filter(Boolean)
+      .join(' ');
+    const fields = { uri, generation: object.generation, outcome, jobId, destination, rows, reason, eventId };
+    if (outcome === 'rejected') log.warn(fields, line);
+    else log.info(fields, line);
+  }
+}

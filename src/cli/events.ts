@@ -1,0 +1,78 @@
+import { CloudEvent, Mode, emitterFor, type Message } from 'cloudevents';
+import { randomUUID } from 'node:crypto';
+import { EVENT_TYPES } from '../events';
+import type { StoredObject } from '../stores/store';
+
+export interface EventAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** The `google.cloud.storage.object.v1.finalized` event Eventarc sends for a new object generation. */
+export function finalizedEvent(object: StoredObject): CloudEvent<object> {
+  const now = new Date().toISOString();
+  return new CloudEvent({
+    id: randomUUID(),
+    type: EVENT_TYPES.finalized,
+    source: `//storage.googleapis.com/projects/_/buckets/${object.bucket}`,
+    subject: `objects/${object.name}`,
+    time: now,
+    datacontenttype: 'application/json',
+    data: {
+      kind: 'storage#object',
+      id: `${object.bucket}/${object.name}/${object.generation}`,
+      bucket: object.bucket,
+      name: object.name,
+      generation: object.generation,
+      metageneration: '1',
+      size: String(object.size),
+      contentType: object.contentType ?? 'text/csv',
+      timeCreated: now,
+      updated: now,
+    },
+  });
+}
+
+/** Sends a CloudEvent in binary mode, as Eventarc does, and returns the receiver's answer. */
+export async function sendEvent(url: string, event: CloudEvent<object>): Promise<EventAnswer> {
+  const transport = async (message: Message): Promise<EventAnswer> => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: message.headers as Record<string, string>,
+      body: message.body as string,
+    });
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: shown as it came
+    }
+    return { status: response.status, body };
+  };
+  return (await emitterFor(transport, { mode: Mode.BINARY })(event)) as EventAnswer;
+}
+
+interface AnswerBody {
+  error?: string;
+  objects?: { uri: string; outcome: string; destination?: string; rows?: number; reason?: string }[];
+}
+
+/** One readable line per object outcome. */
+export function describeAnswer(answer: EventAnswer): string[] {
+  const body = (typeof answer.body === 'object' && answer.body !== null ? answer.body : {}) as AnswerBody;
+  if (answer.status !== 200 || !body.objects) {
+    return [`HTTP ${answer.status}: ${body.error ?? JSON.stringify(answer.body)}`];
+  }
+  return body.objects.map((o) =>
+    [
+      o.outcome.padEnd(9),
+      o.uri,
+      o.destination && `-> ${o.destination}`,
+      o.rows !== undefined && `(${o.rows} rows)`,
+      o.reason && `: ${o.reason}`,
+    ]
+      .filter(Boolean)
+      .join(' '),
+  );
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { errorMessage } from '../errors';
+import { devCommand } from './dev';
+import { emitCommand } from './emit';
+import { reprocessCommand } from './reprocess';
+import { tablesCommand } from './tables';
+import { triggersCommand } from './triggers';
+
+const program = new Command('gcs-bq-ingest')
+  .description('Load CSV objects from Cloud Storage into BigQuery, one load job per object generation')
+  .exitOverride()
+  .showHelpAfterError(false)
+  .addCommand(devCommand())
+  .addCommand(emitCommand())
+  .addCommand(reprocessCommand())
+  .addCommand(triggersCommand())
+  .addCommand(tablesCommand());
+
+program.commands.forEach((command) => command.exitOverride());
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof CommanderError) {
+    // commander has printed its message (or the help) already
+    process.exit(error.exitCode);
+  }
+  process.stderr.write(`gcs-bq-ingest: ${errorMessage(error).split('\n')[0]}\n`);
+  process.exit(1);
+});

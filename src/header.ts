@@ -1,0 +1,151 @@
+import { parseString } from 'fast-csv';
+import * as zlib from 'node:zlib';
+import type { CsvOptions, SchemaField } from './config';
+
+/** How much of an object the service reads itself: the rest is read by the warehouse. */
+export const HEAD_BYTES = 64 * 1024;
+
+export interface HeadInput {
+  head: Buffer;
+  /** The head is the whole object. */
+  complete: boolean;
+  gzip: boolean;
+  csv: CsvOptions;
+  schema: 'auto' | SchemaField[];
+}
+
+/**
+ * Checks what can be checked from the first bytes of an object before a load job runs: that it is
+ * text in the configured encoding, has a parsable header and, with a schema, the schema's columns
+ * in the schema's order (BigQuery maps CSV columns by position, so a reordered file would load
+ * into the wrong columns without an error). Returns why the object cannot load, or undefined.
+ */
+export async function checkHead(input: HeadInput): Promise<string | undefined> {
+  let bytes = input.head;
+  let complete = input.complete;
+  if (input.gzip) {
+    const inflated = await gunzipPrefix(bytes, HEAD_BYTES);
+    if (inflated instanceof Error) return `not valid gzip data: ${inflated.message}`;
+    bytes = inflated.bytes;
+    complete = complete && inflated.complete;
+  }
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) return `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`;
+  const text = decode(bytes, input.csv.encoding, complete);
+  if (typeof text !== 'string') return text.error;
+
+  const skip = input.csv.skipLeadingRows;
+  const parsed = await parseRows(text, input.csv, skip + 1);
+  if (parsed.error && (complete || parsed.rows.length <= skip)) {
+    return `malformed CSV at record ${parsed.rows.length + 1}: ${parsed.error}`;
+  }
+  if (parsed.rows.length <= skip) {
+    return complete
+      ? skip > 0
+        ? 'no data rows after the header'
+        : 'no data rows'
+      : `no complete header within the first ${HEAD_BYTES / 1024} KiB`;
+  }
+  if (skip === 0 || input.schema === 'auto') return undefined;
+  const header = (parsed.rows[skip - 1] ?? []).map((c) => c.trim());
+  return compareHeader(header, input.schema);
+}
+
+export function compareHeader(header: string[], schema: SchemaField[]): string | undefined {
+  const expected = schema.map((f) => f.name);
+  const lower = (names: string[]) => names.map((n) => n.toLowerCase());
+  const have = new Set(lower(header));
+  const want = new Set(lower(expected));
+  const missing = expected.filter((n) => !have.has(n.toLowerCase()));
+  const unexpected = header.filter((n) => !want.has(n.toLowerCase()));
+  const problems: string[] = [];
+  if (missing.length > 0) problems.push(`missing column${plural(missing)} ${missing.join(', ')}`);
+  if (unexpected.length > 0) problems.push(`unexpected column${plural(unexpected)} ${unexpected.join(', ')}`);
+  if (problems.length > 0) return `header does not match the schema: ${problems.join('; ')}`;
+  if (lower(header).join('\0') !== lower(expected).join('\0')) {
+    return `header columns are not in the schema's order: expected ${expected.join(',')}, got ${header.join(',')}`;
+  }
+  return undefined;
+}
+
+function plural(list: string[]): string {
+  return list.length === 1 ? '' : 's';
+}
+
+function decode(bytes: Buffer, encoding: CsvOptions['encoding'], complete: boolean): string | { error: string } {
+  if (encoding === 'ISO-8859-1') return bytes.toString('latin1');
+  if (decodesAsUtf8(bytes, complete)) return new TextDecoder('utf-8').decode(bytes, { stream: !complete });
+  // The shortest prefix that fails to decode ends at the first invalid byte.
+  let good = 0;
+  let bad = bytes.length;
+  while (bad - good > 1) {
+    const mid = (good + bad) >> 1;
+    if (decodesAsUtf8(bytes.subarray(0, mid), false)) good = mid;
+    else bad = mid;
+  }
+  // `good` may end inside the sequence that turned out invalid: step back to where it starts.
+  let offset = good;
+  while (offset > good - 3 && offset > 0 && !decodesAsUtf8(bytes.subarray(0, offset), true)) offset--;
+  const line = bytes.subarray(0, offset).toString('latin1').split('\n').length;
+  return { error: `not valid UTF-8: invalid byte sequence at offset ${offset} (line ${line})` };
+}
+
+/** Unless `complete`, a head cut inside a multi-byte character is not an error. */
+function decodesAsUtf8(bytes: Buffer, complete: boolean): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes, { stream: !complete });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function parseRows(
+  text: string,
+  csv: CsvOptions,
+  maxRows: number,
+): Promise<{ rows: string[][]; error?: string }> {
+  const rows: string[][] = [];
+  return new Promise((resolve) => {
+    parseString<string[], string[]>(text, {
+      delimiter: csv.delimiter,
+      quote: csv.quote === '' ? null : csv.quote,
+      maxRows,
+      ignoreEmpty: true,
+    })
+      .on('error', (error: Error) => resolve({ rows, error: error.message }))
+      .on('data', (row: string[]) => rows.push(row))
+      .on('end', () => resolve({ rows }));
+  });
+}
+
+function gunzipPrefix(
+  compressed: Buffer,
+  limit: number,
+): Promise<{ bytes: Buffer; complete: boolean } | Error> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const gunzip = zlib.createGunzip({ finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    const finish = (complete: boolean) => {
+      if (settled) return;
+      settled = true;
+      gunzip.destroy();
+      resolve({ bytes: Buffer.concat(chunks).subarray(0, limit), complete });
+    };
+    gunzip.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      total += chunk.length;
+      // A small compressed head can inflate to a great deal: stop at the limit.
+      if (total >= limit) finish(false);
+    });
+    gunzip.on('end', () => finish(true));
+    gunzip.on('error', (error) => {
+      if (settled) return;
+      settled = true;
+      resolve(error);
+    });
+    gunzip.end(compressed);
+  });
+}

@@ -1,0 +1,344 @@
+import type { Config, Route } from './config';
+import { RequestError, TransientError, errorMessage } from './errors';
+import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './events';
+import { HEAD_BYTES, checkHead } from './header';
+import type { OutgoingMessage, Publisher } from './publisher';
+import { destinationName, jobIdFor, routeObject } from './routing';
+import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
+import type { Destination, LoadJob, Warehouse } from './warehouses/warehouse';
+
+export const OUTCOMES = ['loaded', 'duplicate', 'queued', 'skipped', 'rejected'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface ObjectResult {
+  uri: string;
+  generation?: string;
+  outcome: Outcome;
+  destination?: string;
+  jobId?: string;
+  rows?: number;
+  reason?: string;
+}
+
+export interface IngestResult {
+  outcome: Outcome | 'partial';
+  objects: ObjectResult[];
+}
+
+export interface Services {
+  config: Config;
+  store: ObjectStore;
+  warehouse: Warehouse;
+  publisher: Publisher;
+}
+
+// BigQuery load job limits: https://cloud.google.com/bigquery/quotas#load_jobs
+export const MAX_URIS_PER_JOB = 10_000;
+export const MAX_BYTES_PER_JOB = 15 * 1024 ** 4;
+const PARALLEL = 16;
+const PUBLISH_BATCH = 1000;
+
+/** Ingests what a request names: plan, check the header, load, classify, quarantine what is rejected. */
+export async function ingest(request: IngestRequest, services: Services, deadline: number): Promise<IngestResult> {
+  const results: ObjectResult[] = request.ignored.map(({ ref, reason }) => ({
+    ...identify(ref),
+    outcome: 'skipped',
+    reason,
+  }));
+  let refs = request.objects;
+  if (request.prefix) {
+    const expanded = await expandPrefix(request.prefix, request, services);
+    if ('queued' in expanded) results.push(...expanded.queued);
+    else refs = expanded.refs;
+  }
+  results.push(...(await ingestObjects(refs, request, services, deadline)));
+  return { outcome: overallOutcome(results), objects: results };
+}
+
+/** The one outcome all objects share, else `partial`; a request that named nothing is `skipped`. */
+export function overallOutcome(results: ObjectResult[]): Outcome | 'partial' {
+  const outcomes = new Set(results.map((r) => r.outcome));
+  if (outcomes.size === 0) return 'skipped';
+  return outcomes.size === 1 ? (results[0] as ObjectResult).outcome : 'partial';
+}
+
+type Prepared =
+  | { kind: 'done'; result: ObjectResult }
+  | { kind: 'ready'; object: StoredObject; route: Route; destination: Destination };
+
+async function ingestObjects(
+  refs: ObjectRef[],
+  request: IngestRequest,
+  services: Services,
+  deadline: number,
+): Promise<ObjectResult[]> {
+  const transient: unknown[] = [];
+  const settle = async <T>(work: () => Promise<T[]>): Promise<T[]> => {
+    try {
+      return await work();
+    } catch (error) {
+      transient.push(error);
+      return [];
+    }
+  };
+  const prepared = (await mapParallel(refs, (ref) => settle(async () => [await prepare(ref, services)]))).flat();
+  const results: ObjectResult[] = [];
+  const batches = new Map<string, Extract<Prepared, { kind: 'ready' }>[]>();
+  for (const p of prepared) {
+    if (p.kind === 'done') {
+      results.push(p.result);
+      continue;
+    }
+    // Truncating writes to one destination must be one job, or each job would erase the last.
+    const key =
+      p.route.write === 'append'
+        ? `append:${batches.size}`
+        : `${p.route.write}:${destinationName(p.destination)}$${p.destination.partition ?? ''}`;
+    batches.set(key, [...(batches.get(key) ?? []), p]);
+  }
+  const loaded = await mapParallel([...batches.values()], (batch) =>
+    settle(() => loadBatch(batch, request, services, deadline)),
+  );
+  results.push(...loaded.flat());
+  if (transient.length > 0) {
+    const first = transient[0];
+    const summary = transient.map(errorMessage).slice(0, 5).join('; ');
+    throw new TransientError(
+      `${transient.length} of ${refs.length} objects could not be handled now; redelivery will retry them: ${summary}`,
+      { cause: first },
+    );
+  }
+  return results;
+}
+
+async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): Promise<Prepared> {
+  const routing = routeObject(ref, config);
+  const done = (outcome: Outcome, reason: string, generation = ref.generation): Prepared => ({
+    kind: 'done',
+    result: { ...identify({ ...ref, generation }), outcome, reason },
+  });
+  if (routing.kind === 'skip') return done('skipped', routing.reason);
+  if (ref.size === 0) return done('skipped', 'empty object');
+  const current = await store.stat(ref.bucket, ref.name);
+  if (!current) return done('skipped', 'object no longer exists');
+  if (ref.generation !== undefined && current.generation !== ref.generation) {
+    if (BigInt(current.generation) > BigInt(ref.generation)) {
+      return done('skipped', `generation ${ref.generation} was replaced by ${current.generation}, whose own event loads it`);
+    }
+    throw new TransientError(`${gsUri(ref)}: store reports generation ${current.generation}, older than ${ref.generation}`);
+  }
+  if (current.size === 0) return done('skipped', 'empty object', current.generation);
+  if (routing.kind === 'reject') {
+    return { kind: 'done', result: await reject(current, routing.reason, undefined, { store, warehouse, config }) };
+  }
+  if (config.maxObjectBytes !== undefined && current.size > config.maxObjectBytes) {
+    const reason = `object is ${current.size} bytes, over the limit of ${config.maxObjectBytes} (INGEST_MAX_OBJECT_BYTES)`;
+    return { kind: 'done', result: await reject(current, reason, undefined, { store, warehouse, config }) };
+  }
+  return { kind: 'ready', object: current, route: routing.route, destination: routing.destination };
+}
+
+async function loadBatch(
+  batch: Extract<Prepared, { kind: 'ready' }>[],
+  request: IngestRequest,
+  services: Services,
+  deadline: number,
+): Promise<ObjectResult[]> {
+  const { route, destination } = batch[0] as (typeof batch)[0];
+  const forceId = request.force ? request.forceId : undefined;
+  const build = (sources: StoredObject[]): LoadJob => ({
+    jobId: jobIdFor(sources, destination, route.write, forceId),
+    sources,
+    destination,
+    write: route.write,
+    schema: route.schema,
+    csv: route.csv,
+    createDisposition: route.createDisposition,
+    timePartitioning: route.timePartitioning,
+    clustering: route.clustering,
+    location: services.config.location,
+    labels: jobLabels(sources[0] as StoredObject, route),
+    deadline,
+  });
+  const results: ObjectResult[] = [];
+  let sources = batch.map((b) => b.object);
+  const tooLarge = batchLimitProblem(sources);
+  if (tooLarge) return sources.map((s) => ({ ...identify(s), outcome: 'rejected', reason: tooLarge }));
+
+  const bad: { object: StoredObject; reason: string }[] = [];
+  for (const object of sources) {
+    const problem = await headProblem(object, route, services.store);
+    if (problem === 'gone') results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+    else if (problem) bad.push({ object, reason: problem });
+  }
+  const gone = new Set(results.map((r) => r.uri));
+  sources = sources.filter((s) => !gone.has(gsUri(s)));
+  if (sources.length === 0) return results;
+  const job = build(sources);
+  if (bad.length > 0) {
+    for (const { object, reason } of bad) results.push(await reject(object, reason, job, services));
+    const badUris = new Set(bad.map((b) => gsUri(b.object)));
+    for (const object of sources.filter((s) => !badUris.has(gsUri(s)))) {
+      const reason = `not loaded: ${gsUri(bad[0]!.object)} in the same ${route.write} batch was rejected`;
+      results.push({ ...identify(object), outcome: 'rejected', destination: destinationName(destination), reason });
+    }
+    return results;
+  }
+
+  const result = await services.warehouse.load(job);
+  const where = { destination: destinationName(destination), jobId: result.jobId };
+  for (const object of sources) {
+    if (result.outcome === 'rejected') {
+      results.push(await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false));
+    } else {
+      results.push({ ...identify(object), outcome: result.outcome, ...where, rows: result.rows });
+    }
+  }
+  return results;
+}
+
+async function headProblem(object: StoredObject, route: Route, store: ObjectStore): Promise<string | undefined> {
+  let head: Buffer;
+  try {
+    head = await store.readHead(object, HEAD_BYTES);
+  } catch (error) {
+    if (error instanceof ObjectGoneError) return 'gone';
+    throw error;
+  }
+  return checkHead({
+    head,
+    complete: head.length >= object.size,
+    gzip: /\.gz$/i.test(object.name),
+    csv: route.csv,
+    schema: route.schema,
+  });
+}
+
+/** Copies the object to the quarantine prefix with why, and records the attempt. */
+async function reject(
+  object: StoredObject,
+  reason: string,
+  job: LoadJob | undefined,
+  { store, warehouse, config }: Pick<Services, 'store' | 'warehouse' | 'config'>,
+  record = true,
+): Promise<ObjectResult> {
+  const target = `${config.quarantinePrefix}${object.name}`;
+  const metadata: Record<string, string> = {
+    'ingest-reason': reason.slice(0, 1024),
+    'ingest-source': gsUri(object),
+    'ingest-generation': object.generation,
+  };
+  if (job) metadata['ingest-job-id'] = job.jobId;
+  let note = '';
+  try {
+    await store.copyTo(object, target, metadata);
+  } catch (error) {
+    if (!(error instanceof ObjectGoneError)) throw error;
+    note = ' (not quarantined: the object is gone)';
+  }
+  if (job && record) await warehouse.recordRejection(job, reason);
+  const result: ObjectResult = { ...identify(object), outcome: 'rejected', reason: reason + note };
+  if (job) Object.assign(result, { destination: destinationName(job.destination), jobId: job.jobId });
+  return result;
+}
+
+function batchLimitProblem(sources: StoredObject[]): string | undefined {
+  if (sources.length > MAX_URIS_PER_JOB) {
+    return `${sources.length} objects for one truncating destination exceed BigQuery's ${MAX_URIS_PER_JOB} URIs per load job`;
+  }
+  const bytes = sources.reduce((sum, s) => sum + s.size, 0);
+  if (bytes > MAX_BYTES_PER_JOB) return `${bytes} bytes for one truncating destination exceed BigQuery's 15 TB per load job`;
+  return undefined;
+}
+
+/** Lists a prefix: small ones are handled here, large ones handed on one Pub/Sub message per job. */
+async function expandPrefix(
+  { bucket, prefix }: { bucket: string; prefix: string },
+  request: IngestRequest,
+  { config, store, publisher }: Services,
+): Promise<{ refs: ObjectRef[] } | { queued: ObjectResult[] }> {
+  const limit = config.reprocess.inlineLimit;
+  const listing = store.list(bucket, prefix)[Symbol.asyncIterator]();
+  const first: StoredObject[] = [];
+  const matching = async (): Promise<StoredObject | undefined> => {
+    for (;;) {
+      const next = await listing.next();
+      if (next.done) return undefined;
+      if (routeObject(next.value, config).kind !== 'skip') return next.value;
+    }
+  };
+  for (let o = await matching(); o; o = first.length > limit ? undefined : await matching()) first.push(o);
+  if (first.length <= limit) return { refs: first.map(toRef) };
+
+  const topic = config.reprocess.topic;
+  if (!topic) {
+    throw new RequestError(
+      `prefix: gs://${bucket}/${prefix} matches more than ${limit} objects (reprocess.inlineLimit) and reprocess.topic is not configured to fan them out`,
+    );
+  }
+  const attributes: Record<string, string> = request.force && request.forceId ? { [FORCE_ID_ATTRIBUTE]: request.forceId } : {};
+  const force = request.force ? { force: true } : {};
+  const queued: ObjectResult[] = [];
+  const truncating = new Map<string, StoredObject[]>();
+  let pending: { message: OutgoingMessage; objects: StoredObject[] }[] = [];
+  const flush = async () => {
+    await publisher.publish(topic, pending.map((p) => p.message));
+    for (const p of pending) for (const o of p.objects) queued.push({ ...identify(o), outcome: 'queued' });
+    pending = [];
+  };
+  const enqueue = async (objects: StoredObject[]) => {
+    const refs = objects.map((o) => ({ bucket: o.bucket, name: o.name, generation: o.generation }));
+    const json = refs.length === 1 ? { ...refs[0], ...force } : { objects: refs, ...force };
+    pending.push({ message: { json, attributes }, objects });
+    if (pending.length >= PUBLISH_BATCH) await flush();
+  };
+  for (let o: StoredObject | undefined = first.shift(); o; o = first.shift() ?? (await matching())) {
+    const routing = routeObject(o, config);
+    if (routing.kind === 'route' && routing.route.write !== 'append') {
+      const key = `${destinationName(routing.destination)}$${routing.destination.partition ?? ''}`;
+      truncating.set(key, [...(truncating.get(key) ?? []), o]);
+    } else {
+      await enqueue([o]);
+    }
+  }
+  for (const objects of truncating.values()) {
+    if (batchLimitProblem(objects)) {
+      const reason = batchLimitProblem(objects) as string;
+      queued.push(...objects.map((o) => ({ ...identify(o), outcome: 'rejected' as const, reason })));
+    } else {
+      await enqueue(objects);
+    }
+  }
+  await flush();
+  return { queued };
+}
+
+function toRef(object: StoredObject): ObjectRef {
+  return { bucket: object.bucket, name: object.name, generation: object.generation, size: object.size };
+}
+
+function identify(ref: ObjectRef): Pick<ObjectResult, 'uri' | 'generation'> {
+  return ref.generation === undefined ? { uri: gsUri(ref) } : { uri: gsUri(ref), generation: ref.generation };
+}
+
+// Label values: lower-case letters, digits, _ and -, at most 63 characters.
+function labelValue(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, 63);
+}
+
+function jobLabels(object: StoredObject, route: Route): Record<string, string> {
+  return { component: 'gcs-bq-ingest', bucket: labelValue(object.bucket), route: `route-${route.index}` };
+}
+
+async function mapParallel<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
+  return results;
+}
