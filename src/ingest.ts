@@ -2,7 +2,8 @@ import type { Config, Route } from './config';
 import { RequestError, TransientError, errorMessage } from './errors';
 import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './events';
 import { HEAD_BYTES, checkHead } from './header';
-import type { OutgoingMessage, Publisher } from './publisher';
+import { batchLimitProblem, fanOutMessages, type FanOut } from './fanout';
+import type { Publisher } from './publisher';
 import { destinationName, jobIdFor, routeObject } from './routing';
 import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
 import type { Destination, LoadJob, Warehouse } from './warehouses/warehouse';
@@ -32,9 +33,6 @@ export interface Services {
   publisher: Publisher;
 }
 
-// BigQuery load job limits: https://cloud.google.com/bigquery/quotas#load_jobs
-export const MAX_URIS_PER_JOB = 10_000;
-export const MAX_BYTES_PER_JOB = 15 * 1024 ** 4;
 const PARALLEL = 16;
 const PUBLISH_BATCH = 1000;
 
@@ -242,16 +240,7 @@ async function reject(
   return result;
 }
 
-function batchLimitProblem(sources: StoredObject[]): string | undefined {
-  if (sources.length > MAX_URIS_PER_JOB) {
-    return `${sources.length} objects for one truncating destination exceed BigQuery's ${MAX_URIS_PER_JOB} URIs per load job`;
-  }
-  const bytes = sources.reduce((sum, s) => sum + s.size, 0);
-  if (bytes > MAX_BYTES_PER_JOB) return `${bytes} bytes for one truncating destination exceed BigQuery's 15 TB per load job`;
-  return undefined;
-}
-
-/** Lists a prefix: small ones are handled here, large ones handed on one Pub/Sub message per job. */
+/** Lists a prefix: small ones are handled here, large ones handed on as Pub/Sub messages. */
 async function expandPrefix(
   { bucket, prefix }: { bucket: string; prefix: string },
   request: IngestRequest,
@@ -260,14 +249,11 @@ async function expandPrefix(
   const limit = config.reprocess.inlineLimit;
   const listing = store.list(bucket, prefix)[Symbol.asyncIterator]();
   const first: StoredObject[] = [];
-  const matching = async (): Promise<StoredObject | undefined> => {
-    for (;;) {
-      const next = await listing.next();
-      if (next.done) return undefined;
-      if (routeObject(next.value, config).kind !== 'skip') return next.value;
-    }
-  };
-  for (let o = await matching(); o; o = first.length > limit ? undefined : await matching()) first.push(o);
+  while (first.length <= limit) {
+    const next = await listing.next();
+    if (next.done) break;
+    if (routeObject(next.value, config).kind !== 'skip') first.push(next.value);
+  }
   if (first.length <= limit) return { refs: first.map(toRef) };
 
   const topic = config.reprocess.topic;
@@ -276,38 +262,27 @@ async function expandPrefix(
       `prefix: gs://${bucket}/${prefix} matches more than ${limit} objects (reprocess.inlineLimit) and reprocess.topic is not configured to fan them out`,
     );
   }
-  const attributes: Record<string, string> = request.force && request.forceId ? { [FORCE_ID_ATTRIBUTE]: request.forceId } : {};
-  const force = request.force ? { force: true } : {};
+  async function* everything(): AsyncGenerator<StoredObject> {
+    yield* first;
+    for (let next = await listing.next(); !next.done; next = await listing.next()) yield next.value;
+  }
+  // The redelivery of a forced prefix request must not load again: its fanned-out messages carry its id.
+  const attributes: Record<string, string> =
+    request.force && request.forceId ? { [FORCE_ID_ATTRIBUTE]: request.forceId } : {};
   const queued: ObjectResult[] = [];
-  const truncating = new Map<string, StoredObject[]>();
-  let pending: { message: OutgoingMessage; objects: StoredObject[] }[] = [];
+  let pending: Extract<FanOut, { kind: 'message' }>[] = [];
   const flush = async () => {
     await publisher.publish(topic, pending.map((p) => p.message));
-    for (const p of pending) for (const o of p.objects) queued.push({ ...identify(o), outcome: 'queued' });
+    for (const p of pending) queued.push(...p.objects.map((o) => ({ ...identify(o), outcome: 'queued' as const })));
     pending = [];
   };
-  const enqueue = async (objects: StoredObject[]) => {
-    const refs = objects.map((o) => ({ bucket: o.bucket, name: o.name, generation: o.generation }));
-    const json = refs.length === 1 ? { ...refs[0], ...force } : { objects: refs, ...force };
-    pending.push({ message: { json, attributes }, objects });
+  for await (const item of fanOutMessages(everything(), config, { force: request.force, attributes })) {
+    if (item.kind === 'rejected') {
+      queued.push(...item.objects.map((o) => ({ ...identify(o), outcome: 'rejected' as const, reason: item.reason })));
+      continue;
+    }
+    pending.push(item);
     if (pending.length >= PUBLISH_BATCH) await flush();
-  };
-  for (let o: StoredObject | undefined = first.shift(); o; o = first.shift() ?? (await matching())) {
-    const routing = routeObject(o, config);
-    if (routing.kind === 'route' && routing.route.write !== 'append') {
-      const key = `${destinationName(routing.destination)}$${routing.destination.partition ?? ''}`;
-      truncating.set(key, [...(truncating.get(key) ?? []), o]);
-    } else {
-      await enqueue([o]);
-    }
-  }
-  for (const objects of truncating.values()) {
-    if (batchLimitProblem(objects)) {
-      const reason = batchLimitProblem(objects) as string;
-      queued.push(...objects.map((o) => ({ ...identify(o), outcome: 'rejected' as const, reason })));
-    } else {
-      await enqueue(objects);
-    }
   }
   await flush();
   return { queued };

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, type Config } from '../config';
-import type { StoredObject } from '../stores/store';
+import type { ObjectStore, StoredObject } from '../stores/store';
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return loadConfig(env, (file) => fs.readFileSync(file, 'utf8'));
@@ -20,15 +20,17 @@ export function localObjectName(dataDir: string, file: string): { bucket: string
 
 /** What the receiver needs to know about an object, from whichever store the backend names. */
 export async function statObject(config: Config, bucket: string, name: string): Promise<StoredObject> {
-  const store =
-    config.backend === 'gcp'
-      ? (await import('../stores/gcs')).createGcsStore()
-      : (await import('../stores/local')).createLocalStore(path.resolve(config.localDataDir));
-  const object = await store.stat(bucket, name);
+  const object = await (await storeFor(config)).stat(bucket, name);
   if (!object) throw new Error(`gs://${bucket}/${name} does not exist in the ${config.backend} store`);
   return object;
 }
 
 export function defaultUrl(env: NodeJS.ProcessEnv = process.env): string {
   return `http://localhost:${env.PORT ?? '8080'}/`;
+}
+
+export async function storeFor(config: Config): Promise<ObjectStore> {
+  return config.backend === 'gcp'
+    ? (await import('../stores/gcs')).createGcsStore()
+    : (await import('../stores/local')).createLocalStore(path.resolve(config.localDataDir));
 }
