@@ -1,0 +1,264 @@
+import { expect } from 'chai';
+import { loadConfig, type Config } from '../src/config';
+import { RequestError, TransientError } from '../src/errors';
+import type { IngestRequest, ObjectRef } from '../src/events';
+import { ingest, overallOutcome, type Services } from '../src/ingest';
+import { jobIdFor } from '../src/routing';
+import { MemoryPublisher, MemoryStore, MemoryWarehouse } from './fakes/memory';
+
+const YAML = `
+project: my-proj
+buckets: [landing]
+reprocess: {topic: projects/my-proj/topics/reprocess, inlineLimit: 3}
+routes:
+  - match: "typed/*.csv"
+    dataset: typed
+    schema: schema.json
+  - match: "snap/{table}/*.csv"
+    dataset: snap
+    table: "{table}"
+    write: truncate
+  - match: "**/*.csv"
+`;
+const SCHEMA = JSON.stringify([
+  { name: 'id', type: 'INT64' },
+  { name: 'name', type: 'STRING' },
+]);
+
+function setup(yaml = YAML, env: Record<string, string> = {}) {
+  const config: Config = loadConfig(env, (file) => {
+    if (file === 'ingest.yaml') return yaml;
+    if (file.endsWith('schema.json')) return SCHEMA;
+    throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+  });
+  const store = new MemoryStore();
+  const warehouse = new MemoryWarehouse(store);
+  const publisher = new MemoryPublisher();
+  const services: Services = { config, store, warehouse, publisher };
+  const run = (request: Partial<IngestRequest>) =>
+    ingest({ objects: [], ignored: [], force: false, ...request }, services, Date.now() + 60_000);
+  const event = (ref: ObjectRef) => run({ objects: [ref] });
+  return { config, store, warehouse, publisher, run, event };
+}
+
+const CSV = 'id,name\n1,a\n2,b\n';
+
+describe('ingest', () => {
+  it('loads a new object generation and reports rows, destination and job id', async () => {
+    const { store, event } = setup();
+    const object = store.put('landing', 'in/us-states.csv', CSV);
+    const result = await event(object);
+    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'us_states' }, 'append');
+    expect(result).to.deep.equal({
+      outcome: 'loaded',
+      objects: [
+        { uri: 'gs://landing/in/us-states.csv', generation: object.generation, outcome: 'loaded', destination: 'my-proj.ingest.us_states', jobId, rows: 2 },
+      ],
+    });
+  });
+
+  it('reports duplicate for the same generation, and reads at most 64 KiB of it', async () => {
+    const { store, event, warehouse } = setup();
+    const object = store.put('landing', 'big.csv', `id,name\n${'1,a\n'.repeat(100_000)}`);
+    await event(object);
+    const again = await event(object);
+    expect(again.outcome).to.equal('duplicate');
+    expect(warehouse.jobs.map((j) => j.jobId)).to.have.length(2).and.satisfy((ids: string[]) => ids[0] === ids[1]);
+    expect(Math.max(...store.headReads.map((r) => r.bytes))).to.equal(64 * 1024);
+  });
+
+  const skips: { name: string; arrange: (s: MemoryStore) => ObjectRef; reason: RegExp }[] = [
+    { name: 'a bucket outside the allowlist', arrange: (s) => s.put('elsewhere', 'a.csv', CSV), reason: /not in the allowlist/ },
+    { name: 'a file that is not a CSV', arrange: (s) => s.put('landing', 'a.json', '{}'), reason: /not a CSV/ },
+    { name: 'a folder placeholder', arrange: () => ({ bucket: 'landing', name: 'dir/', generation: '1' }), reason: /folder placeholder/ },
+    { name: 'the quarantine prefix', arrange: (s) => s.put('landing', '_quarantine/a.csv', CSV), reason: /quarantine prefix/ },
+    { name: 'an empty object (from the event)', arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: 0 }), reason: /^empty object$/ },
+    { name: 'an empty object (from the store)', arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: undefined }), reason: /^empty object$/ },
+    {
+      name: 'an object deleted before it could be read',
+      arrange: (s) => {
+        const o = s.put('landing', 'gone.csv', CSV);
+        s.remove('landing', 'gone.csv');
+        return o;
+      },
+      reason: /no longer exists/,
+    },
+    {
+      name: 'a generation replaced by a newer one',
+      arrange: (s) => {
+        const old = s.put('landing', 'a.csv', CSV);
+        s.put('landing', 'a.csv', CSV + '3,c\n');
+        return old;
+      },
+      reason: /was replaced by \d+, whose own event loads it/,
+    },
+  ];
+  for (const c of skips) {
+    it(`skips ${c.name}`, async () => {
+      const { store, event, warehouse } = setup();
+      const result = await event(c.arrange(store));
+      expect(result.outcome).to.equal('skipped');
+      expect(result.objects[0]?.reason).to.match(c.reason);
+      expect(warehouse.jobs).to.have.length(0);
+    });
+  }
+
+  it('answers transient when the store is behind the event', async () => {
+    const { store, event } = setup();
+    const object = store.put('landing', 'a.csv', CSV);
+    const error = await event({ ...object, generation: '99999999999' }).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(TransientError);
+  });
+
+  it('rejects a header that does not match the schema, quarantines it with the reason and records it', async () => {
+    const { store, event, warehouse } = setup();
+    const object = store.put('landing', 'typed/a.csv', 'id,nom\n1,a\n');
+    const result = await event(object);
+    expect(result.outcome).to.equal('rejected');
+    const [only] = result.objects;
+    expect(only?.reason).to.equal('header does not match the schema: missing column name; unexpected column nom');
+    expect(warehouse.jobs).to.have.length(0);
+    expect(warehouse.rejections).to.deep.equal([{ jobId: only?.jobId, reason: only?.reason }]);
+    expect(store.metadataOf('landing', '_quarantine/typed/a.csv')).to.deep.equal({
+      'ingest-reason': only?.reason,
+      'ingest-source': 'gs://landing/typed/a.csv',
+      'ingest-generation': object.generation,
+      'ingest-job-id': only?.jobId,
+    });
+  });
+
+  it('quarantines what the warehouse rejects, with its reason', async () => {
+    const { store, event, warehouse } = setup();
+    const object = store.put('landing', 'a.csv', CSV);
+    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'a' }, 'append');
+    warehouse.outcomes.set(jobId, { outcome: 'rejected', jobId, reason: 'Error while reading data, error message: row 2, column 1' });
+    const result = await event(object);
+    expect(result.objects[0]).to.include({ outcome: 'rejected', reason: 'Error while reading data, error message: row 2, column 1', jobId });
+    expect(store.metadataOf('landing', '_quarantine/a.csv')).to.include({ 'ingest-job-id': jobId });
+  });
+
+  it('rejects an object whose path makes an invalid table name, and never loads it', async () => {
+    const { store, event, warehouse } = setup();
+    const result = await event(store.put('landing', 'snap/x;drop/a.csv', CSV));
+    expect(result.objects[0]?.outcome).to.equal('rejected');
+    expect(result.objects[0]?.reason).to.match(/table "x;drop" .* is not a valid BigQuery table name/);
+    expect(warehouse.jobs).to.have.length(0);
+    expect(store.metadataOf('landing', '_quarantine/snap/x;drop/a.csv')).to.have.property('ingest-reason');
+  });
+
+  it('rejects objects over INGEST_MAX_OBJECT_BYTES', async () => {
+    const { store, event } = setup(YAML, { INGEST_MAX_OBJECT_BYTES: '10' });
+    const result = await event(store.put('landing', 'a.csv', CSV));
+    expect(result.objects[0]?.reason).to.match(/over the limit of 10/);
+  });
+
+  it('passes a transient warehouse failure on as TransientError', async () => {
+    const { store, event, warehouse } = setup();
+    const object = store.put('landing', 'a.csv', CSV);
+    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'a' }, 'append');
+    warehouse.outcomes.set(jobId, new TransientError('backendError'));
+    const error = await event(object).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(TransientError);
+    expect((error as Error).message).to.match(/1 of 1 objects .* backendError/);
+  });
+
+  it('loads again when forced, under a job id that carries the force id', async () => {
+    const { store, run } = setup();
+    const object = store.put('landing', 'a.csv', CSV);
+    await run({ objects: [object] });
+    const forced = await run({ objects: [object], force: true, forceId: '42' });
+    expect(forced.objects[0]?.outcome).to.equal('loaded');
+    expect(forced.objects[0]?.jobId).to.match(/_r42$/);
+    const redelivered = await run({ objects: [object], force: true, forceId: '42' });
+    expect(redelivered.objects[0]?.outcome).to.equal('duplicate');
+  });
+
+  it('loads objects of one truncating destination in one job', async () => {
+    const { store, run, warehouse } = setup();
+    const a = store.put('landing', 'snap/accounts/a.csv', CSV);
+    const b = store.put('landing', 'snap/accounts/b.csv', CSV);
+    const c = store.put('landing', 'snap/other/c.csv', CSV);
+    const result = await run({ objects: [a, b, c] });
+    expect(result.outcome).to.equal('loaded');
+    expect(warehouse.jobs.map((j) => j.sources.map((s) => s.name)).sort()).to.deep.equal([
+      ['snap/accounts/a.csv', 'snap/accounts/b.csv'],
+      ['snap/other/c.csv'],
+    ]);
+    expect(result.objects[0]?.jobId).to.equal(result.objects[1]?.jobId);
+  });
+
+  it('rejects a whole truncating batch when one of its files is bad, quarantining only that file', async () => {
+    const { store, run, warehouse } = setup();
+    const good = store.put('landing', 'snap/accounts/a.csv', CSV);
+    const bad = store.put('landing', 'snap/accounts/b.csv', 'id,name\n');
+    const result = await run({ objects: [good, bad] });
+    expect(result.objects.map((o) => o.outcome)).to.deep.equal(['rejected', 'rejected']);
+    expect(result.objects.find((o) => o.uri.endsWith('a.csv'))?.reason).to.match(/b\.csv in the same truncate batch was rejected/);
+    expect(warehouse.jobs).to.have.length(0);
+    expect(store.metadataOf('landing', '_quarantine/snap/accounts/b.csv')).to.exist;
+    expect(store.metadataOf('landing', '_quarantine/snap/accounts/a.csv')).to.equal(undefined);
+  });
+
+  it('handles a prefix within inlineLimit in the request', async () => {
+    const { store, run, publisher } = setup();
+    for (const n of ['p/1.csv', 'p/2.csv', 'p/3.csv', 'p/readme.txt']) store.put('landing', n, CSV);
+    const result = await run({ prefix: { bucket: 'landing', prefix: 'p/' } });
+    expect(result.objects.map((o) => o.outcome)).to.deep.equal(['loaded', 'loaded', 'loaded']);
+    expect(publisher.published).to.have.length(0);
+  });
+
+  it('fans a larger prefix out: one message per appending object, one per truncating destination', async () => {
+    const { store, run, publisher, warehouse } = setup();
+    for (let i = 0; i < 4; i++) store.put('landing', `p/${i}.csv`, CSV);
+    store.put('landing', 'p/x.txt', CSV);
+    const snapA = store.put('landing', 'snap/accounts/a.csv', CSV);
+    const snapB = store.put('landing', 'snap/accounts/b.csv', CSV);
+    const result = await run({ prefix: { bucket: 'landing', prefix: '' }, force: true, forceId: '9' });
+    expect(result.outcome).to.equal('queued');
+    expect(result.objects).to.have.length(6);
+    expect(warehouse.jobs).to.have.length(0);
+    const messages = publisher.published.map((p) => p.message);
+    expect(publisher.published.every((p) => p.topic === 'projects/my-proj/topics/reprocess')).to.equal(true);
+    expect(messages).to.have.length(5);
+    expect(messages.every((m) => m.attributes?.ingestForceId === '9')).to.equal(true);
+    expect(messages[4]?.json).to.deep.equal({
+      objects: [snapA, snapB].map(({ bucket, name, generation }) => ({ bucket, name, generation })),
+      force: true,
+    });
+  });
+
+  it('refuses a large prefix when no topic is configured', async () => {
+    const { store, run } = setup(YAML.replace(/reprocess:.*\n/, 'reprocess: {inlineLimit: 1}\n'));
+    store.put('landing', 'p/1.csv', CSV);
+    store.put('landing', 'p/2.csv', CSV);
+    const error = await run({ prefix: { bucket: 'landing', prefix: 'p/' } }).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(RequestError);
+    expect((error as Error).message).to.match(/reprocess\.topic is not configured/);
+  });
+
+  it('reports ignored notifications as skipped', async () => {
+    const { run } = setup();
+    const result = await run({ ignored: [{ ref: { bucket: 'landing', name: 'a.csv', generation: '1' }, reason: 'notification OBJECT_DELETE is not a finalize' }] });
+    expect(result).to.deep.equal({
+      outcome: 'skipped',
+      objects: [{ uri: 'gs://landing/a.csv', generation: '1', outcome: 'skipped', reason: 'notification OBJECT_DELETE is not a finalize' }],
+    });
+  });
+});
+
+describe('overallOutcome', () => {
+  const cases: [string[], string][] = [
+    [[], 'skipped'],
+    [['loaded'], 'loaded'],
+    [['rejected'], 'rejected'],
+    [['loaded', 'loaded'], 'loaded'],
+    [['loaded', 'duplicate'], 'partial'],
+    [['queued', 'queued'], 'queued'],
+  ];
+  for (const [outcomes, expected] of cases) {
+    it(`[${outcomes.join(', ')}] -> ${expected}`, () => {
+      const results = outcomes.map((outcome) => ({ uri: 'gs://b/a', outcome })) as Parameters<typeof overallOutcome>[0];
+      expect(overallOutcome(results)).to.equal(expected);
+    });
+  }
+});
