@@ -186,7 +186,7 @@ const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [{ match: '**/*.csv' }, { 
 export function loadConfig(env: Env, readFile: ReadFile): Config {
   const settings = envSchema.safeParse(env);
   if (!settings.success) throw toConfigError('environment', settings.error);
-  const explicit = env.INGEST_CONFIG;
+  const explicit = env.INGEST_CONFIG || undefined;
   const file = explicit ?? 'ingest.yaml';
   let text: string | undefined;
   try {

@@ -21,28 +21,30 @@ export function devCommand(): Command {
       seedDemo(dataDir);
       const url = `http://localhost:${options.port}/`;
       const server = startReceiver(env);
+      const exited = new Promise<number>((resolve) => server.once('exit', (c) => resolve(c ?? 0)));
+      let watcher: { close(): Promise<void> } | undefined;
+      const stop = () => {
+        void watcher?.close();
+        server.kill('SIGTERM');
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
       await waitForHealth(url, server);
       console.log(`receiver on ${url} (local backend, data in ${dataDir})`);
       console.log(`watching ${buckets}: copy a CSV to ${path.join(buckets, '<bucket>', '<path>.csv')} to load it`);
 
       const { watch } = await import('chokidar');
-      const watcher = watch(buckets, {
+      const files = watch(buckets, {
         ignoreInitial: false,
         awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 25 },
         ignored: (file) => isIgnored(buckets, file, config.quarantinePrefix),
       });
+      watcher = files;
       const onFile = (file: string) => void deliver(url, config, file);
-      watcher.on('add', onFile).on('change', onFile);
-      watcher.on('error', (error) => console.error(`watcher: ${errorMessage(error)}`));
-
-      const stop = () => {
-        void watcher.close();
-        server.kill('SIGTERM');
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      const code = await new Promise<number>((resolve) => server.once('exit', (c) => resolve(c ?? 0)));
-      await watcher.close();
+      files.on('add', onFile).on('change', onFile);
+      files.on('error', (error) => console.error(`watcher: ${errorMessage(error)}`));
+      const code = await exited;
+      await files.close();
       process.exitCode = code;
     });
 }
@@ -70,7 +72,9 @@ function startReceiver(env: NodeJS.ProcessEnv): ChildProcess {
 async function waitForHealth(url: string, server: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the receiver exited with code ${server.exitCode}`);
+    if (server.exitCode !== null || server.signalCode !== null) {
+      throw new Error(`the receiver stopped (${server.exitCode ?? server.signalCode})`);
+    }
     try {
       if ((await fetch(new URL('health', url))).ok) return;
     } catch {
