@@ -5,7 +5,11 @@ import { parseRequest } from './events';
 import { ingest, type IngestResult, type Services } from './ingest';
 import { traceFields, type Logger } from './log';
 
-export interface HttpRequest extends IncomingMessage {
+/** What the receiver reads of a request; the framework's request (with its `rawBody`) is one. */
+export interface ReceiverRequest {
+  method?: string;
+  url?: string;
+  headers: IncomingMessage['headers'];
   rawBody?: Buffer;
 }
 
@@ -22,7 +26,7 @@ export function createReceiver(config: Config, services: () => Promise<Services>
   let inFlight = 0;
   let draining = false;
 
-  async function handle(req: HttpRequest): Promise<HttpResponse> {
+  async function respond(req: ReceiverRequest): Promise<HttpResponse> {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       return draining ? unavailable('shutting down') : { status: 200, body: { status: 'ok' } };
@@ -55,10 +59,11 @@ export function createReceiver(config: Config, services: () => Promise<Services>
   }
 
   return {
-    async handle(req: HttpRequest, res: ServerResponse): Promise<void> {
+    respond,
+    async handle(req: ReceiverRequest, res: ServerResponse): Promise<void> {
       inFlight++;
       try {
-        send(res, await handle(req));
+        send(res, await respond(req));
       } finally {
         inFlight--;
       }

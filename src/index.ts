@@ -18,10 +18,10 @@ const receiver = createReceiver(config, services, logger);
 
 installJsonFinalHandler(config.maxBodyBytes);
 takeOverShutdown((server, signal) => {
-  logger.info(`${signal}: finishing in-flight events (up to ${graceMs / 1000} s)`);
-  server.close();
+  logger.info(`${signal}: finishing in-flight events (up to ${graceMs / 1000} s), refusing new ones with 503`);
   void receiver
     .drain(graceMs)
+    .then(() => server.close())
     .then(async () => (backend ? (await backend).close() : undefined))
     .catch((error: unknown) => logger.error({ err: error }, 'shutdown did not complete cleanly'))
     .finally(() => process.exit(0));

@@ -44,7 +44,12 @@ export async function ingest(request: IngestRequest, services: Services, deadlin
     reason,
   }));
   let refs = request.objects;
-  if (request.prefix) {
+  const { buckets } = services.config;
+  if (request.prefix && buckets && !buckets.includes(request.prefix.bucket)) {
+    const { bucket, prefix } = request.prefix;
+    const reason = `bucket ${bucket} is not in the allowlist`;
+    results.push({ uri: `gs://${bucket}/${prefix}`, outcome: 'skipped', reason });
+  } else if (request.prefix) {
     const expanded = await expandPrefix(request.prefix, request, services);
     if ('queued' in expanded) results.push(...expanded.queued);
     else refs = expanded.refs;
@@ -123,7 +128,7 @@ async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): 
     if (BigInt(current.generation) > BigInt(ref.generation)) {
       return done('skipped', `generation ${ref.generation} was replaced by ${current.generation}, whose own event loads it`);
     }
-    throw new TransientError(`${gsUri(ref)}: store reports generation ${current.generation}, older than ${ref.generation}`);
+    return done('skipped', `generation ${ref.generation} does not exist (the current one is ${current.generation})`);
   }
   if (current.size === 0) return done('skipped', 'empty object', current.generation);
   if (routing.kind === 'reject') {

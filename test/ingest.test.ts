@@ -103,11 +103,11 @@ describe('ingest', () => {
     });
   }
 
-  it('answers transient when the store is behind the event', async () => {
+  it('skips a generation that never existed', async () => {
     const { store, event } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    const error = await event({ ...object, generation: '99999999999' }).catch((e: unknown) => e);
-    expect(error).to.be.instanceOf(TransientError);
+    const result = await event({ ...object, generation: '99999999999' });
+    expect(result.objects[0]?.reason).to.equal(`generation 99999999999 does not exist (the current one is ${object.generation})`);
   });
 
   it('rejects a header that does not match the schema, quarantines it with the reason and records it', async () => {
@@ -225,6 +225,17 @@ describe('ingest', () => {
       objects: [snapA, snapB].map(({ bucket, name, generation }) => ({ bucket, name, generation })),
       force: true,
     });
+  });
+
+  it('never lists a bucket outside the allowlist for a prefix request', async () => {
+    const { store, run } = setup();
+    store.put('elsewhere', 'p/1.csv', CSV);
+    const listed: string[] = [];
+    const list = store.list.bind(store);
+    store.list = (bucket, prefix) => (listed.push(bucket), list(bucket, prefix));
+    const result = await run({ prefix: { bucket: 'elsewhere', prefix: 'p/' } });
+    expect(result.objects).to.deep.equal([{ uri: 'gs://elsewhere/p/', outcome: 'skipped', reason: 'bucket elsewhere is not in the allowlist' }]);
+    expect(listed).to.deep.equal([]);
   });
 
   it('refuses a large prefix when no topic is configured', async () => {
