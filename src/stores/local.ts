@@ -1,0 +1,280 @@
+import { constants, promises as fs, type BigIntStats, type Dirent } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './store';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+const METADATA_SUFFIX = '.metadata.json';
+const COPY_CHUNK = 64 * 1024;
+
+/**
+ * A folder standing in for Cloud Storage: objects live at `<root>/buckets/<bucket>/<name>`, and an
+ * object's generation is its mtime in microseconds. Nothing outside `<root>/buckets/<bucket>/` is
+ * ever read or written, and symbolic links are never followed.
+ */
+export function createLocalStore(root: string): ObjectStore {
+  if (root === '') throw new Error('local store: root folder must not be empty');
+  const base = path.resolve(root);
+  return {
+    stat: (bucket, name) => statObject(base, bucket, name),
+    readHead: (object, maxBytes) => readHead(base, object, maxBytes),
+    list: (bucket, prefix) => listObjects(base, bucket, prefix),
+    copyTo: (object, targetName, metadata) => copyObject(base, object, targetName, metadata),
+  };
+}
+
+/** The file of an object, checked to stay inside its bucket folder (it may not exist). */
+export function localObjectPath(root: string, bucket: string, name: string): string {
+  return resolveObject(path.resolve(root), bucket, name).file;
+}
+
+interface ObjectPath {
+  bucket: string;
+  name: string;
+  bucketDir: string;
+  segments: string[];
+  file: string;
+}
+
+function bucketDir(base: string, bucket: string): string {
+  if (bucket === '' || bucket === '.' || bucket === '..' || /[/\\\0]/.test(bucket)) {
+    throw new Error(`local store: bucket "${bucket}" is not a folder name inside ${base}`);
+  }
+  return path.join(base, 'buckets', bucket);
+}
+
+function resolveObject(base: string, bucket: string, name: string): ObjectPath {
+  const dir = bucketDir(base, bucket);
+  const segments = name.split('/').filter((segment) => segment !== '');
+  const file = path.join(dir, ...segments);
+  const escapes =
+    name.includes('\0') ||
+    path.isAbsolute(name) ||
+    segments.length === 0 ||
+    segments.some((segment) => segment === '.' || segment === '..') ||
+    !file.startsWith(dir + path.sep);
+  if (escapes) throw new Error(`local store: object name "${name}" is outside bucket "${bucket}"`);
+  return { bucket, name, bucketDir: dir, segments, file };
+}
+
+async function lstatOrUndefined(file: string): Promise<BigIntStats | undefined> {
+  try {
+    return await fs.lstat(file, { bigint: true });
+  } catch (error) {
+    if (isGone(error)) return undefined;
+    throw error;
+  }
+}
+
+/** lstat of the object, or undefined when it or any folder on its way is missing or a symlink. */
+async function lstatInside(target: ObjectPath): Promise<BigIntStats | undefined> {
+  let current = target.bucketDir;
+  let stats = await lstatOrUndefined(current);
+  for (const segment of target.segments) {
+    if (!stats?.isDirectory()) return undefined;
+    current = path.join(current, segment);
+    stats = await lstatOrUndefined(current);
+  }
+  return stats?.isSymbolicLink() ? undefined : stats;
+}
+
+function generationOf(stats: BigIntStats): string {
+  return (stats.mtimeNs / 1000n).toString();
+}
+
+function toStored(bucket: string, name: string, stats: BigIntStats): StoredObject {
+  return { bucket, name, generation: generationOf(stats), size: Number(stats.size) };
+}
+
+async function statObject(
+  base: string,
+  bucket: string,
+  name: string,
+): Promise<StoredObject | undefined> {
+  const stats = await lstatInside(resolveObject(base, bucket, name));
+  return stats?.isFile() ? toStored(bucket, name, stats) : undefined;
+}
+
+/**
+ * Opens exactly this generation of the object without following symlinks. The path is checked again
+ * after opening, so a folder swapped for a symlink in between is noticed.
+ */
+async function openGeneration(
+  target: ObjectPath,
+  generation: string,
+): Promise<{ handle: FileHandle; size: number }> {
+  const gone = () => new ObjectGoneError(`${gsUri(target)}#${generation} no longer exists`);
+  if (!(await lstatInside(target))?.isFile()) throw gone();
+  let handle: FileHandle;
+  try {
+    handle = await fs.open(target.file, O_RDONLY | O_NOFOLLOW);
+  } catch (error) {
+    if (isGone(error)) throw gone();
+    throw error;
+  }
+  const opened = await handle.stat({ bigint: true });
+  const after = await lstatInside(target);
+  const same = after !== undefined && after.ino === opened.ino && after.dev === opened.dev;
+  if (!same || !opened.isFile() || generationOf(opened) !== generation) {
+    await handle.close();
+    throw gone();
+  }
+  return { handle, size: Number(opened.size) };
+}
+
+/** Throws ObjectGoneError when the file was rewritten in place while it was being read. */
+async function checkUnchanged(handle: FileHandle, object: StoredObject): Promise<void> {
+  if (generationOf(await handle.stat({ bigint: true })) !== object.generation) {
+    throw new ObjectGoneError(`${gsUri(object)}#${object.generation} changed while it was read`);
+  }
+}
+
+async function readHead(base: string, object: StoredObject, maxBytes: number): Promise<Buffer> {
+  const target = resolveObject(base, object.bucket, object.name);
+  const { handle, size } = await openGeneration(target, object.generation);
+  try {
+    const buffer = Buffer.alloc(Math.max(0, Math.min(maxBytes, size)));
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    await checkUnchanged(handle, object);
+    return buffer.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function* listObjects(
+  base: string,
+  bucket: string,
+  prefix: string,
+): AsyncGenerator<StoredObject> {
+  if (prefix.includes('\0')) throw new Error(`local store: prefix "${prefix}" contains a NUL byte`);
+  const dir = bucketDir(base, bucket);
+  if (!(await lstatOrUndefined(dir))?.isDirectory()) return;
+  yield* walk(bucket, dir, '', prefix);
+}
+
+/**
+ * Yields the files under `dir` in Cloud Storage name order: a folder sorts as its name plus "/", so
+ * "a-b" < "a/x" < "a0" as byte-wise name comparison has it. One folder is read at a time.
+ */
+async function* walk(
+  bucket: string,
+  dir: string,
+  relative: string,
+  prefix: string,
+): AsyncGenerator<StoredObject> {
+  let entries: Dirent[];
+  try {
+    entries = await fs.readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (isGone(error)) return;
+    throw error;
+  }
+  const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+  const keyed = entries
+    // Dirent types come from lstat: symlinks, sockets and the like are neither files nor folders.
+    .filter((e) => e.isDirectory() || (e.isFile() && !isMetadataSidecar(e.name, files)))
+    .map((entry) => ({
+      entry,
+      key: Buffer.from(relative + entry.name + (entry.isDirectory() ? '/' : '')),
+    }))
+    .sort((a, b) => Buffer.compare(a.key, b.key));
+  for (const { entry } of keyed) {
+    const name = relative + entry.name;
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      const folder = `${name}/`;
+      const wanted = folder.startsWith(prefix) || prefix.startsWith(folder);
+      if (wanted && (await lstatOrUndefined(file))?.isDirectory())
+        yield* walk(bucket, file, folder, prefix);
+    } else if (name.startsWith(prefix)) {
+      const stats = await lstatOrUndefined(file);
+      if (stats?.isFile()) yield toStored(bucket, name, stats);
+    }
+  }
+}
+
+/** copyTo's `<name>.metadata.json` next to `<name>` stands for object metadata, not an object. */
+function isMetadataSidecar(name: string, files: Set<string>): boolean {
+  return name.endsWith(METADATA_SUFFIX) && files.has(name.slice(0, -METADATA_SUFFIX.length));
+}
+
+async function copyObject(
+  base: string,
+  object: StoredObject,
+  targetName: string,
+  metadata: Record<string, string>,
+): Promise<void> {
+  const source = resolveObject(base, object.bucket, object.name);
+  const target = resolveObject(base, object.bucket, targetName);
+  const { handle } = await openGeneration(source, object.generation);
+  try {
+    await makeFolders(target);
+    await writeAtomically(target.file, async (out) => {
+      await copyHandle(handle, out);
+      await checkUnchanged(handle, object);
+    });
+    await writeAtomically(`${target.file}${METADATA_SUFFIX}`, async (out) => {
+      await out.writeFile(`${JSON.stringify(metadata, null, 2)}\n`);
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates the folders leading to `target`, refusing to pass through a symlink or a file. */
+async function makeFolders(target: ObjectPath): Promise<void> {
+  let current = target.bucketDir;
+  for (const segment of target.segments.slice(0, -1)) {
+    current = path.join(current, segment);
+    let stats = await lstatOrUndefined(current);
+    if (!stats) {
+      await fs.mkdir(current).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      });
+      stats = await lstatOrUndefined(current);
+    }
+    if (!stats?.isDirectory()) {
+      throw new Error(`local store: cannot write "${target.name}": ${current} is not a folder`);
+    }
+  }
+}
+
+/** Writes a new file next to `file` and renames it over `file`; rename never follows a symlink. */
+async function writeAtomically(
+  file: string,
+  write: (out: FileHandle) => Promise<void>,
+): Promise<void> {
+  const temporary = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const out = await fs.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
+  try {
+    await write(out);
+    await out.close();
+    await fs.rename(temporary, file);
+  } catch (error) {
+    await out.close().catch(() => undefined); // already closed when the rename failed
+    await fs.rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+async function copyHandle(from: FileHandle, to: FileHandle): Promise<void> {
+  const buffer = Buffer.alloc(COPY_CHUNK);
+  for (let position = 0; ;) {
+    const { bytesRead } = await from.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) return;
+    await to.write(buffer, 0, bytesRead);
+    position += bytesRead;
+  }
+}
+
+function isGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
+}

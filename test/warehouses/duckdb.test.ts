@@ -1,0 +1,679 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { DEFAULT_CSV, type CsvOptions, type SchemaField } from '../../src/config';
+import { TransientError } from '../../src/errors';
+import { createLocalStore, localObjectPath } from '../../src/stores/local';
+import type { StoredObject } from '../../src/stores/store';
+import { createDuckDbWarehouse, readDuckDbTables } from '../../src/warehouses/duckdb';
+import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
+import { contractJob, testWarehouse } from '../contract/warehouse-contract';
+
+const run = promisify(execFile);
+const BUCKET = 'b';
+
+interface Local {
+  root: string;
+  file: string;
+  warehouse: Warehouse;
+  put(name: string, content: Buffer | string): Promise<StoredObject>;
+  cleanup(): Promise<void>;
+}
+
+async function makeLocal(options: { idleMs?: number; lockWaitMs?: number } = {}): Promise<Local> {
+  const root = await fs.mkdtemp(path.join(os.tmpdir(), 'duckdb-warehouse-'));
+  const file = path.join(root, 'warehouse.duckdb');
+  const warehouse = createDuckDbWarehouse({
+    file,
+    objectPath: (object) => localObjectPath(root, object.bucket, object.name),
+    ...options,
+  });
+  const store = createLocalStore(root);
+  const put = async (name: string, content: Buffer | string) => {
+    const target = localObjectPath(root, BUCKET, name);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.writeFile(target, content);
+    const object = await store.stat(BUCKET, name);
+    if (!object) throw new Error(`${name} was not written`);
+    return object;
+  };
+  const cleanup = async () => {
+    await warehouse.close();
+    await fs.rm(root, { recursive: true, force: true });
+  };
+  return { root, file, warehouse, put, cleanup };
+}
+
+/** Runs SQL against the warehouse file from a separate DuckDB instance in this process. */
+async function query(file: string, sql: string): Promise<unknown[][]> {
+  const instance = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
+  try {
+    const connection = await instance.connect();
+    const rows = (await connection.runAndReadAll(sql)).getRowsJS();
+    connection.closeSync();
+    return rows;
+  } finally {
+    instance.closeSync();
+  }
+}
+
+/**
+ * Opens the file read-write in another process and keeps it open for `ms`. Resolves once it is open,
+ * with the child's exit.
+ */
+function holdLock(file: string, ms: number): Promise<{ exited: Promise<void> }> {
+  const script = `
+    const { DuckDBInstance } = require(${JSON.stringify(require.resolve('@duckdb/node-api'))});
+    DuckDBInstance.create(${JSON.stringify(file)}).then((db) => {
+      console.log('open');
+      setTimeout(() => db.closeSync(), ${ms});
+    });`;
+  return new Promise((resolve, reject) => {
+    let exit: () => void = () => undefined;
+    const exited = new Promise<void>((done) => (exit = done));
+    const child = execFile(process.execPath, ['-e', script], (error) => {
+      exit();
+      if (error) reject(error);
+    });
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('open')) resolve({ exited });
+    });
+  });
+}
+
+testWarehouse('DuckDB', async () => {
+  const local = await makeLocal({ idleMs: 20 });
+  return {
+    warehouse: local.warehouse,
+    put: (bucket, name, content) => {
+      expect(bucket).to.be.a('string');
+      return local.put(name, content);
+    },
+    teardown: local.cleanup,
+  };
+});
+
+describe('DuckDB warehouse', function () {
+  this.timeout(60_000);
+  let local: Local;
+
+  beforeEach(async () => {
+    local = await makeLocal({ idleMs: 20 });
+  });
+  afterEach(async () => {
+    await local.cleanup();
+  });
+
+  async function loadText(
+    content: Buffer | string,
+    options: {
+      csv?: Partial<CsvOptions>;
+      schema?: SchemaField[];
+      name?: string;
+      table?: string;
+    } = {},
+  ): Promise<LoadResult> {
+    const object = await local.put(options.name ?? 'in/data.csv', content);
+    const job = contractJob([object], {
+      csv: { ...DEFAULT_CSV, ...options.csv },
+      schema: options.schema ?? 'auto',
+      destination: { dataset: 'ds', table: options.table ?? 't' },
+    });
+    return local.warehouse.load(job);
+  }
+
+  async function rowsOf(sql: string): Promise<unknown[][]> {
+    await local.warehouse.close();
+    return query(local.file, sql);
+  }
+
+  describe('rejects what BigQuery would reject', () => {
+    const cases: {
+      what: string;
+      content: Buffer | string;
+      reason: RegExp;
+      csv?: Partial<CsvOptions>;
+      schema?: SchemaField[];
+    }[] = [
+      {
+        what: 'an unterminated quote',
+        content: 'a,b\n1,2\n3,"4\n',
+        reason: /unterminated quote.*line 3/,
+      },
+      {
+        what: 'a row with too few columns',
+        content: 'a,b\n1,2\n3\n',
+        reason: /Expected Number of Columns: 2 Found: 1.*line 3/,
+      },
+      {
+        what: 'a row with too many columns',
+        content: 'a,b\n1,2\n3,4,5\n',
+        reason: /Found: 3.*line 3/,
+      },
+      {
+        what: 'too many columns even with allowJaggedRows',
+        content: 'a,b\n1,2\n3,4,5\n',
+        csv: { allowJaggedRows: true },
+        reason: /Found: 3/,
+      },
+      {
+        what: 'a value of the wrong type under a schema',
+        content: 'id,n\n1,2\n2,x\n',
+        schema: [
+          { name: 'id', type: 'INT64' },
+          { name: 'n', type: 'INT64' },
+        ],
+        reason: /column "n".*"x".*line 3/,
+      },
+      {
+        what: 'a missing REQUIRED value',
+        content: 'id,n\n1,2\n,3\n',
+        schema: [
+          { name: 'id', type: 'INT64', mode: 'REQUIRED' },
+          { name: 'n', type: 'INT64' },
+        ],
+        reason: /column "id" is REQUIRED/,
+      },
+      {
+        what: 'invalid UTF-8',
+        content: Buffer.from('a,b\n1,caf\xe9\n', 'latin1'),
+        reason: /utf-8|unicode/i,
+      },
+      {
+        what: 'invalid UTF-8 in the header',
+        content: Buffer.from('a,\xe9\n1,2\n', 'latin1'),
+        reason: /UTF-8 in the header/,
+      },
+      { what: 'a header and no data', content: 'a,b\n', reason: /^no data rows/ },
+      { what: 'an empty file', content: '', reason: /^no data rows/ },
+      {
+        what: 'binary garbage',
+        content: Buffer.from(Array.from({ length: 400 }, (_, i) => (i * 167 + 13) % 256)),
+        reason: /UTF-8/,
+      },
+      {
+        what: 'a NUL character',
+        content: 'a,b\n1,x\0y\n',
+        reason: /column "b" contains a NUL character/,
+      },
+      {
+        what: 'a duplicate header name',
+        content: 'a,A\n1,2\n',
+        reason: /duplicate column name "A"/,
+      },
+      {
+        what: 'bad base64 in a BYTES column',
+        content: 'b\n!!\n',
+        schema: [{ name: 'b', type: 'BYTES' }],
+        reason: /base64/,
+      },
+      {
+        what: 'more bad rows than maxBadRecords',
+        content: 'a,b\n1,2\nx,3\n4,5\ny,6\n',
+        csv: { maxBadRecords: 1 },
+        schema: [
+          { name: 'a', type: 'INT64' },
+          { name: 'b', type: 'INT64' },
+        ],
+        reason: /too many bad rows: 2, more than maxBadRecords 1; first: .*"x".*line 3/,
+      },
+      { what: 'gzip that is not gzip', content: 'a,b\n1,2\n', reason: /gzip/i },
+    ];
+    for (const c of cases) {
+      it(c.what, async () => {
+        const name = c.what === 'gzip that is not gzip' ? 'in/data.csv.gz' : 'in/data.csv';
+        const result = await loadText(c.content, { csv: c.csv, schema: c.schema, name });
+        expect(result.outcome, JSON.stringify(result)).to.equal('rejected');
+        const reason = result.outcome === 'rejected' ? result.reason : '';
+        expect(reason).to.match(c.reason);
+        expect(reason).to.not.include('\n');
+        expect(reason).to.not.match(/Possible|sniff/i);
+        expect(
+          await rowsOf("SELECT * FROM information_schema.tables WHERE table_schema = 'ds'"),
+        ).to.deep.equal([]);
+        expect(await rowsOf('SELECT reason FROM _ingest.rejections')).to.deep.equal([[reason]]);
+        expect(await rowsOf('SELECT count(*) FROM _ingest.loads')).to.deep.equal([[0n]]);
+      });
+    }
+  });
+
+  describe('reads CSV options as BigQuery does', () => {
+    const cases: {
+      what: string;
+      content: Buffer | string;
+      csv?: Partial<CsvOptions>;
+      schema?: SchemaField[];
+      expected: unknown[][];
+    }[] = [
+      {
+        what: 'a header and detected types',
+        content: 'id,name\n1,a\n2,b\n',
+        expected: [
+          [1n, 'a'],
+          [2n, 'b'],
+        ],
+      },
+      {
+        what: 'quoted newlines and doubled quotes',
+        content: 'a,b\n1,"x\ny ""q"""\n',
+        expected: [[1n, 'x\ny "q"']],
+      },
+      {
+        what: 'a semicolon delimiter',
+        content: 'a;b\n1;2\n',
+        csv: { delimiter: ';' },
+        expected: [[1n, 2n]],
+      },
+      {
+        what: 'a tab delimiter',
+        content: 'a\tb\nx\ty\n',
+        csv: { delimiter: '\t' },
+        expected: [['x', 'y']],
+      },
+      { what: 'no quoting', content: 'a,b\n1,"x\n', csv: { quote: '' }, expected: [[1n, '"x']] },
+      {
+        what: 'jagged rows padded with NULL',
+        content: 'a,b\n1,2\n3\n',
+        csv: { allowJaggedRows: true },
+        expected: [
+          [1n, 2n],
+          [3n, null],
+        ],
+      },
+      {
+        what: 'a null marker',
+        content: 'a,b\n1,NA\n2,x\n',
+        csv: { nullMarker: 'NA' },
+        expected: [
+          [1n, null],
+          [2n, 'x'],
+        ],
+      },
+      {
+        what: 'ISO-8859-1',
+        content: Buffer.from('a,b\n1,caf\xe9\n', 'latin1'),
+        csv: { encoding: 'ISO-8859-1' },
+        expected: [[1n, 'café']],
+      },
+      { what: 'a UTF-8 byte order mark', content: '\ufeffa,b\n1,2\n', expected: [[1n, 2n]] },
+      {
+        what: 'skipLeadingRows 2: the header is the second line',
+        content: 'title\na,b\n1,2\n',
+        csv: { skipLeadingRows: 2 },
+        expected: [[1n, 2n]],
+      },
+      {
+        what: 'maxBadRecords skipping bad rows',
+        content: 'a,b\n1,2\nx,3\n4,5\n',
+        csv: { maxBadRecords: 1 },
+        schema: [
+          { name: 'a', type: 'INT64' },
+          { name: 'b', type: 'INT64' },
+        ],
+        expected: [
+          [1n, 2n],
+          [4n, 5n],
+        ],
+      },
+      {
+        what: 'non-ISO dates kept as text',
+        content: 'd\n01/02/2024\n',
+        expected: [['01/02/2024']],
+      },
+    ];
+    for (const c of cases) {
+      it(c.what, async () => {
+        const result = await loadText(c.content, { csv: c.csv, schema: c.schema });
+        expect(result, JSON.stringify(result)).to.deep.include({
+          outcome: 'loaded',
+          rows: c.expected.length,
+        });
+        expect(await rowsOf('SELECT * FROM ds.t')).to.deep.equal(c.expected);
+      });
+    }
+
+    it('names columns string_field_N without a header row', async () => {
+      const result = await loadText('1,x\n2,y\n', { csv: { skipLeadingRows: 0 } });
+      expect(result).to.deep.include({ outcome: 'loaded', rows: 2 });
+      const columns = await rowsOf(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position",
+      );
+      expect(columns).to.deep.equal([['string_field_0'], ['string_field_1']]);
+    });
+
+    it('maps every BigQuery type of a schema', async () => {
+      const schema: SchemaField[] = [
+        { name: 's', type: 'STRING' },
+        { name: 'i', type: 'INT64' },
+        { name: 'f', type: 'FLOAT64' },
+        { name: 'n', type: 'NUMERIC' },
+        { name: 'bn', type: 'BIGNUMERIC' },
+        { name: 'b', type: 'BOOL' },
+        { name: 'd', type: 'DATE' },
+        { name: 'dt', type: 'DATETIME' },
+        { name: 'ts', type: 'TIMESTAMP' },
+        { name: 't', type: 'TIME' },
+        { name: 'bin', type: 'BYTES' },
+        { name: 'j', type: 'JSON' },
+      ];
+      const header = schema.map((f) => f.name).join(',');
+      const row =
+        'x,1,1.5,1.25,2.5,true,2024-01-02,2024-01-02T03:04:05,2024-01-02 03:04:05+01:00,03:04:05,aGk=,"{""k"":1}"';
+      const result = await loadText(`${header}\n${row}\n`, { schema });
+      expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 1 });
+      const types = await rowsOf(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = 't' ORDER BY ordinal_position",
+      );
+      expect(types.map((t) => t[0])).to.deep.equal([
+        'VARCHAR',
+        'BIGINT',
+        'DOUBLE',
+        'DECIMAL(38,9)',
+        'DECIMAL(38,18)',
+        'BOOLEAN',
+        'DATE',
+        'TIMESTAMP',
+        'TIMESTAMP WITH TIME ZONE',
+        'TIME',
+        'BLOB',
+        'JSON',
+      ]);
+      const [values] = await rowsOf("SELECT CAST(ts AS VARCHAR), decode(bin), j->>'k' FROM ds.t");
+      expect(values).to.deep.equal(['2024-01-02 02:04:05+00', 'hi', '1']);
+    });
+  });
+
+  describe('existing tables', () => {
+    it('rejects a file whose header does not match the table', async () => {
+      expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
+      const result = await loadText('a,c\n3,4\n', { name: 'in/other.csv' });
+      expect(result.outcome).to.equal('rejected');
+      expect(result.outcome === 'rejected' && result.reason).to.match(
+        /column 2 is "c", the table has "b"/,
+      );
+    });
+
+    it('rejects a file with another number of columns', async () => {
+      expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
+      const result = await loadText('a,b,c\n3,4,5\n', { name: 'in/other.csv' });
+      expect(result.outcome === 'rejected' && result.reason).to.match(/3 columns, the table has 2/);
+    });
+
+    it("rejects a value that does not convert to the table's type, naming line and column", async () => {
+      expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
+      const result = await loadText('a,b\n3,4\n5,five\n', { name: 'in/other.csv' });
+      expect(result.outcome === 'rejected' && result.reason).to.match(
+        /column "b".*"five".*line 3 of gs:\/\/b\/in\/other\.csv/,
+      );
+      expect(await rowsOf('SELECT count(*) FROM ds.t')).to.deep.equal([[1n]]);
+    });
+
+    it('rejects a partition write to a table without partitions', async () => {
+      expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
+      const object = await local.put('in/p.csv', 'a,b\n3,4\n');
+      const job = contractJob([object], {
+        write: 'partition',
+        destination: { dataset: 'ds', table: 't', partition: '20240101' },
+      });
+      const result = await local.warehouse.load(job);
+      expect(result.outcome === 'rejected' && result.reason).to.match(/not partitioned/);
+    });
+
+    it('writes the partition date into _PARTITIONDATE', async () => {
+      const object = await local.put('in/p.csv', 'a\n1\n2\n');
+      const job = contractJob([object], {
+        write: 'partition',
+        destination: { dataset: 'ds', table: 'p', partition: '20240229' },
+      });
+      expect(await local.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 2 });
+      expect(
+        await rowsOf('SELECT DISTINCT CAST(_PARTITIONDATE AS VARCHAR) FROM ds.p'),
+      ).to.deep.equal([['2024-02-29']]);
+    });
+
+    it('rejects an impossible partition date', async () => {
+      const object = await local.put('in/p.csv', 'a\n1\n');
+      const job = contractJob([object], {
+        write: 'partition',
+        destination: { dataset: 'ds', table: 'p', partition: '20240230' },
+      });
+      const result = await local.warehouse.load(job);
+      expect(result.outcome === 'rejected' && result.reason).to.match(
+        /partition "20240230" is not a date/,
+      );
+    });
+
+    it('refuses a dataset or table name outside [A-Za-z0-9_]', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      for (const destination of [
+        { dataset: 'ds"; DROP TABLE x; --', table: 't' },
+        { dataset: 'ds', table: 't-1' },
+        { dataset: '', table: 't' },
+      ]) {
+        const error = await local.warehouse.load(contractJob([object], { destination })).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error, JSON.stringify(destination)).to.be.instanceOf(Error);
+        expect((error as Error).message).to.match(/not a valid dataset or table name/);
+      }
+    });
+  });
+
+  describe('ledger', () => {
+    it('records the job, its sources and rows', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n2\n');
+      const job = contractJob([object], { destination: { dataset: 'ds', table: 't' } });
+      await local.warehouse.load(job);
+      const rows = await rowsOf(
+        'SELECT job_id, uris, generations, destination, write_mode, rows FROM _ingest.loads',
+      );
+      expect(rows).to.deep.equal([
+        [job.jobId, ['gs://b/in/x.csv'], [object.generation], 'ds.t', 'append', 2n],
+      ]);
+    });
+
+    it('writes the rows and the ledger entry in one transaction', async () => {
+      // A ledger that refuses one job id: the rows inserted before the ledger entry must vanish with it.
+      const setup = await DuckDBInstance.create(local.file);
+      const connection = await setup.connect();
+      await connection.run(`CREATE SCHEMA _ingest; CREATE TABLE _ingest.loads (
+        job_id VARCHAR PRIMARY KEY CHECK (job_id <> 'refused'), uris VARCHAR[], generations VARCHAR[],
+        destination VARCHAR, write_mode VARCHAR, rows BIGINT, loaded_at TIMESTAMPTZ)`);
+      connection.closeSync();
+      setup.closeSync();
+
+      const first = await local.put('in/first.csv', 'a\n1\n');
+      expect((await local.warehouse.load(contractJob([first]))).outcome).to.equal('loaded');
+      const object = await local.put('in/x.csv', 'a\n2\n3\n');
+      const result = await local.warehouse.load(contractJob([object], { jobId: 'refused' }));
+      expect(result.outcome).to.not.equal('loaded');
+      expect(await rowsOf('SELECT count(*) FROM contract.items')).to.deep.equal([[1n]]);
+    });
+
+    it('leaves no ledger entry for a rejected job, so a fixed file can load under the same id', async () => {
+      const bad = await local.put('in/x.csv', 'a,b\n1\n');
+      const job = contractJob([bad]);
+      expect((await local.warehouse.load(job)).outcome).to.equal('rejected');
+      await local.put('in/x.csv', 'a,b\n1,2\n');
+      expect(await local.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 1 });
+    });
+
+    it('keeps recorded rejections', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      const job = contractJob([object]);
+      await local.warehouse.recordRejection(job, 'header does not match the schema');
+      const rows = await rowsOf('SELECT job_id, uris, reason FROM _ingest.rejections');
+      expect(rows).to.deep.equal([
+        [job.jobId, ['gs://b/in/x.csv'], 'header does not match the schema'],
+      ]);
+    });
+
+    it('survives closing and reopening the file', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      const job = contractJob([object]);
+      expect((await local.warehouse.load(job)).outcome).to.equal('loaded');
+      await local.warehouse.close();
+      const again = createDuckDbWarehouse({
+        file: local.file,
+        objectPath: (o) => localObjectPath(local.root, o.bucket, o.name),
+      });
+      try {
+        expect(await again.load(job)).to.deep.equal({
+          outcome: 'duplicate',
+          jobId: job.jobId,
+          rows: 1,
+        });
+      } finally {
+        await again.close();
+      }
+    });
+  });
+
+  describe('sharing the file with other processes', () => {
+    it('lets another process open the file while idle', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n2\n');
+      expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const script = `
+        const { DuckDBInstance } = require(${JSON.stringify(require.resolve('@duckdb/node-api'))});
+        (async () => {
+          const db = await DuckDBInstance.create(${JSON.stringify(local.file)}, { access_mode: 'READ_ONLY' });
+          const c = await db.connect();
+          const rows = (await c.runAndReadAll('SELECT count(*) FROM contract.items')).getRowsJS();
+          console.log(String(rows[0][0]));
+        })().catch((e) => { console.error(e.message); process.exit(1); });`;
+      const { stdout } = await run(process.execPath, ['-e', script]);
+      expect(stdout.trim()).to.equal('2');
+    });
+
+    it('waits for another process to let go of the file', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      await holdLock(local.file, 600);
+      const started = Date.now();
+      expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+      expect(Date.now() - started).to.be.greaterThan(100);
+    });
+
+    it('answers TransientError when another process holds the file too long', async () => {
+      const impatient = await makeLocal({ lockWaitMs: 200 });
+      const object = await impatient.put('in/x.csv', 'a\n1\n');
+      const holder = await holdLock(impatient.file, 1000);
+      try {
+        const error = await impatient.warehouse.load(contractJob([object])).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(TransientError);
+        expect((error as Error).message).to.match(/lock/);
+      } finally {
+        await holder.exited;
+        await impatient.cleanup();
+      }
+    });
+
+    it('reads the tables read-only, waiting while the file is held', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n2\n3\n');
+      expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+      await local.warehouse.close();
+      await holdLock(local.file, 500);
+      expect(await readDuckDbTables(local.file)).to.deep.equal([
+        { table: 'contract.items', rows: 3 },
+      ]);
+    });
+
+    it('reads no tables from a file that does not exist', async () => {
+      expect(await readDuckDbTables(path.join(local.root, 'none.duckdb'))).to.deep.equal([]);
+    });
+  });
+
+  describe('queue', () => {
+    it('lists user tables with row counts, without the ledger', async () => {
+      const a = await local.put('in/a.csv', 'a\n1\n2\n');
+      await local.warehouse.load(contractJob([a], { destination: { dataset: 'one', table: 'x' } }));
+      await local.warehouse.load(contractJob([a], { destination: { dataset: 'two', table: 'y' } }));
+      expect(await local.warehouse.tables()).to.deep.equal([
+        { table: 'one.x', rows: 2 },
+        { table: 'two.y', rows: 2 },
+      ]);
+    });
+
+    it('close waits for queued loads', async () => {
+      const objects = await Promise.all(
+        [1, 2, 3].map((i) => local.put(`in/${i}.csv`, `a\n${i}\n`)),
+      );
+      const loads = objects.map((o) => local.warehouse.load(contractJob([o])));
+      await local.warehouse.close();
+      const results = await Promise.all(loads);
+      expect(results.map((r) => r.outcome)).to.deep.equal(['loaded', 'loaded', 'loaded']);
+      expect(await query(local.file, 'SELECT count(*) FROM contract.items')).to.deep.equal([[3n]]);
+    });
+
+    it('refuses work after close', async () => {
+      await local.warehouse.close();
+      const error = await local.warehouse.tables().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect((error as Error).message).to.match(/closed/);
+    });
+
+    it('answers TransientError when the source file is gone', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      await fs.rm(localObjectPath(local.root, BUCKET, 'in/x.csv'));
+      const error = await local.warehouse.load(contractJob([object])).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.be.instanceOf(TransientError);
+    });
+
+    it('reads an object whose name has glob characters, and only that object', async () => {
+      await local.put('in/z1.csv', 'a\n100\n');
+      await local.put('in/xy.csv', 'a\n200\n');
+      const brackets = await local.put('in/z[1].csv', 'a\n1\n');
+      const star = await local.put('in/x*.csv', 'a\n2\n');
+      const question = await local.put('in/x?.csv', 'a\n3\n');
+      const result = await local.warehouse.load(
+        contractJob([brackets, star, question], { write: 'truncate' }),
+      );
+      expect(result).to.deep.include({ outcome: 'loaded', rows: 3 });
+      expect(await rowsOf('SELECT a FROM contract.items ORDER BY a')).to.deep.equal([
+        [1n],
+        [2n],
+        [3n],
+      ]);
+    });
+
+    it('does not read a source that is a symlink', async () => {
+      const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'duckdb-outside-'));
+      try {
+        await fs.writeFile(path.join(outside, 'secret.csv'), 'a\nsecret\n');
+        const object = await local.put('in/x.csv', 'a\n1\n');
+        const file = localObjectPath(local.root, BUCKET, 'in/x.csv');
+        await fs.rm(file);
+        await fs.symlink(path.join(outside, 'secret.csv'), file);
+        const error = await local.warehouse.load(contractJob([object])).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(TransientError);
+        expect(await local.warehouse.tables()).to.deep.equal([]);
+      } finally {
+        await fs.rm(outside, { recursive: true, force: true });
+      }
+    });
+
+    it('loads gzip and plain sources of one job together', async () => {
+      const a = await local.put('in/a.csv', 'a\n1\n');
+      const b = await local.put('in/b.csv.gz', gzipSync('a\n2\n3\n'));
+      const job: LoadJob = contractJob([a, b], { write: 'truncate' });
+      expect(await local.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 3 });
+    });
+  });
+});
