@@ -31,7 +31,8 @@ export function createReceiver(config: Config, services: () => Promise<Services>
     if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
       return draining ? unavailable('shutting down') : { status: 200, body: { status: 'ok' } };
     }
-    if (path !== '/') return { status: 404, body: { error: `path ${path}: not found; events are POSTed to /` } };
+    if (path !== '/')
+      return { status: 404, body: { error: `path ${path}: not found; events are POSTed to /` } };
     if (req.method !== 'POST') {
       return { status: 400, body: { error: `method ${req.method}: events are sent with POST` } };
     }
@@ -40,10 +41,17 @@ export function createReceiver(config: Config, services: () => Promise<Services>
     const log = logger.child(traceFields(req.headers, config.project));
     try {
       if (body.length > config.maxBodyBytes) {
-        throw new RequestError(`body: ${body.length} bytes is over the limit of ${config.maxBodyBytes}`, 413);
+        throw new RequestError(
+          `body: ${body.length} bytes is over the limit of ${config.maxBodyBytes}`,
+          413,
+        );
       }
       const request = parseRequest({ headers: req.headers, body });
-      const result = await ingest(request, await services(), Date.now() + config.waitSeconds * 1000);
+      const result = await ingest(
+        request,
+        await services(),
+        Date.now() + config.waitSeconds * 1000,
+      );
       logOutcomes(log, result, request.eventId ?? request.messageId);
       return { status: 200, body: result };
     } catch (error) {
@@ -53,7 +61,10 @@ export function createReceiver(config: Config, services: () => Promise<Services>
       }
       const message = errorMessage(error);
       const known = error instanceof TransientError;
-      log.error({ err: known ? undefined : error }, `${known ? '' : 'unexpected error: '}${message}`);
+      log.error(
+        { err: known ? undefined : error },
+        `${known ? '' : 'unexpected error: '}${message}`,
+      );
       return unavailable(message);
     }
   }
@@ -91,10 +102,24 @@ export function send(res: ServerResponse, { status, body }: HttpResponse): void 
 function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefined): void {
   for (const object of result.objects) {
     const { uri, outcome, jobId, rows, destination, reason } = object;
-    const line = [`${uri} ${outcome}`, destination && `-> ${destination}`, rows !== undefined && `${rows} rows`, reason]
+    const line = [
+      `${uri} ${outcome}`,
+      destination && `-> ${destination}`,
+      rows !== undefined && `${rows} rows`,
+      reason,
+    ]
       .filter(Boolean)
       .join(' ');
-    const fields = { uri, generation: object.generation, outcome, jobId, destination, rows, reason, eventId };
+    const fields = {
+      uri,
+      generation: object.generation,
+      outcome,
+      jobId,
+      destination,
+      rows,
+      reason,
+      eventId,
+    };
     if (outcome === 'rejected') log.warn(fields, line);
     else log.info(fields, line);
   }

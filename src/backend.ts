@@ -19,7 +19,13 @@ export async function createBackend(config: Config): Promise<Backend> {
       import('./warehouses/bigquery'),
     ]);
     const warehouse = createBigQueryWarehouse({ project: config.project });
-    return { config, store: createGcsStore(), warehouse, publisher, close: () => closeAll(warehouse, publisher) };
+    return {
+      config,
+      store: createGcsStore(),
+      warehouse,
+      publisher,
+      close: () => closeAll(warehouse, publisher),
+    };
   }
   const [{ createLocalStore, localObjectPath }, { createDuckDbWarehouse }] = await Promise.all([
     import('./stores/local'),

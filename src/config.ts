@@ -107,7 +107,9 @@ const fileSchema = z
       .regex(/^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'is not a valid project id')
       .optional(),
     location: z.string().min(1).optional(),
-    buckets: z.array(z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'is not a valid bucket name')).optional(),
+    buckets: z
+      .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'is not a valid bucket name'))
+      .optional(),
     defaults: defaultsSchema.optional(),
     reprocess: z
       .object({
@@ -119,7 +121,10 @@ const fileSchema = z
       })
       .strict()
       .optional(),
-    quarantine: z.object({ prefix: z.string().regex(/^[^/].*\/$/, 'must end with "/"') }).strict().optional(),
+    quarantine: z
+      .object({ prefix: z.string().regex(/^[^/].*\/$/, 'must end with "/"') })
+      .strict()
+      .optional(),
     routes: z.array(routeSchema).min(1).optional(),
   })
   .strict();
@@ -129,7 +134,11 @@ const envSchema = z.object({
   LOCAL_DATA_DIR: z.string().min(1).default('./local-data'),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
   INGEST_WAIT_SECONDS: z.coerce.number().positive().default(540),
-  INGEST_MAX_BODY_BYTES: z.coerce.number().int().positive().default(1024 * 1024),
+  INGEST_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   INGEST_MAX_OBJECT_BYTES: z.coerce.number().int().positive().optional(),
 });
 
@@ -180,7 +189,10 @@ export type Env = Record<string, string | undefined>;
 export type ReadFile = (file: string) => string;
 
 const BUILT_IN = 'built-in defaults';
-const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [{ match: '**/*.csv' }, { match: '**/*.csv.gz' }];
+const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [
+  { match: '**/*.csv' },
+  { match: '**/*.csv.gz' },
+];
 
 /** Reads INGEST_CONFIG (or ./ingest.yaml when present) and the environment into a checked Config. */
 export function loadConfig(env: Env, readFile: ReadFile): Config {
@@ -245,7 +257,10 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       table: r.table,
       write,
       partition,
-      schema: schemaPath === 'auto' ? 'auto' : readSchema(source, schemaField, baseDir, schemaPath, readFile),
+      schema:
+        schemaPath === 'auto'
+          ? 'auto'
+          : readSchema(source, schemaField, baseDir, schemaPath, readFile),
       csv: { ...DEFAULT_CSV, ...defaults.csv, ...r.csv },
       createDisposition: r.createDisposition ?? defaults.createDisposition ?? 'CREATE_IF_NEEDED',
       timePartitioning: r.timePartitioning,
@@ -281,7 +296,11 @@ function readSchema(
   try {
     json = JSON.parse(readFile(file));
   } catch (error) {
-    throw new ConfigError(source, field, `schema file ${schemaPath} cannot be used: ${errorMessage(error)}`);
+    throw new ConfigError(
+      source,
+      field,
+      `schema file ${schemaPath} cannot be used: ${errorMessage(error)}`,
+    );
   }
   // BigQuery's own schema files are a bare field array; `bq show --schema` and table resources wrap it.
   const fields = Array.isArray(json) ? json : (json as { fields?: unknown } | null)?.fields;
@@ -289,7 +308,11 @@ function readSchema(
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? `[${issue.path.join('].')}` : '';
-    throw new ConfigError(source, field, `schema file ${schemaPath}${where}: ${issue?.message ?? 'invalid'}`);
+    throw new ConfigError(
+      source,
+      field,
+      `schema file ${schemaPath}${where}: ${issue?.message ?? 'invalid'}`,
+    );
   }
   return parsed.data;
 }
@@ -302,7 +325,8 @@ function toConfigError(source: string, error: z.ZodError): ConfigError {
   const issue = error.issues[0];
   const field = issue ? formatPath(issue.path) : '(root)';
   let problem = issue?.message ?? 'invalid';
-  if (issue?.code === 'unrecognized_keys') problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (issue?.code === 'unrecognized_keys')
+    problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return new ConfigError(source, field, problem);
 }
 

@@ -44,7 +44,8 @@ export function parseRequest(input: HttpInput): IngestRequest {
   const body = typeof input.body === 'string' ? input.body : input.body.toString('utf8');
   const headers = lowerCaseHeaders(input.headers);
   if (isCloudEventRequest(headers)) return parseCloudEvent(toCloudEvent(headers, body));
-  if (body.trim() === '') throw new RequestError('body: empty; expected a CloudEvent or a Pub/Sub push body');
+  if (body.trim() === '')
+    throw new RequestError('body: empty; expected a CloudEvent or a Pub/Sub push body');
   const json = parseJson(body, 'body');
   if (isPushBody(json)) return parsePubSub(json, 'body');
   throw new RequestError(
@@ -75,7 +76,8 @@ function toCloudEvent(headers: Record<string, string>, body: string): CloudEvent
     }
   } else {
     for (const attribute of ['ce-id', 'ce-source', 'ce-type']) {
-      if (!headers[attribute]) throw new RequestError(`${attribute}: missing header of the binary CloudEvent`);
+      if (!headers[attribute])
+        throw new RequestError(`${attribute}: missing header of the binary CloudEvent`);
     }
   }
   try {
@@ -87,12 +89,19 @@ function toCloudEvent(headers: Record<string, string>, body: string): CloudEvent
 
 function parseCloudEvent(event: CloudEvent<unknown>): IngestRequest {
   if (event.specversion !== '1.0') {
-    throw new RequestError(`specversion: unsupported CloudEvents version "${event.specversion}"; expected 1.0`);
+    throw new RequestError(
+      `specversion: unsupported CloudEvents version "${event.specversion}"; expected 1.0`,
+    );
   }
   const data = typeof event.data === 'string' ? parseJson(event.data, 'data') : event.data;
   switch (event.type) {
     case EVENT_TYPES.finalized:
-      return { objects: [parseObjectResource(data, 'data')], ignored: [], force: false, eventId: event.id };
+      return {
+        objects: [parseObjectResource(data, 'data')],
+        ignored: [],
+        force: false,
+        eventId: event.id,
+      };
     case EVENT_TYPES.messagePublished:
       return { ...parsePubSub(data, 'data'), eventId: event.id };
     default:
@@ -140,11 +149,15 @@ const pubsubSchema = z
   })
   .loose();
 
-const refSchema = z.object({ bucket: z.string(), name: z.string(), generation: generationSchema.optional() }).strict();
+const refSchema = z
+  .object({ bucket: z.string(), name: z.string(), generation: generationSchema.optional() })
+  .strict();
 const messageSchema = z.union([
   refSchema.extend({ force: z.boolean().optional() }).strict(),
   z.object({ bucket: z.string(), prefix: z.string(), force: z.boolean().optional() }).strict(),
-  z.object({ objects: z.array(refSchema).min(1).max(10_000), force: z.boolean().optional() }).strict(),
+  z
+    .object({ objects: z.array(refSchema).min(1).max(10_000), force: z.boolean().optional() })
+    .strict(),
 ]);
 
 function parsePubSub(data: unknown, where: string): IngestRequest {
@@ -160,7 +173,11 @@ function parsePubSub(data: unknown, where: string): IngestRequest {
       {
         bucket: attributes.bucketId,
         name: attributes.objectId ?? '',
-        generation: check(generationSchema, attributes.objectGeneration, `${where}.message.attributes.objectGeneration`),
+        generation: check(
+          generationSchema,
+          attributes.objectGeneration,
+          `${where}.message.attributes.objectGeneration`,
+        ),
         size: sizeFromResource(payload),
       },
       `${where}.message.attributes`,
@@ -175,10 +192,14 @@ function parsePubSub(data: unknown, where: string): IngestRequest {
   const json = parseJson(payload, `${where}.message.data`);
   const request = check(messageSchema, json, `${where}.message.data`);
   const force = request.force ?? false;
-  if (force && !forceId) throw new RequestError(`${where}.message.messageId: required for a forced reprocess`);
+  if (force && !forceId)
+    throw new RequestError(`${where}.message.messageId: required for a forced reprocess`);
   const base = { ignored: [], force, messageId, ...(force ? { forceId } : {}) };
   if ('objects' in request) {
-    return { ...base, objects: request.objects.map((r, i) => checkRef(r, `${where}.message.data.objects[${i}]`)) };
+    return {
+      ...base,
+      objects: request.objects.map((r, i) => checkRef(r, `${where}.message.data.objects[${i}]`)),
+    };
   }
   if ('prefix' in request) {
     checkBucket(request.bucket, `${where}.message.data.bucket`);
@@ -227,7 +248,6 @@ export function checkName(name: string, where: string): void {
 function nameProblem(name: string): string | undefined {
   if (name === '') return 'is empty';
   if (Buffer.byteLength(name, 'utf8') > 1024) return 'is longer than 1024 bytes';
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a control character';
   if (name.includes('\\')) return 'contains a backslash';
   if (name.startsWith('/')) return 'is absolute';
@@ -238,7 +258,8 @@ function nameProblem(name: string): string | undefined {
 }
 
 function decodeBase64(data: string, where: string): string {
-  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(data.replace(/\s/g, ''))) throw new RequestError(`${where}: not base64`);
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(data.replace(/\s/g, '')))
+    throw new RequestError(`${where}: not base64`);
   const bytes = Buffer.from(data, 'base64');
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
   if (text.includes('\uFFFD')) throw new RequestError(`${where}: not UTF-8 text`);
@@ -249,7 +270,9 @@ function parseJson(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new RequestError(`${where}: not valid JSON (${errorMessage(error)})`, 400, { cause: error });
+    throw new RequestError(`${where}: not valid JSON (${errorMessage(error)})`, 400, {
+      cause: error,
+    });
   }
 }
 
@@ -259,10 +282,16 @@ function check<S extends z.ZodType>(schema: S, value: unknown, where: string): z
   const issue = result.error.issues[0];
   const field = [where, ...(issue?.path ?? []).map(String)].join('.');
   let problem = issue?.message ?? 'invalid';
-  if (issue?.code === 'unrecognized_keys') problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  const input = (issue?.path ?? []).reduce<unknown>((v, key) => (v as Record<PropertyKey, unknown> | undefined)?.[key], value);
-  if (issue?.code === 'invalid_union') problem = issue.path.length === 0 ? describeUnion(value) : 'must be a string or a number';
-  if ((issue?.code === 'invalid_type' || issue?.code === 'invalid_union') && input === undefined) problem = 'required';
+  if (issue?.code === 'unrecognized_keys')
+    problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  const input = (issue?.path ?? []).reduce<unknown>(
+    (v, key) => (v as Record<PropertyKey, unknown> | undefined)?.[key],
+    value,
+  );
+  if (issue?.code === 'invalid_union')
+    problem = issue.path.length === 0 ? describeUnion(value) : 'must be a string or a number';
+  if ((issue?.code === 'invalid_type' || issue?.code === 'invalid_union') && input === undefined)
+    problem = 'required';
   throw new RequestError(`${field}: ${problem}`);
 }
 
@@ -276,13 +305,16 @@ function describeUnion(value: unknown): string {
 function lowerCaseHeaders(headers: HttpInput['headers']): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(headers)) {
-    if (value !== undefined) out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+    if (value !== undefined)
+      out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }
 
 function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const shown = text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const shown = text.replace(
+    /[\u0000-\u001f\u007f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
   return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown;
 }

@@ -25,7 +25,11 @@ export async function* fanOutMessages(
     const refs = batch.map((o) => ({ bucket: o.bucket, name: o.name, generation: o.generation }));
     const json = refs.length === 1 ? { ...refs[0] } : { objects: refs };
     if (options.force) Object.assign(json, { force: true });
-    return { kind: 'message', message: { json, attributes: options.attributes ?? {} }, objects: batch };
+    return {
+      kind: 'message',
+      message: { json, attributes: options.attributes ?? {} },
+      objects: batch,
+    };
   };
   const truncating = new Map<string, StoredObject[]>();
   for await (const object of objects) {
@@ -49,6 +53,7 @@ export function batchLimitProblem(sources: StoredObject[]): string | undefined {
     return `${sources.length} objects for one truncating destination exceed BigQuery's ${MAX_URIS_PER_JOB} URIs per load job`;
   }
   const bytes = sources.reduce((sum, s) => sum + s.size, 0);
-  if (bytes > MAX_BYTES_PER_JOB) return `${bytes} bytes for one truncating destination exceed BigQuery's 15 TB per load job`;
+  if (bytes > MAX_BYTES_PER_JOB)
+    return `${bytes} bytes for one truncating destination exceed BigQuery's 15 TB per load job`;
   return undefined;
 }

@@ -7,7 +7,11 @@ import { send } from './app';
 // the framework's own seams, before it builds its server.
 
 interface ExpressApplication {
-  handle(req: http.IncomingMessage, res: http.ServerResponse, callback?: (error?: unknown) => void): void;
+  handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    callback?: (error?: unknown) => void,
+  ): void;
 }
 
 interface BodyParserError {
@@ -31,7 +35,10 @@ export function installJsonFinalHandler(maxBodyBytes: number): void {
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBodyBytes) {
       res.setHeader('Connection', 'close');
-      send(res, { status: 413, body: { error: `body: ${length} bytes is over the limit of ${maxBodyBytes}` } });
+      send(res, {
+        status: 413,
+        body: { error: `body: ${length} bytes is over the limit of ${maxBodyBytes}` },
+      });
       return;
     }
     handle.call(this, req, res, callback ?? ((error?: unknown) => finalHandler(res, error)));
@@ -46,9 +53,12 @@ function finalHandler(res: http.ServerResponse, error: unknown): void {
   const { status = 500, statusCode, type, message = 'invalid request' } = error as BodyParserError;
   const code = statusCode ?? status;
   if (code === 413) send(res, { status: 413, body: { error: `body: ${message}` } });
-  else if (type === 'entity.parse.failed') send(res, { status: 400, body: { error: `body: not valid JSON (${message})` } });
-  else if (code >= 400 && code < 500) send(res, { status: 400, body: { error: `body: ${message}` } });
-  else send(res, { status: 503, body: { error: 'the request could not be read', retryable: true } });
+  else if (type === 'entity.parse.failed')
+    send(res, { status: 400, body: { error: `body: not valid JSON (${message})` } });
+  else if (code >= 400 && code < 500)
+    send(res, { status: 400, body: { error: `body: ${message}` } });
+  else
+    send(res, { status: 503, body: { error: 'the request could not be read', retryable: true } });
 }
 
 /**
@@ -56,7 +66,9 @@ function finalHandler(res: http.ServerResponse, error: unknown): void {
  * SIGTERM before stopping an instance and waits 10 s: `onSignal` replaces the framework's handlers
  * once its server listens, so in-flight loads can finish.
  */
-export function takeOverShutdown(onSignal: (server: http.Server, signal: NodeJS.Signals) => void): void {
+export function takeOverShutdown(
+  onSignal: (server: http.Server, signal: NodeJS.Signals) => void,
+): void {
   const createServer = http.createServer;
   const patched = ((...args: Parameters<typeof http.createServer>) => {
     const server = createServer(...args);

@@ -30,7 +30,8 @@ export async function checkHead(input: HeadInput): Promise<string | undefined> {
     complete = complete && inflated.complete;
   }
   const nul = bytes.indexOf(0);
-  if (nul >= 0) return `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`;
+  if (nul >= 0)
+    return `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`;
   const text = decode(bytes, input.csv.encoding, complete);
   if (typeof text !== 'string') return text.error;
 
@@ -60,7 +61,8 @@ export function compareHeader(header: string[], schema: SchemaField[]): string |
   const unexpected = header.filter((n) => !want.has(n.toLowerCase()));
   const problems: string[] = [];
   if (missing.length > 0) problems.push(`missing column${plural(missing)} ${missing.join(', ')}`);
-  if (unexpected.length > 0) problems.push(`unexpected column${plural(unexpected)} ${unexpected.join(', ')}`);
+  if (unexpected.length > 0)
+    problems.push(`unexpected column${plural(unexpected)} ${unexpected.join(', ')}`);
   if (problems.length > 0) return `header does not match the schema: ${problems.join('; ')}`;
   if (lower(header).join('\0') !== lower(expected).join('\0')) {
     return `header columns are not in the schema's order: expected ${expected.join(',')}, got ${header.join(',')}`;
@@ -72,9 +74,14 @@ function plural(list: string[]): string {
   return list.length === 1 ? '' : 's';
 }
 
-function decode(bytes: Buffer, encoding: CsvOptions['encoding'], complete: boolean): string | { error: string } {
+function decode(
+  bytes: Buffer,
+  encoding: CsvOptions['encoding'],
+  complete: boolean,
+): string | { error: string } {
   if (encoding === 'ISO-8859-1') return bytes.toString('latin1');
-  if (decodesAsUtf8(bytes, complete)) return new TextDecoder('utf-8').decode(bytes, { stream: !complete });
+  if (decodesAsUtf8(bytes, complete))
+    return new TextDecoder('utf-8').decode(bytes, { stream: !complete });
   // The shortest prefix that fails to decode ends at the first invalid byte.
   let good = 0;
   let bad = bytes.length;
@@ -85,7 +92,8 @@ function decode(bytes: Buffer, encoding: CsvOptions['encoding'], complete: boole
   }
   // `good` may end inside the sequence that turned out invalid: step back to where it starts.
   let offset = good;
-  while (offset > good - 3 && offset > 0 && !decodesAsUtf8(bytes.subarray(0, offset), true)) offset--;
+  while (offset > good - 3 && offset > 0 && !decodesAsUtf8(bytes.subarray(0, offset), true))
+    offset--;
   const line = bytes.subarray(0, offset).toString('latin1').split('\n').length;
   return { error: `not valid UTF-8: invalid byte sequence at offset ${offset} (line ${line})` };
 }

@@ -18,7 +18,9 @@ const receiver = createReceiver(config, services, logger);
 
 installJsonFinalHandler(config.maxBodyBytes);
 takeOverShutdown((server, signal) => {
-  logger.info(`${signal}: finishing in-flight events (up to ${graceMs / 1000} s), refusing new ones with 503`);
+  logger.info(
+    `${signal}: finishing in-flight events (up to ${graceMs / 1000} s), refusing new ones with 503`,
+  );
   void receiver
     .drain(graceMs)
     .then(() => server.close())

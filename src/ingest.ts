@@ -37,7 +37,11 @@ const PARALLEL = 16;
 const PUBLISH_BATCH = 1000;
 
 /** Ingests what a request names: plan, check the header, load, classify, quarantine what is rejected. */
-export async function ingest(request: IngestRequest, services: Services, deadline: number): Promise<IngestResult> {
+export async function ingest(
+  request: IngestRequest,
+  services: Services,
+  deadline: number,
+): Promise<IngestResult> {
   const results: ObjectResult[] = request.ignored.map(({ ref, reason }) => ({
     ...identify(ref),
     outcome: 'skipped',
@@ -84,7 +88,9 @@ async function ingestObjects(
       return [];
     }
   };
-  const prepared = (await mapParallel(refs, (ref) => settle(async () => [await prepare(ref, services)]))).flat();
+  const prepared = (
+    await mapParallel(refs, (ref) => settle(async () => [await prepare(ref, services)]))
+  ).flat();
   const results: ObjectResult[] = [];
   const batches = new Map<string, Extract<Prepared, { kind: 'ready' }>[]>();
   for (const p of prepared) {
@@ -126,17 +132,29 @@ async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): 
   if (!current) return done('skipped', 'object no longer exists');
   if (ref.generation !== undefined && current.generation !== ref.generation) {
     if (BigInt(current.generation) > BigInt(ref.generation)) {
-      return done('skipped', `generation ${ref.generation} was replaced by ${current.generation}, whose own event loads it`);
+      return done(
+        'skipped',
+        `generation ${ref.generation} was replaced by ${current.generation}, whose own event loads it`,
+      );
     }
-    return done('skipped', `generation ${ref.generation} does not exist (the current one is ${current.generation})`);
+    return done(
+      'skipped',
+      `generation ${ref.generation} does not exist (the current one is ${current.generation})`,
+    );
   }
   if (current.size === 0) return done('skipped', 'empty object', current.generation);
   if (routing.kind === 'reject') {
-    return { kind: 'done', result: await reject(current, routing.reason, undefined, { store, warehouse, config }) };
+    return {
+      kind: 'done',
+      result: await reject(current, routing.reason, undefined, { store, warehouse, config }),
+    };
   }
   if (config.maxObjectBytes !== undefined && current.size > config.maxObjectBytes) {
     const reason = `object is ${current.size} bytes, over the limit of ${config.maxObjectBytes} (INGEST_MAX_OBJECT_BYTES)`;
-    return { kind: 'done', result: await reject(current, reason, undefined, { store, warehouse, config }) };
+    return {
+      kind: 'done',
+      result: await reject(current, reason, undefined, { store, warehouse, config }),
+    };
   }
   return { kind: 'ready', object: current, route: routing.route, destination: routing.destination };
 }
@@ -166,12 +184,14 @@ async function loadBatch(
   const results: ObjectResult[] = [];
   let sources = batch.map((b) => b.object);
   const tooLarge = batchLimitProblem(sources);
-  if (tooLarge) return sources.map((s) => ({ ...identify(s), outcome: 'rejected', reason: tooLarge }));
+  if (tooLarge)
+    return sources.map((s) => ({ ...identify(s), outcome: 'rejected', reason: tooLarge }));
 
   const bad: { object: StoredObject; reason: string }[] = [];
   for (const object of sources) {
     const problem = await headProblem(object, route, services.store);
-    if (problem === 'gone') results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+    if (problem === 'gone')
+      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
     else if (problem) bad.push({ object, reason: problem });
   }
   const gone = new Set(results.map((r) => r.uri));
@@ -183,7 +203,12 @@ async function loadBatch(
     const badUris = new Set(bad.map((b) => gsUri(b.object)));
     for (const object of sources.filter((s) => !badUris.has(gsUri(s)))) {
       const reason = `not loaded: ${gsUri(bad[0]!.object)} in the same ${route.write} batch was rejected`;
-      results.push({ ...identify(object), outcome: 'rejected', destination: destinationName(destination), reason });
+      results.push({
+        ...identify(object),
+        outcome: 'rejected',
+        destination: destinationName(destination),
+        reason,
+      });
     }
     return results;
   }
@@ -192,7 +217,9 @@ async function loadBatch(
   const where = { destination: destinationName(destination), jobId: result.jobId };
   for (const object of sources) {
     if (result.outcome === 'rejected') {
-      results.push(await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false));
+      results.push(
+        await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false),
+      );
     } else {
       results.push({ ...identify(object), outcome: result.outcome, ...where, rows: result.rows });
     }
@@ -200,7 +227,11 @@ async function loadBatch(
   return results;
 }
 
-async function headProblem(object: StoredObject, route: Route, store: ObjectStore): Promise<string | undefined> {
+async function headProblem(
+  object: StoredObject,
+  route: Route,
+  store: ObjectStore,
+): Promise<string | undefined> {
   let head: Buffer;
   try {
     head = await store.readHead(object, HEAD_BYTES);
@@ -241,7 +272,8 @@ async function reject(
   }
   if (job && record) await warehouse.recordRejection(job, reason);
   const result: ObjectResult = { ...identify(object), outcome: 'rejected', reason: reason + note };
-  if (job) Object.assign(result, { destination: destinationName(job.destination), jobId: job.jobId });
+  if (job)
+    Object.assign(result, { destination: destinationName(job.destination), jobId: job.jobId });
   return result;
 }
 
@@ -277,13 +309,26 @@ async function expandPrefix(
   const queued: ObjectResult[] = [];
   let pending: Extract<FanOut, { kind: 'message' }>[] = [];
   const flush = async () => {
-    await publisher.publish(topic, pending.map((p) => p.message));
-    for (const p of pending) queued.push(...p.objects.map((o) => ({ ...identify(o), outcome: 'queued' as const })));
+    await publisher.publish(
+      topic,
+      pending.map((p) => p.message),
+    );
+    for (const p of pending)
+      queued.push(...p.objects.map((o) => ({ ...identify(o), outcome: 'queued' as const })));
     pending = [];
   };
-  for await (const item of fanOutMessages(everything(), config, { force: request.force, attributes })) {
+  for await (const item of fanOutMessages(everything(), config, {
+    force: request.force,
+    attributes,
+  })) {
     if (item.kind === 'rejected') {
-      queued.push(...item.objects.map((o) => ({ ...identify(o), outcome: 'rejected' as const, reason: item.reason })));
+      queued.push(
+        ...item.objects.map((o) => ({
+          ...identify(o),
+          outcome: 'rejected' as const,
+          reason: item.reason,
+        })),
+      );
       continue;
     }
     pending.push(item);
@@ -294,20 +339,34 @@ async function expandPrefix(
 }
 
 function toRef(object: StoredObject): ObjectRef {
-  return { bucket: object.bucket, name: object.name, generation: object.generation, size: object.size };
+  return {
+    bucket: object.bucket,
+    name: object.name,
+    generation: object.generation,
+    size: object.size,
+  };
 }
 
 function identify(ref: ObjectRef): Pick<ObjectResult, 'uri' | 'generation'> {
-  return ref.generation === undefined ? { uri: gsUri(ref) } : { uri: gsUri(ref), generation: ref.generation };
+  return ref.generation === undefined
+    ? { uri: gsUri(ref) }
+    : { uri: gsUri(ref), generation: ref.generation };
 }
 
 // Label values: lower-case letters, digits, _ and -, at most 63 characters.
 function labelValue(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9_-]/g, '_').slice(0, 63);
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]/g, '_')
+    .slice(0, 63);
 }
 
 function jobLabels(object: StoredObject, route: Route): Record<string, string> {
-  return { component: 'gcs-bq-ingest', bucket: labelValue(object.bucket), route: `route-${route.index}` };
+  return {
+    component: 'gcs-bq-ingest',
+    bucket: labelValue(object.bucket),
+    route: `route-${route.index}`,
+  };
 }
 
 async function mapParallel<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {

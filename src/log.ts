@@ -38,8 +38,12 @@ export function traceFields(
   let traceId: string | undefined;
   let spanId: string | undefined;
   let sampled = false;
-  const parent = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(header('traceparent') ?? '');
-  const cloud = /^([0-9a-f]{32})(?:\/(\d+))?(?:;o=(\d))?/.exec(header('x-cloud-trace-context') ?? '');
+  const parent = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(
+    header('traceparent') ?? '',
+  );
+  const cloud = /^([0-9a-f]{32})(?:\/(\d+))?(?:;o=(\d))?/.exec(
+    header('x-cloud-trace-context') ?? '',
+  );
   if (parent) {
     [traceId, spanId] = [parent[1], parent[2]];
     sampled = (parseInt(parent[3] ?? '0', 16) & 1) === 1;

@@ -40,7 +40,8 @@ function compileSegment(segment: string, names: string[]): string {
       out += `(?<${name}>[^/]+?)`;
       i = end;
     } else if (c === '*') {
-      if (segment[i + 1] === '*') throw new Error('uses "**" inside a segment; it must stand alone between "/"');
+      if (segment[i + 1] === '*')
+        throw new Error('uses "**" inside a segment; it must stand alone between "/"');
       out += '[^/]*';
     } else if (c === '}') {
       throw new Error(`has an unmatched "}" in "${segment}"`);
@@ -52,7 +53,10 @@ function compileSegment(segment: string, names: string[]): string {
 }
 
 /** The captured placeholders when `name` matches, else undefined. */
-export function matchPattern(pattern: CompiledPattern, name: string): Record<string, string> | undefined {
+export function matchPattern(
+  pattern: CompiledPattern,
+  name: string,
+): Record<string, string> | undefined {
   const m = pattern.regex.exec(name);
   if (!m) return undefined;
   return { ...(m.groups ?? {}) };

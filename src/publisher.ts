@@ -15,16 +15,22 @@ export interface Publisher {
 export function createPubSubPublisher(projectId?: string): Publisher {
   let client: Promise<import('@google-cloud/pubsub').PubSub> | undefined;
   const pubsub = () => {
-    client ??= import('@google-cloud/pubsub').then(({ PubSub }) => new PubSub(projectId ? { projectId } : {}));
+    client ??= import('@google-cloud/pubsub').then(
+      ({ PubSub }) => new PubSub(projectId ? { projectId } : {}),
+    );
     return client;
   };
   return {
     async publish(topicName, messages) {
-      const topic = (await pubsub()).topic(topicName, { batching: { maxMessages: 500, maxMilliseconds: 20 } });
+      const topic = (await pubsub()).topic(topicName, {
+        batching: { maxMessages: 500, maxMilliseconds: 20 },
+      });
       try {
         return await Promise.all(messages.map((m) => topic.publishMessage(m)));
       } catch (error) {
-        throw new TransientError(`publishing to ${topicName} failed: ${errorMessage(error)}`, { cause: error });
+        throw new TransientError(`publishing to ${topicName} failed: ${errorMessage(error)}`, {
+          cause: error,
+        });
       }
     },
     async close() {

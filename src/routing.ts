@@ -75,7 +75,9 @@ function isCalendarDate(yyyymmdd: string): boolean {
   if (!m) return false;
   const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
   const date = new Date(Date.UTC(year, month - 1, day));
-  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+  return (
+    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+  );
 }
 
 export function destinationName(destination: Destination): string {
@@ -109,5 +111,7 @@ export function jobIdFor(
     write,
   });
   const id = `ingest_${createHash('sha256').update(key).digest('hex')}`;
-  return forcedBy === undefined ? id : `${id}_r${forcedBy.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 128)}`;
+  return forcedBy === undefined
+    ? id
+    : `${id}_r${forcedBy.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 128)}`;
 }

@@ -13,15 +13,30 @@ describe('gcs-bq-ingest CLI', function () {
   const run = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(process.execPath, [CLI, ...args], {
       cwd: dir,
-      env: { ...process.env, LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: '', PUBSUB_EMULATOR_HOST: '', ...env },
+      env: {
+        ...process.env,
+        LOCAL_DATA_DIR: path.join(dir, 'data'),
+        INGEST_CONFIG: '',
+        PUBSUB_EMULATOR_HOST: '',
+        ...env,
+      },
       encoding: 'utf8',
       timeout: 30_000,
     });
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-cli-'));
-    fs.writeFileSync(path.join(dir, 'snap.yaml'), 'routes:\n  - match: "snap/{table}/*.csv"\n    table: "{table}"\n    write: truncate\n  - match: "**/*.csv"\n');
-    for (const name of ['p/a.csv', 'p/b.csv', 'p/notes.txt', 'snap/accounts/1.csv', 'snap/accounts/2.csv']) {
+    fs.writeFileSync(
+      path.join(dir, 'snap.yaml'),
+      'routes:\n  - match: "snap/{table}/*.csv"\n    table: "{table}"\n    write: truncate\n  - match: "**/*.csv"\n',
+    );
+    for (const name of [
+      'p/a.csv',
+      'p/b.csv',
+      'p/notes.txt',
+      'snap/accounts/1.csv',
+      'snap/accounts/2.csv',
+    ]) {
       const file = path.join(dir, 'data', 'buckets', 'demo', name);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, 'a\n1\n');
@@ -39,11 +54,26 @@ describe('gcs-bq-ingest CLI', function () {
 
   const errors: { args: string[]; error: RegExp }[] = [
     { args: ['nonsense'], error: /unknown command 'nonsense'/ },
-    { args: ['reprocess', '--topic', 't', '--bucket', 'demo'], error: /^gcs-bq-ingest: one of --name or --prefix is required$/ },
-    { args: ['reprocess', '--topic', 't', '--bucket', 'demo', '--name', 'a', '--prefix', 'p'], error: /cannot be used with/ },
-    { args: ['reprocess', '--bucket', 'demo', '--name', 'a'], error: /required option '--topic <topic>'/ },
-    { args: ['emit', 'nowhere.csv'], error: /^gcs-bq-ingest: nowhere\.csv is not inside .*buckets\/<bucket>\/$/ },
-    { args: ['emit', 'gs://demo/missing.csv'], error: /^gcs-bq-ingest: gs:\/\/demo\/missing\.csv does not exist in the local store$/ },
+    {
+      args: ['reprocess', '--topic', 't', '--bucket', 'demo'],
+      error: /^gcs-bq-ingest: one of --name or --prefix is required$/,
+    },
+    {
+      args: ['reprocess', '--topic', 't', '--bucket', 'demo', '--name', 'a', '--prefix', 'p'],
+      error: /cannot be used with/,
+    },
+    {
+      args: ['reprocess', '--bucket', 'demo', '--name', 'a'],
+      error: /required option '--topic <topic>'/,
+    },
+    {
+      args: ['emit', 'nowhere.csv'],
+      error: /^gcs-bq-ingest: nowhere\.csv is not inside .*buckets\/<bucket>\/$/,
+    },
+    {
+      args: ['emit', 'gs://demo/missing.csv'],
+      error: /^gcs-bq-ingest: gs:\/\/demo\/missing\.csv does not exist in the local store$/,
+    },
   ];
   for (const { args, error } of errors) {
     it(`${args.join(' ')} fails with one clear line`, () => {
@@ -55,20 +85,37 @@ describe('gcs-bq-ingest CLI', function () {
   }
 
   it('reprocess --dry-run prints the one message it would publish', () => {
-    const result = run(['reprocess', '--topic', 't', '--bucket', 'demo', '--prefix', 'p/', '--force', '--dry-run']);
+    const result = run([
+      'reprocess',
+      '--topic',
+      't',
+      '--bucket',
+      'demo',
+      '--prefix',
+      'p/',
+      '--force',
+      '--dry-run',
+    ]);
     expect(result.status, result.stderr).to.equal(0);
     expect(result.stdout).to.equal('would publish {"bucket":"demo","prefix":"p/","force":true}\n');
   });
 
   it('reprocess --expand lists here: one message per appending object, one per truncating destination', () => {
-    const result = run(['reprocess', '--topic', 't', '--bucket', 'demo', '--prefix', '', '--expand', '--dry-run'], {
-      INGEST_CONFIG: 'snap.yaml',
-    });
+    const result = run(
+      ['reprocess', '--topic', 't', '--bucket', 'demo', '--prefix', '', '--expand', '--dry-run'],
+      {
+        INGEST_CONFIG: 'snap.yaml',
+      },
+    );
     expect(result.status, result.stderr).to.equal(0);
     const lines = result.stdout.trim().split('\n');
     expect(lines).to.have.length(4);
-    expect(lines[0]).to.match(/^would publish \{"bucket":"demo","name":"p\/a.csv","generation":"\d+"\}$/);
-    expect(lines[2]).to.match(/^would publish \{"objects":\[\{"bucket":"demo","name":"snap\/accounts\/1.csv".*"snap\/accounts\/2.csv"/);
+    expect(lines[0]).to.match(
+      /^would publish \{"bucket":"demo","name":"p\/a.csv","generation":"\d+"\}$/,
+    );
+    expect(lines[2]).to.match(
+      /^would publish \{"objects":\[\{"bucket":"demo","name":"snap\/accounts\/1.csv".*"snap\/accounts\/2.csv"/,
+    );
     expect(lines[3]).to.equal('would publish 3 messages for 4 objects under gs://demo/');
   });
 

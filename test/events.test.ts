@@ -25,8 +25,16 @@ describe('parseRequest', () => {
   const valid: { name: string; request: RawRequest; expected: Partial<IngestRequest> }[] = [
     {
       name: 'finalized, binary mode, string generation and size',
-      request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'in/a.csv', '1700000000000001', '42')),
-      expected: { objects: [{ bucket: 'landing', name: 'in/a.csv', generation: '1700000000000001', size: 42 }], force: false },
+      request: binaryEvent(
+        STORAGE_TYPE,
+        objectResource('landing', 'in/a.csv', '1700000000000001', '42'),
+      ),
+      expected: {
+        objects: [
+          { bucket: 'landing', name: 'in/a.csv', generation: '1700000000000001', size: 42 },
+        ],
+        force: false,
+      },
     },
     {
       name: 'finalized, binary mode, numeric generation and size',
@@ -41,22 +49,49 @@ describe('parseRequest', () => {
     {
       name: 'messagePublished: one object',
       request: binaryEvent(PUBSUB_TYPE, pubsubData({ bucket: 'landing', name: 'a.csv' })),
-      expected: { objects: [{ bucket: 'landing', name: 'a.csv' }], force: false, messageId: '1001' },
+      expected: {
+        objects: [{ bucket: 'landing', name: 'a.csv' }],
+        force: false,
+        messageId: '1001',
+      },
     },
     {
       name: 'messagePublished: one object with generation and force',
-      request: binaryEvent(PUBSUB_TYPE, pubsubData({ bucket: 'landing', name: 'a.csv', generation: 9, force: true }, {}, '77')),
-      expected: { objects: [{ bucket: 'landing', name: 'a.csv', generation: '9' }], force: true, forceId: '77' },
+      request: binaryEvent(
+        PUBSUB_TYPE,
+        pubsubData({ bucket: 'landing', name: 'a.csv', generation: 9, force: true }, {}, '77'),
+      ),
+      expected: {
+        objects: [{ bucket: 'landing', name: 'a.csv', generation: '9' }],
+        force: true,
+        forceId: '77',
+      },
     },
     {
       name: 'messagePublished: prefix',
-      request: structuredEvent(PUBSUB_TYPE, pubsubData({ bucket: 'landing', prefix: 'sales/2026/' })),
+      request: structuredEvent(
+        PUBSUB_TYPE,
+        pubsubData({ bucket: 'landing', prefix: 'sales/2026/' }),
+      ),
       expected: { objects: [], prefix: { bucket: 'landing', prefix: 'sales/2026/' } },
     },
     {
       name: 'messagePublished: objects list',
-      request: binaryEvent(PUBSUB_TYPE, pubsubData({ objects: [{ bucket: 'landing', name: 'a.csv' }, { bucket: 'other', name: 'd.csv' }] })),
-      expected: { objects: [{ bucket: 'landing', name: 'a.csv' }, { bucket: 'other', name: 'd.csv' }] },
+      request: binaryEvent(
+        PUBSUB_TYPE,
+        pubsubData({
+          objects: [
+            { bucket: 'landing', name: 'a.csv' },
+            { bucket: 'other', name: 'd.csv' },
+          ],
+        }),
+      ),
+      expected: {
+        objects: [
+          { bucket: 'landing', name: 'a.csv' },
+          { bucket: 'other', name: 'd.csv' },
+        ],
+      },
     },
     {
       name: 'messagePublished: Cloud Storage notification',
@@ -66,7 +101,15 @@ describe('parseRequest', () => {
     {
       name: 'messagePublished: a delete notification is ignored with a reason',
       request: binaryEvent(PUBSUB_TYPE, notification('OBJECT_DELETE')),
-      expected: { objects: [], ignored: [{ ref: { bucket: 'landing', name: 'in/a.csv', generation: '7', size: 42 }, reason: 'notification OBJECT_DELETE is not a finalize' }] },
+      expected: {
+        objects: [],
+        ignored: [
+          {
+            ref: { bucket: 'landing', name: 'in/a.csv', generation: '7', size: 42 },
+            reason: 'notification OBJECT_DELETE is not a finalize',
+          },
+        ],
+      },
     },
     {
       name: 'plain push body',
@@ -75,7 +118,11 @@ describe('parseRequest', () => {
     },
     {
       name: 'plain push body: forced fan-out keeps the id of the request it came from',
-      request: pushBody({ bucket: 'landing', name: 'a.csv', force: true }, { ingestForceId: '1' }, '56'),
+      request: pushBody(
+        { bucket: 'landing', name: 'a.csv', force: true },
+        { ingestForceId: '1' },
+        '56',
+      ),
       expected: { force: true, forceId: '1', messageId: '56' },
     },
   ];
@@ -88,8 +135,16 @@ describe('parseRequest', () => {
 
   const invalid: { name: string; request: RawRequest; error: RegExp }[] = [
     { name: 'empty body', request: { headers: {}, body: '' }, error: /^body: empty/ },
-    { name: 'JSON that is neither', request: { headers: {}, body: '{"a":1}' }, error: /not a CloudEvent/ },
-    { name: 'unsupported event type', request: binaryEvent('com.example.other', {}), error: /^type: unsupported event type "com.example.other"/ },
+    {
+      name: 'JSON that is neither',
+      request: { headers: {}, body: '{"a":1}' },
+      error: /not a CloudEvent/,
+    },
+    {
+      name: 'unsupported event type',
+      request: binaryEvent('com.example.other', {}),
+      error: /^type: unsupported event type "com.example.other"/,
+    },
     {
       name: 'binary event without ce-type',
       request: { headers: { 'ce-specversion': '1.0', 'ce-id': '1', 'ce-source': 's' }, body: '{}' },
@@ -97,31 +152,108 @@ describe('parseRequest', () => {
     },
     {
       name: 'structured event without id',
-      request: { headers: { 'content-type': 'application/cloudevents+json' }, body: JSON.stringify({ specversion: '1.0', source: 's', type: STORAGE_TYPE }) },
+      request: {
+        headers: { 'content-type': 'application/cloudevents+json' },
+        body: JSON.stringify({ specversion: '1.0', source: 's', type: STORAGE_TYPE }),
+      },
       error: /^id: missing/,
     },
-    { name: 'specversion 0.3', request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', 1), { 'ce-specversion': '0.3' }), error: /^specversion/ },
-    { name: 'finalized without bucket', request: binaryEvent(STORAGE_TYPE, { name: 'a.csv', generation: '1' }), error: /^data\.bucket: required/ },
-    { name: 'finalized without generation', request: binaryEvent(STORAGE_TYPE, { bucket: 'landing', name: 'a.csv' }), error: /^data\.generation: required/ },
-    { name: 'generation not a number', request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', 'abc')), error: /^data\.generation: must be a positive integer/ },
-    { name: 'negative size', request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', '1', -1)), error: /^data\.size/ },
-    { name: 'invalid bucket', request: binaryEvent(STORAGE_TYPE, objectResource('Bad Bucket', 'a.csv', '1')), error: /^data\.bucket: "Bad Bucket" is not a valid bucket name/ },
-    { name: 'name with ..', request: binaryEvent(STORAGE_TYPE, objectResource('landing', '../etc/passwd.csv', '1')), error: /^data\.name: .* "\." or "\.\." segment/ },
-    { name: 'absolute name', request: binaryEvent(STORAGE_TYPE, objectResource('landing', '/etc/x.csv', '1')), error: /is absolute/ },
-    { name: 'NUL in name', request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a\u0000.csv', '1')), error: /control character/ },
-    { name: 'backslash in name', request: binaryEvent(STORAGE_TYPE, objectResource('landing', '..\\a.csv', '1')), error: /backslash/ },
-    { name: 'encoded traversal', request: binaryEvent(STORAGE_TYPE, objectResource('landing', '%2e%2e/a.csv', '1')), error: /encoded path character/ },
-    { name: 'message data not base64', request: pushBody('x'), error: /message\.data: not valid JSON/ },
+    {
+      name: 'specversion 0.3',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', 1), {
+        'ce-specversion': '0.3',
+      }),
+      error: /^specversion/,
+    },
+    {
+      name: 'finalized without bucket',
+      request: binaryEvent(STORAGE_TYPE, { name: 'a.csv', generation: '1' }),
+      error: /^data\.bucket: required/,
+    },
+    {
+      name: 'finalized without generation',
+      request: binaryEvent(STORAGE_TYPE, { bucket: 'landing', name: 'a.csv' }),
+      error: /^data\.generation: required/,
+    },
+    {
+      name: 'generation not a number',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', 'abc')),
+      error: /^data\.generation: must be a positive integer/,
+    },
+    {
+      name: 'negative size',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a.csv', '1', -1)),
+      error: /^data\.size/,
+    },
+    {
+      name: 'invalid bucket',
+      request: binaryEvent(STORAGE_TYPE, objectResource('Bad Bucket', 'a.csv', '1')),
+      error: /^data\.bucket: "Bad Bucket" is not a valid bucket name/,
+    },
+    {
+      name: 'name with ..',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', '../etc/passwd.csv', '1')),
+      error: /^data\.name: .* "\." or "\.\." segment/,
+    },
+    {
+      name: 'absolute name',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', '/etc/x.csv', '1')),
+      error: /is absolute/,
+    },
+    {
+      name: 'NUL in name',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', 'a\u0000.csv', '1')),
+      error: /control character/,
+    },
+    {
+      name: 'backslash in name',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', '..\\a.csv', '1')),
+      error: /backslash/,
+    },
+    {
+      name: 'encoded traversal',
+      request: binaryEvent(STORAGE_TYPE, objectResource('landing', '%2e%2e/a.csv', '1')),
+      error: /encoded path character/,
+    },
+    {
+      name: 'message data not base64',
+      request: pushBody('x'),
+      error: /message\.data: not valid JSON/,
+    },
     {
       name: 'message data not JSON',
       request: { headers: {}, body: JSON.stringify({ message: { data: '!!!', messageId: '1' } }) },
       error: /^body\.message\.data: not base64/,
     },
-    { name: 'message with unknown field', request: pushBody({ bucket: 'landing', name: 'a.csv', forse: true }), error: /^body\.message\.data: / },
-    { name: 'message that is an array', request: pushBody([1, 2]), error: /expected a JSON object/ },
-    { name: 'objects list with a bad name', request: pushBody({ objects: [{ bucket: 'landing', name: 'a/../../x.csv' }] }), error: /objects\[0\]\.name/ },
-    { name: 'push body without message.data structure', request: { headers: {}, body: '{"message": 5}' }, error: /^body\.message/ },
-    { name: 'notification without objectGeneration', request: pushBody('{}', { eventType: 'OBJECT_FINALIZE', bucketId: 'landing', objectId: 'a.csv' }), error: /objectGeneration: required/ },
+    {
+      name: 'message with unknown field',
+      request: pushBody({ bucket: 'landing', name: 'a.csv', forse: true }),
+      error: /^body\.message\.data: /,
+    },
+    {
+      name: 'message that is an array',
+      request: pushBody([1, 2]),
+      error: /expected a JSON object/,
+    },
+    {
+      name: 'objects list with a bad name',
+      request: pushBody({ objects: [{ bucket: 'landing', name: 'a/../../x.csv' }] }),
+      error: /objects\[0\]\.name/,
+    },
+    {
+      name: 'push body without message.data structure',
+      request: { headers: {}, body: '{"message": 5}' },
+      error: /^body\.message/,
+    },
+    {
+      name: 'notification without objectGeneration',
+      request: pushBody('{}', {
+        eventType: 'OBJECT_FINALIZE',
+        bucketId: 'landing',
+        objectId: 'a.csv',
+      }),
+      error: /objectGeneration: required/,
+    },
   ];
   for (const { name, request, error } of invalid) {
     it(`rejects ${name}`, () => {

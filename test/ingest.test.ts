@@ -48,11 +48,22 @@ describe('ingest', () => {
     const { store, event } = setup();
     const object = store.put('landing', 'in/us-states.csv', CSV);
     const result = await event(object);
-    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'us_states' }, 'append');
+    const jobId = jobIdFor(
+      [object],
+      { project: 'my-proj', dataset: 'ingest', table: 'us_states' },
+      'append',
+    );
     expect(result).to.deep.equal({
       outcome: 'loaded',
       objects: [
-        { uri: 'gs://landing/in/us-states.csv', generation: object.generation, outcome: 'loaded', destination: 'my-proj.ingest.us_states', jobId, rows: 2 },
+        {
+          uri: 'gs://landing/in/us-states.csv',
+          generation: object.generation,
+          outcome: 'loaded',
+          destination: 'my-proj.ingest.us_states',
+          jobId,
+          rows: 2,
+        },
       ],
     });
   });
@@ -63,17 +74,43 @@ describe('ingest', () => {
     await event(object);
     const again = await event(object);
     expect(again.outcome).to.equal('duplicate');
-    expect(warehouse.jobs.map((j) => j.jobId)).to.have.length(2).and.satisfy((ids: string[]) => ids[0] === ids[1]);
+    expect(warehouse.jobs.map((j) => j.jobId))
+      .to.have.length(2)
+      .and.satisfy((ids: string[]) => ids[0] === ids[1]);
     expect(Math.max(...store.headReads.map((r) => r.bytes))).to.equal(64 * 1024);
   });
 
   const skips: { name: string; arrange: (s: MemoryStore) => ObjectRef; reason: RegExp }[] = [
-    { name: 'a bucket outside the allowlist', arrange: (s) => s.put('elsewhere', 'a.csv', CSV), reason: /not in the allowlist/ },
-    { name: 'a file that is not a CSV', arrange: (s) => s.put('landing', 'a.json', '{}'), reason: /not a CSV/ },
-    { name: 'a folder placeholder', arrange: () => ({ bucket: 'landing', name: 'dir/', generation: '1' }), reason: /folder placeholder/ },
-    { name: 'the quarantine prefix', arrange: (s) => s.put('landing', '_quarantine/a.csv', CSV), reason: /quarantine prefix/ },
-    { name: 'an empty object (from the event)', arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: 0 }), reason: /^empty object$/ },
-    { name: 'an empty object (from the store)', arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: undefined }), reason: /^empty object$/ },
+    {
+      name: 'a bucket outside the allowlist',
+      arrange: (s) => s.put('elsewhere', 'a.csv', CSV),
+      reason: /not in the allowlist/,
+    },
+    {
+      name: 'a file that is not a CSV',
+      arrange: (s) => s.put('landing', 'a.json', '{}'),
+      reason: /not a CSV/,
+    },
+    {
+      name: 'a folder placeholder',
+      arrange: () => ({ bucket: 'landing', name: 'dir/', generation: '1' }),
+      reason: /folder placeholder/,
+    },
+    {
+      name: 'the quarantine prefix',
+      arrange: (s) => s.put('landing', '_quarantine/a.csv', CSV),
+      reason: /quarantine prefix/,
+    },
+    {
+      name: 'an empty object (from the event)',
+      arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: 0 }),
+      reason: /^empty object$/,
+    },
+    {
+      name: 'an empty object (from the store)',
+      arrange: (s) => ({ ...s.put('landing', 'e.csv', ''), size: undefined }),
+      reason: /^empty object$/,
+    },
     {
       name: 'an object deleted before it could be read',
       arrange: (s) => {
@@ -107,7 +144,9 @@ describe('ingest', () => {
     const { store, event } = setup();
     const object = store.put('landing', 'a.csv', CSV);
     const result = await event({ ...object, generation: '99999999999' });
-    expect(result.objects[0]?.reason).to.equal(`generation 99999999999 does not exist (the current one is ${object.generation})`);
+    expect(result.objects[0]?.reason).to.equal(
+      `generation 99999999999 does not exist (the current one is ${object.generation})`,
+    );
   });
 
   it('rejects a header that does not match the schema, quarantines it with the reason and records it', async () => {
@@ -116,7 +155,9 @@ describe('ingest', () => {
     const result = await event(object);
     expect(result.outcome).to.equal('rejected');
     const [only] = result.objects;
-    expect(only?.reason).to.equal('header does not match the schema: missing column name; unexpected column nom');
+    expect(only?.reason).to.equal(
+      'header does not match the schema: missing column name; unexpected column nom',
+    );
     expect(warehouse.jobs).to.have.length(0);
     expect(warehouse.rejections).to.deep.equal([{ jobId: only?.jobId, reason: only?.reason }]);
     expect(store.metadataOf('landing', '_quarantine/typed/a.csv')).to.deep.equal({
@@ -130,10 +171,22 @@ describe('ingest', () => {
   it('quarantines what the warehouse rejects, with its reason', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'a' }, 'append');
-    warehouse.outcomes.set(jobId, { outcome: 'rejected', jobId, reason: 'Error while reading data, error message: row 2, column 1' });
+    const jobId = jobIdFor(
+      [object],
+      { project: 'my-proj', dataset: 'ingest', table: 'a' },
+      'append',
+    );
+    warehouse.outcomes.set(jobId, {
+      outcome: 'rejected',
+      jobId,
+      reason: 'Error while reading data, error message: row 2, column 1',
+    });
     const result = await event(object);
-    expect(result.objects[0]).to.include({ outcome: 'rejected', reason: 'Error while reading data, error message: row 2, column 1', jobId });
+    expect(result.objects[0]).to.include({
+      outcome: 'rejected',
+      reason: 'Error while reading data, error message: row 2, column 1',
+      jobId,
+    });
     expect(store.metadataOf('landing', '_quarantine/a.csv')).to.include({ 'ingest-job-id': jobId });
   });
 
@@ -141,9 +194,13 @@ describe('ingest', () => {
     const { store, event, warehouse } = setup();
     const result = await event(store.put('landing', 'snap/x;drop/a.csv', CSV));
     expect(result.objects[0]?.outcome).to.equal('rejected');
-    expect(result.objects[0]?.reason).to.match(/table "x;drop" .* is not a valid BigQuery table name/);
+    expect(result.objects[0]?.reason).to.match(
+      /table "x;drop" .* is not a valid BigQuery table name/,
+    );
     expect(warehouse.jobs).to.have.length(0);
-    expect(store.metadataOf('landing', '_quarantine/snap/x;drop/a.csv')).to.have.property('ingest-reason');
+    expect(store.metadataOf('landing', '_quarantine/snap/x;drop/a.csv')).to.have.property(
+      'ingest-reason',
+    );
   });
 
   it('rejects objects over INGEST_MAX_OBJECT_BYTES', async () => {
@@ -155,7 +212,11 @@ describe('ingest', () => {
   it('passes a transient warehouse failure on as TransientError', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    const jobId = jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'a' }, 'append');
+    const jobId = jobIdFor(
+      [object],
+      { project: 'my-proj', dataset: 'ingest', table: 'a' },
+      'append',
+    );
     warehouse.outcomes.set(jobId, new TransientError('backendError'));
     const error = await event(object).catch((e: unknown) => e);
     expect(error).to.be.instanceOf(TransientError);
@@ -193,9 +254,11 @@ describe('ingest', () => {
     const bad = store.put('landing', 'snap/accounts/b.csv', 'id,name\n');
     const result = await run({ objects: [good, bad] });
     expect(result.objects.map((o) => o.outcome)).to.deep.equal(['rejected', 'rejected']);
-    expect(result.objects.find((o) => o.uri.endsWith('a.csv'))?.reason).to.match(/b\.csv in the same truncate batch was rejected/);
+    expect(result.objects.find((o) => o.uri.endsWith('a.csv'))?.reason).to.match(
+      /b\.csv in the same truncate batch was rejected/,
+    );
     expect(warehouse.jobs).to.have.length(0);
-    expect(store.metadataOf('landing', '_quarantine/snap/accounts/b.csv')).to.exist;
+    expect(store.metadataOf('landing', '_quarantine/snap/accounts/b.csv')).to.not.equal(undefined);
     expect(store.metadataOf('landing', '_quarantine/snap/accounts/a.csv')).to.equal(undefined);
   });
 
@@ -213,12 +276,18 @@ describe('ingest', () => {
     store.put('landing', 'p/x.txt', CSV);
     const snapA = store.put('landing', 'snap/accounts/a.csv', CSV);
     const snapB = store.put('landing', 'snap/accounts/b.csv', CSV);
-    const result = await run({ prefix: { bucket: 'landing', prefix: '' }, force: true, forceId: '9' });
+    const result = await run({
+      prefix: { bucket: 'landing', prefix: '' },
+      force: true,
+      forceId: '9',
+    });
     expect(result.outcome).to.equal('queued');
     expect(result.objects).to.have.length(6);
     expect(warehouse.jobs).to.have.length(0);
     const messages = publisher.published.map((p) => p.message);
-    expect(publisher.published.every((p) => p.topic === 'projects/my-proj/topics/reprocess')).to.equal(true);
+    expect(
+      publisher.published.every((p) => p.topic === 'projects/my-proj/topics/reprocess'),
+    ).to.equal(true);
     expect(messages).to.have.length(5);
     expect(messages.every((m) => m.attributes?.ingestForceId === '9')).to.equal(true);
     expect(messages[4]?.json).to.deep.equal({
@@ -234,7 +303,13 @@ describe('ingest', () => {
     const list = store.list.bind(store);
     store.list = (bucket, prefix) => (listed.push(bucket), list(bucket, prefix));
     const result = await run({ prefix: { bucket: 'elsewhere', prefix: 'p/' } });
-    expect(result.objects).to.deep.equal([{ uri: 'gs://elsewhere/p/', outcome: 'skipped', reason: 'bucket elsewhere is not in the allowlist' }]);
+    expect(result.objects).to.deep.equal([
+      {
+        uri: 'gs://elsewhere/p/',
+        outcome: 'skipped',
+        reason: 'bucket elsewhere is not in the allowlist',
+      },
+    ]);
     expect(listed).to.deep.equal([]);
   });
 
@@ -242,17 +317,33 @@ describe('ingest', () => {
     const { store, run } = setup(YAML.replace(/reprocess:.*\n/, 'reprocess: {inlineLimit: 1}\n'));
     store.put('landing', 'p/1.csv', CSV);
     store.put('landing', 'p/2.csv', CSV);
-    const error = await run({ prefix: { bucket: 'landing', prefix: 'p/' } }).catch((e: unknown) => e);
+    const error = await run({ prefix: { bucket: 'landing', prefix: 'p/' } }).catch(
+      (e: unknown) => e,
+    );
     expect(error).to.be.instanceOf(RequestError);
     expect((error as Error).message).to.match(/reprocess\.topic is not configured/);
   });
 
   it('reports ignored notifications as skipped', async () => {
     const { run } = setup();
-    const result = await run({ ignored: [{ ref: { bucket: 'landing', name: 'a.csv', generation: '1' }, reason: 'notification OBJECT_DELETE is not a finalize' }] });
+    const result = await run({
+      ignored: [
+        {
+          ref: { bucket: 'landing', name: 'a.csv', generation: '1' },
+          reason: 'notification OBJECT_DELETE is not a finalize',
+        },
+      ],
+    });
     expect(result).to.deep.equal({
       outcome: 'skipped',
-      objects: [{ uri: 'gs://landing/a.csv', generation: '1', outcome: 'skipped', reason: 'notification OBJECT_DELETE is not a finalize' }],
+      objects: [
+        {
+          uri: 'gs://landing/a.csv',
+          generation: '1',
+          outcome: 'skipped',
+          reason: 'notification OBJECT_DELETE is not a finalize',
+        },
+      ],
     });
   });
 });
@@ -268,7 +359,9 @@ describe('overallOutcome', () => {
   ];
   for (const [outcomes, expected] of cases) {
     it(`[${outcomes.join(', ')}] -> ${expected}`, () => {
-      const results = outcomes.map((outcome) => ({ uri: 'gs://b/a', outcome })) as Parameters<typeof overallOutcome>[0];
+      const results = outcomes.map((outcome) => ({ uri: 'gs://b/a', outcome })) as Parameters<
+        typeof overallOutcome
+      >[0];
       expect(overallOutcome(results)).to.equal(expected);
     });
   }

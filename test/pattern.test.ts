@@ -30,5 +30,6 @@ describe('route patterns', () => {
     ['{open.csv', /unclosed/],
     ['a**.csv', /inside a segment/],
   ];
-  for (const [pattern, error] of invalid) it(`refuses ${pattern}`, () => expect(() => compilePattern(pattern)).to.throw(error));
+  for (const [pattern, error] of invalid)
+    it(`refuses ${pattern}`, () => expect(() => compilePattern(pattern)).to.throw(error));
 });

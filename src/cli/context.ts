@@ -19,9 +19,14 @@ export function localObjectName(dataDir: string, file: string): { bucket: string
 }
 
 /** What the receiver needs to know about an object, from whichever store the backend names. */
-export async function statObject(config: Config, bucket: string, name: string): Promise<StoredObject> {
+export async function statObject(
+  config: Config,
+  bucket: string,
+  name: string,
+): Promise<StoredObject> {
   const object = await (await storeFor(config)).stat(bucket, name);
-  if (!object) throw new Error(`gs://${bucket}/${name} does not exist in the ${config.backend} store`);
+  if (!object)
+    throw new Error(`gs://${bucket}/${name} does not exist in the ${config.backend} store`);
   return object;
 }
 

@@ -22,16 +22,15 @@ export function devCommand(): Command {
       const url = `http://localhost:${options.port}/`;
       const server = startReceiver(env);
       const exited = new Promise<number>((resolve) => server.once('exit', (c) => resolve(c ?? 0)));
-      let watcher: { close(): Promise<void> } | undefined;
-      const stop = () => {
-        void watcher?.close();
-        server.kill('SIGTERM');
-      };
+      // The watcher is closed once the receiver has exited, below.
+      const stop = () => server.kill('SIGTERM');
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       await waitForHealth(url, server);
       console.log(`receiver on ${url} (local backend, data in ${dataDir})`);
-      console.log(`watching ${buckets}: copy a CSV to ${path.join(buckets, '<bucket>', '<path>.csv')} to load it`);
+      console.log(
+        `watching ${buckets}: copy a CSV to ${path.join(buckets, '<bucket>', '<path>.csv')} to load it`,
+      );
 
       const { watch } = await import('chokidar');
       const files = watch(buckets, {
@@ -39,7 +38,6 @@ export function devCommand(): Command {
         awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 25 },
         ignored: (file) => isIgnored(buckets, file, config.quarantinePrefix),
       });
-      watcher = files;
       const onFile = (file: string) => void deliver(url, config, file);
       files.on('add', onFile).on('change', onFile);
       files.on('error', (error) => console.error(`watcher: ${errorMessage(error)}`));
@@ -60,12 +58,18 @@ function seedDemo(dataDir: string): void {
 }
 
 function startReceiver(env: NodeJS.ProcessEnv): ChildProcess {
-  const framework = path.join(path.dirname(require.resolve('@google-cloud/functions-framework')), 'main.js');
+  const framework = path.join(
+    path.dirname(require.resolve('@google-cloud/functions-framework')),
+    'main.js',
+  );
   // The receiver logs JSON for Cloud Logging; here the watcher prints one readable line per outcome.
   return spawn(
     process.execPath,
     [framework, '--target=ingest', '--signature-type=http', `--source=${PACKAGE_ROOT}`],
-    { env: { LOG_LEVEL: 'error', NODE_ENV: 'production', ...env }, stdio: ['ignore', 'inherit', 'inherit'] },
+    {
+      env: { LOG_LEVEL: 'error', NODE_ENV: 'production', ...env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
   );
 }
 
@@ -89,14 +93,22 @@ async function waitForHealth(url: string, server: ChildProcess): Promise<void> {
 function isIgnored(buckets: string, file: string, quarantinePrefix: string): boolean {
   const relative = path.relative(buckets, file).split(path.sep);
   const name = relative.slice(1).join('/');
-  return relative.some((part) => part.startsWith('.')) || (name !== '' && name.startsWith(quarantinePrefix));
+  return (
+    relative.some((part) => part.startsWith('.')) ||
+    (name !== '' && name.startsWith(quarantinePrefix))
+  );
 }
 
-async function deliver(url: string, config: ReturnType<typeof readConfig>, file: string): Promise<void> {
+async function deliver(
+  url: string,
+  config: ReturnType<typeof readConfig>,
+  file: string,
+): Promise<void> {
   try {
     const { bucket, name } = localObjectName(config.localDataDir, file);
     const object = await statObject(config, bucket, name);
-    for (const line of describeAnswer(await sendEvent(url, finalizedEvent(object)))) console.log(line);
+    for (const line of describeAnswer(await sendEvent(url, finalizedEvent(object))))
+      console.log(line);
   } catch (error) {
     console.error(`${file}: ${errorMessage(error)}`);
   }

@@ -55,12 +55,20 @@ export async function sendEvent(url: string, event: CloudEvent<object>): Promise
 
 interface AnswerBody {
   error?: string;
-  objects?: { uri: string; outcome: string; destination?: string; rows?: number; reason?: string }[];
+  objects?: {
+    uri: string;
+    outcome: string;
+    destination?: string;
+    rows?: number;
+    reason?: string;
+  }[];
 }
 
 /** One readable line per object outcome. */
 export function describeAnswer(answer: EventAnswer): string[] {
-  const body = (typeof answer.body === 'object' && answer.body !== null ? answer.body : {}) as AnswerBody;
+  const body = (
+    typeof answer.body === 'object' && answer.body !== null ? answer.body : {}
+  ) as AnswerBody;
   if (answer.status !== 200 || !body.objects) {
     return [`HTTP ${answer.status}: ${body.error ?? JSON.stringify(answer.body)}`];
   }

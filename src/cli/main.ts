@@ -8,7 +8,9 @@ import { tablesCommand } from './tables';
 import { triggersCommand } from './triggers';
 
 const program = new Command('gcs-bq-ingest')
-  .description('Load CSV objects from Cloud Storage into BigQuery, one load job per object generation')
+  .description(
+    'Load CSV objects from Cloud Storage into BigQuery, one load job per object generation',
+  )
   .exitOverride()
   .showHelpAfterError(false)
   .addCommand(devCommand())

@@ -22,14 +22,23 @@ export function reprocessCommand(): Command {
     .requiredOption('--topic <topic>', 'topic name or projects/P/topics/T')
     .requiredOption('--bucket <bucket>', 'the bucket')
     .addOption(new Option('--name <name>', 'one object').conflicts('prefix'))
-    .addOption(new Option('--prefix <prefix>', 'every routed object under this prefix').conflicts('name'))
-    .addOption(new Option('--generation <generation>', 'with --name: that generation').conflicts('prefix'))
-    .option('--expand', 'with --prefix: list here and publish one message per load job, with progress')
+    .addOption(
+      new Option('--prefix <prefix>', 'every routed object under this prefix').conflicts('name'),
+    )
+    .addOption(
+      new Option('--generation <generation>', 'with --name: that generation').conflicts('prefix'),
+    )
+    .option(
+      '--expand',
+      'with --prefix: list here and publish one message per load job, with progress',
+    )
     .option('--force', 'load again even if that generation was loaded before')
     .option('--dry-run', 'print the messages instead of publishing them')
     .action(async (options: Options) => {
-      if (options.name === undefined && options.prefix === undefined) throw new Error('one of --name or --prefix is required');
-      if (options.expand && options.prefix === undefined) throw new Error('--expand goes with --prefix');
+      if (options.name === undefined && options.prefix === undefined)
+        throw new Error('one of --name or --prefix is required');
+      if (options.expand && options.prefix === undefined)
+        throw new Error('--expand goes with --prefix');
       const config = readConfig();
       const publisher = createPubSubPublisher(config.project);
       const send = async (messages: OutgoingMessage[]) => {
@@ -38,7 +47,8 @@ export function reprocessCommand(): Command {
           return;
         }
         const ids = await publisher.publish(options.topic, messages);
-        if (!options.expand) messages.forEach((m, i) => console.log(`published ${ids[i]}: ${JSON.stringify(m.json)}`));
+        if (!options.expand)
+          messages.forEach((m, i) => console.log(`published ${ids[i]}: ${JSON.stringify(m.json)}`));
       };
       try {
         if (!options.expand) {
@@ -46,14 +56,21 @@ export function reprocessCommand(): Command {
           const json =
             options.prefix !== undefined
               ? { bucket: options.bucket, prefix: options.prefix, ...force }
-              : { bucket: options.bucket, name: options.name, generation: options.generation, ...force };
+              : {
+                  bucket: options.bucket,
+                  name: options.name,
+                  generation: options.generation,
+                  ...force,
+                };
           await send([{ json }]);
           return;
         }
         const store = await storeFor(config);
         const counts = await publishExpanded(store, options, config, send);
         const verb = options.dryRun ? 'would publish' : 'published';
-        console.log(`${verb} ${counts.messages} messages for ${counts.objects} objects under gs://${options.bucket}/${options.prefix}`);
+        console.log(
+          `${verb} ${counts.messages} messages for ${counts.objects} objects under gs://${options.bucket}/${options.prefix}`,
+        );
         if (counts.rejected.length > 0) throw new Error(counts.rejected.join('; '));
       } finally {
         await publisher.close();
@@ -68,7 +85,11 @@ async function publishExpanded(
   send: (messages: OutgoingMessage[]) => Promise<void>,
 ) {
   const bar = new SingleBar(
-    { format: 'publishing [{bar}] {value} objects | {messages} messages', noTTYOutput: false, stream: process.stderr },
+    {
+      format: 'publishing [{bar}] {value} objects | {messages} messages',
+      noTTYOutput: false,
+      stream: process.stderr,
+    },
     Presets.shades_classic,
   );
   const show = process.stderr.isTTY && !options.dryRun;
@@ -81,9 +102,13 @@ async function publishExpanded(
     if (show) bar.update(counts.objects, { messages: counts.messages });
   };
   try {
-    for await (const item of fanOutMessages(store.list(options.bucket, options.prefix ?? ''), config, {
-      force: options.force ?? false,
-    })) {
+    for await (const item of fanOutMessages(
+      store.list(options.bucket, options.prefix ?? ''),
+      config,
+      {
+        force: options.force ?? false,
+      },
+    )) {
       if (item.kind === 'rejected') {
         counts.rejected.push(`${item.objects.length} objects not published: ${item.reason}`);
         continue;

@@ -14,7 +14,11 @@ class Dev {
   private waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
 
   constructor(cwd: string, env: Record<string, string>) {
-    this.process = spawn(process.execPath, [CLI, 'dev'], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(process.execPath, [CLI, 'dev'], {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let buffer = '';
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString();
@@ -22,7 +26,9 @@ class Dev {
       buffer = parts.pop() ?? '';
       for (const line of parts) {
         this.lines.push(line);
-        this.waiters = this.waiters.filter((w) => (w.pattern.test(line) ? (w.resolve(line), false) : true));
+        this.waiters = this.waiters.filter((w) =>
+          w.pattern.test(line) ? (w.resolve(line), false) : true,
+        );
       }
     };
     this.process.stdout?.on('data', onData);
@@ -33,7 +39,10 @@ class Dev {
     const seen = this.lines.find((l) => pattern.test(l));
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} in:\n${this.lines.join('\n')}`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`no line matching ${pattern} in:\n${this.lines.join('\n')}`)),
+        ms,
+      );
       this.waiters.push({ pattern, resolve: (line) => (clearTimeout(timer), resolve(line)) });
     });
   }
@@ -51,9 +60,18 @@ describe('gcs-bq-ingest dev', function () {
   let dir: string;
   let port: number;
   let dev: Dev | undefined;
-  const env = () => ({ LOCAL_DATA_DIR: path.join(dir, 'local-data'), PORT: String(port), INGEST_CONFIG: '' });
+  const env = () => ({
+    LOCAL_DATA_DIR: path.join(dir, 'local-data'),
+    PORT: String(port),
+    INGEST_CONFIG: '',
+  });
   const cli = (...args: string[]) =>
-    spawnSync(process.execPath, [CLI, ...args], { cwd: dir, env: { ...process.env, ...env() }, encoding: 'utf8', timeout: 30_000 });
+    spawnSync(process.execPath, [CLI, ...args], {
+      cwd: dir,
+      env: { ...process.env, ...env() },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-dev-'));
@@ -70,19 +88,32 @@ describe('gcs-bq-ingest dev', function () {
     fs.mkdirSync(path.dirname(target), { recursive: true });
     const copied = Date.now();
     fs.writeFileSync(target, 'a,b\n1,2\n3,4\n');
-    await dev.waitFor(/^loaded\s+gs:\/\/drop\/in\/new file\.csv -> \S*ingest\.new_file \(2 rows\)$/, 5_000);
+    await dev.waitFor(
+      /^loaded\s+gs:\/\/drop\/in\/new file\.csv -> \S*ingest\.new_file \(2 rows\)$/,
+      5_000,
+    );
     expect(Date.now() - copied).to.be.lessThan(1_500);
 
     const tables = cli('tables');
     expect(tables.status, tables.stderr).to.equal(0);
-    expect(tables.stdout).to.match(/ingest\.us_states\s+50/).and.match(/ingest\.new_file\s+2/);
+    expect(tables.stdout)
+      .to.match(/ingest\.us_states\s+50/)
+      .and.match(/ingest\.new_file\s+2/);
 
-    const emitted = cli('emit', path.join('local-data', 'buckets', 'demo', 'us-states.csv'), '--url', `http://127.0.0.1:${port}/`);
+    const emitted = cli(
+      'emit',
+      path.join('local-data', 'buckets', 'demo', 'us-states.csv'),
+      '--url',
+      `http://127.0.0.1:${port}/`,
+    );
     expect(emitted.status, emitted.stderr).to.equal(0);
     expect(emitted.stdout).to.match(/^duplicate\s+gs:\/\/demo\/us-states\.csv/);
 
     fs.writeFileSync(target, 'a,b\n5,6\n');
-    await dev.waitFor(/^loaded\s+gs:\/\/drop\/in\/new file\.csv -> \S*ingest\.new_file \(1 rows\)$/, 5_000);
+    await dev.waitFor(
+      /^loaded\s+gs:\/\/drop\/in\/new file\.csv -> \S*ingest\.new_file \(1 rows\)$/,
+      5_000,
+    );
   });
 
   it('seeds once: a restart neither re-creates a deleted demo file nor loads anything twice', async () => {
@@ -90,7 +121,9 @@ describe('gcs-bq-ingest dev', function () {
     dev = new Dev(dir, env());
     await dev.waitFor(/^duplicate\s+gs:\/\/drop\/in\/new file\.csv/);
     await new Promise((r) => setTimeout(r, 500));
-    expect(fs.existsSync(path.join(dir, 'local-data', 'buckets', 'demo', 'us-states.csv'))).to.equal(false);
+    expect(
+      fs.existsSync(path.join(dir, 'local-data', 'buckets', 'demo', 'us-states.csv')),
+    ).to.equal(false);
     expect(dev.lines.filter((l) => /^loaded/.test(l))).to.deep.equal([]);
   });
 

@@ -7,7 +7,14 @@ import * as zlib from 'node:zlib';
 import { finalizedEvent, sendEvent } from '../../src/cli/events';
 import { createLocalStore } from '../../src/stores/local';
 import { queryDuckDb } from '../helpers/duckdb';
-import { PUBSUB_TYPE, STORAGE_TYPE, binaryEvent, objectResource, pubsubData, pushBody } from '../helpers/events';
+import {
+  PUBSUB_TYPE,
+  STORAGE_TYPE,
+  binaryEvent,
+  objectResource,
+  pubsubData,
+  pushBody,
+} from '../helpers/events';
 import { REPO_ROOT, post, startReceiver, type RunningServer } from '../helpers/server';
 
 const CONFIG = `
@@ -53,7 +60,10 @@ describe('end to end: the receiver on the local backend', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-e2e-'));
     fs.writeFileSync(path.join(dir, 'ingest.yaml'), CONFIG);
     fs.writeFileSync(path.join(dir, 'schema.json'), JSON.stringify(SCHEMA));
-    server = await startReceiver({ LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: path.join(dir, 'ingest.yaml') }, dir);
+    server = await startReceiver(
+      { LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: path.join(dir, 'ingest.yaml') },
+      dir,
+    );
   });
   after(async () => {
     await server?.stop();
@@ -61,14 +71,26 @@ describe('end to end: the receiver on the local backend', function () {
   });
 
   it('loads a finalized object and answers with its rows', async () => {
-    await put('demo', 'us-states.csv', fs.readFileSync(path.join(REPO_ROOT, 'fixtures', 'us-states.csv')));
+    await put(
+      'demo',
+      'us-states.csv',
+      fs.readFileSync(path.join(REPO_ROOT, 'fixtures', 'us-states.csv')),
+    );
     const answer = await emit('demo', 'us-states.csv');
     expect(answer.status).to.equal(200);
     expect(answer.body).to.deep.include({ outcome: 'loaded' });
     const [object] = (answer.body as { objects: Record<string, unknown>[] }).objects;
-    expect(object).to.include({ uri: 'gs://demo/us-states.csv', outcome: 'loaded', destination: 'test-project.ingest.us_states', rows: 50 });
+    expect(object).to.include({
+      uri: 'gs://demo/us-states.csv',
+      outcome: 'loaded',
+      destination: 'test-project.ingest.us_states',
+      rows: 50,
+    });
     expect(await count('ingest.us_states')).to.equal(50);
-    const ledger = await queryDuckDb(warehouse(), `SELECT job_id, rows::INTEGER AS rows FROM _ingest.loads`);
+    const ledger = await queryDuckDb(
+      warehouse(),
+      `SELECT job_id, rows::INTEGER AS rows FROM _ingest.loads`,
+    );
     expect(ledger).to.deep.equal([{ job_id: object?.jobId, rows: 50 }]);
   });
 
@@ -76,7 +98,9 @@ describe('end to end: the receiver on the local backend', function () {
     await put('demo', 'twenty.csv', 'a,b\n1,2\n3,4\n');
     const object = await store().stat('demo', 'twenty.csv');
     const answers = await Promise.all(
-      Array.from({ length: 20 }, () => sendEvent(server.url, finalizedEvent(object as NonNullable<typeof object>))),
+      Array.from({ length: 20 }, () =>
+        sendEvent(server.url, finalizedEvent(object as NonNullable<typeof object>)),
+      ),
     );
     const outcomes = answers.map((a) => (a.body as { outcome: string }).outcome).sort();
     expect(outcomes).to.deep.equal([...Array<string>(19).fill('duplicate'), 'loaded']);
@@ -84,13 +108,19 @@ describe('end to end: the receiver on the local backend', function () {
   });
 
   it('loads again on a forced reprocess through messagePublished, once per message', async () => {
-    const message = (id: string) => binaryEvent(PUBSUB_TYPE, pubsubData({ bucket: 'demo', name: 'twenty.csv', force: true }, {}, id));
+    const message = (id: string) =>
+      binaryEvent(
+        PUBSUB_TYPE,
+        pubsubData({ bucket: 'demo', name: 'twenty.csv', force: true }, {}, id),
+      );
     const forced = await post(server.url, message('m-1').body, message('m-1').headers);
     expect(forced.json).to.deep.include({ outcome: 'loaded' });
     const redelivered = await post(server.url, message('m-1').body, message('m-1').headers);
     expect(redelivered.json).to.deep.include({ outcome: 'duplicate' });
     const unforced = pushBody({ bucket: 'demo', name: 'twenty.csv' });
-    expect((await post(server.url, unforced.body, unforced.headers)).json).to.deep.include({ outcome: 'duplicate' });
+    expect((await post(server.url, unforced.body, unforced.headers)).json).to.deep.include({
+      outcome: 'duplicate',
+    });
     expect(await count('ingest.twenty')).to.equal(4);
   });
 
@@ -101,24 +131,68 @@ describe('end to end: the receiver on the local backend', function () {
     await new Promise((r) => setTimeout(r, 5));
     await put('demo', 'replaced.csv', 'a\n1\n2\n');
     const stale = await sendEvent(server.url, finalizedEvent(first));
-    expect((stale.body as { objects: { reason: string }[] }).objects[0]?.reason).to.match(/was replaced by/);
+    expect((stale.body as { objects: { reason: string }[] }).objects[0]?.reason).to.match(
+      /was replaced by/,
+    );
     await put('demo', 'notes.txt', 'hello');
     expect((await emit('demo', 'notes.txt')).body).to.deep.include({ outcome: 'skipped' });
   });
 
   const BAD: { name: string; content: string | Buffer; reason: RegExp }[] = [
-    { name: 'unterminated-quote.csv', content: 'a,b\n1,"open\n2,3\n', reason: /malformed CSV|quote|unterminated/i },
+    {
+      name: 'unterminated-quote.csv',
+      content: 'a,b\n1,"open\n2,3\n',
+      reason: /malformed CSV|quote|unterminated/i,
+    },
     { name: 'ragged-rows.csv', content: 'a,b,c\n1,2,3\n4,5\n', reason: /column|row|line/i },
     { name: 'too-many-columns.csv', content: 'a,b\n1,2\n3,4,5\n', reason: /column|row|line/i },
-    { name: 'binary-garbage.csv', content: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d]), reason: /binary data: NUL byte/ },
-    { name: 'invalid-utf8.csv', content: Buffer.concat([Buffer.from('a,b\n1,'), Buffer.from([0xff, 0xfe]), Buffer.from('\n')]), reason: /not valid UTF-8/ },
+    {
+      name: 'binary-garbage.csv',
+      content: Buffer.from([
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d,
+      ]),
+      reason: /binary data: NUL byte/,
+    },
+    {
+      name: 'invalid-utf8.csv',
+      content: Buffer.concat([
+        Buffer.from('a,b\n1,'),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('\n'),
+      ]),
+      reason: /not valid UTF-8/,
+    },
     { name: 'header-only.csv', content: 'a,b\n', reason: /no data rows/ },
-    { name: 'corrupt.csv.gz', content: Buffer.from('this is not gzip at all'), reason: /not valid gzip data/ },
-    { name: 'typed/wrong-header.csv', content: 'id,title,amount,day\n1,a,2.5,2026-01-01\n', reason: /missing column name; unexpected column title/ },
-    { name: 'typed/reordered.csv', content: 'name,id,amount,day\na,1,2.5,2026-01-01\n', reason: /not in the schema's order/ },
-    { name: 'typed/type-error.csv', content: 'id,name,amount,day\n1,a,2.5,2026-01-01\nseven,b,1,2026-01-02\n', reason: /seven|id|line|row/i },
-    { name: 'typed/bad-date.csv', content: 'id,name,amount,day\n1,a,2.5,2026-13-45\n', reason: /date|day|2026-13-45/i },
-    { name: 'typed/required-null.csv', content: 'id,name,amount,day\n,a,2.5,2026-01-01\n', reason: /id|null|required/i },
+    {
+      name: 'corrupt.csv.gz',
+      content: Buffer.from('this is not gzip at all'),
+      reason: /not valid gzip data/,
+    },
+    {
+      name: 'typed/wrong-header.csv',
+      content: 'id,title,amount,day\n1,a,2.5,2026-01-01\n',
+      reason: /missing column name; unexpected column title/,
+    },
+    {
+      name: 'typed/reordered.csv',
+      content: 'name,id,amount,day\na,1,2.5,2026-01-01\n',
+      reason: /not in the schema's order/,
+    },
+    {
+      name: 'typed/type-error.csv',
+      content: 'id,name,amount,day\n1,a,2.5,2026-01-01\nseven,b,1,2026-01-02\n',
+      reason: /seven|id|line|row/i,
+    },
+    {
+      name: 'typed/bad-date.csv',
+      content: 'id,name,amount,day\n1,a,2.5,2026-13-45\n',
+      reason: /date|day|2026-13-45/i,
+    },
+    {
+      name: 'typed/required-null.csv',
+      content: 'id,name,amount,day\n,a,2.5,2026-01-01\n',
+      reason: /id|null|required/i,
+    },
   ];
   for (const bad of BAD) {
     it(`rejects ${bad.name} with a reason, writes nothing and quarantines it`, async () => {
@@ -129,11 +203,29 @@ describe('end to end: the receiver on the local backend', function () {
       expect(result?.outcome, JSON.stringify(result)).to.equal('rejected');
       expect(result?.reason).to.match(bad.reason);
       const quarantined = path.join(dir, 'data', 'buckets', 'bad', '_quarantine', bad.name);
-      expect(fs.readFileSync(quarantined)).to.deep.equal(Buffer.isBuffer(bad.content) ? bad.content : Buffer.from(bad.content));
-      const metadata = JSON.parse(fs.readFileSync(`${quarantined}.metadata.json`, 'utf8')) as Record<string, string>;
-      expect(metadata).to.include({ 'ingest-reason': result?.reason, 'ingest-generation': object.generation });
-      const tables = await queryDuckDb(warehouse(), `SELECT table_schema || '.' || table_name AS t FROM information_schema.tables`);
-      const written = tables.map((t) => t.t).filter((t) => t === 'typed.items' || String(t).startsWith(`ingest.${path.basename(bad.name).split('.')[0]?.replace(/-/g, '_')}`));
+      expect(fs.readFileSync(quarantined)).to.deep.equal(
+        Buffer.isBuffer(bad.content) ? bad.content : Buffer.from(bad.content),
+      );
+      const metadata = JSON.parse(
+        fs.readFileSync(`${quarantined}.metadata.json`, 'utf8'),
+      ) as Record<string, string>;
+      expect(metadata).to.include({
+        'ingest-reason': result?.reason,
+        'ingest-generation': object.generation,
+      });
+      const tables = await queryDuckDb(
+        warehouse(),
+        `SELECT table_schema || '.' || table_name AS t FROM information_schema.tables`,
+      );
+      const written = tables
+        .map((t) => t.t)
+        .filter(
+          (t) =>
+            t === 'typed.items' ||
+            String(t).startsWith(
+              `ingest.${path.basename(bad.name).split('.')[0]?.replace(/-/g, '_')}`,
+            ),
+        );
       for (const table of written) expect(await count(String(table)), `${table}`).to.equal(0);
     });
   }
@@ -147,29 +239,138 @@ describe('end to end: the receiver on the local backend', function () {
     expect(await count('ingest.zipped')).to.equal(3);
   });
 
-  const BAD_REQUESTS: { name: string; headers: Record<string, string>; body: string; error: RegExp; status?: number }[] = [
-    { name: 'malformed JSON', headers: { 'content-type': 'application/json' }, body: '{"message": ', error: /^body: not valid JSON/ },
-    { name: 'malformed structured CloudEvent', headers: { 'content-type': 'application/cloudevents+json' }, body: '{"specversion":', error: /^body: not valid JSON/ },
-    { name: 'a JSON string', headers: { 'content-type': 'application/json' }, body: '"hello"', error: /^body: / },
+  const BAD_REQUESTS: {
+    name: string;
+    headers: Record<string, string>;
+    body: string;
+    error: RegExp;
+    status?: number;
+  }[] = [
+    {
+      name: 'malformed JSON',
+      headers: { 'content-type': 'application/json' },
+      body: '{"message": ',
+      error: /^body: not valid JSON/,
+    },
+    {
+      name: 'malformed structured CloudEvent',
+      headers: { 'content-type': 'application/cloudevents+json' },
+      body: '{"specversion":',
+      error: /^body: not valid JSON/,
+    },
+    {
+      name: 'a JSON string',
+      headers: { 'content-type': 'application/json' },
+      body: '"hello"',
+      error: /^body: /,
+    },
     { name: 'an empty body', headers: {}, body: '', error: /^body: empty/ },
-    { name: 'plain text', headers: { 'content-type': 'text/plain' }, body: 'hello', error: /^body: not valid JSON/ },
-    { name: 'JSON that is neither', headers: { 'content-type': 'application/json' }, body: '{"a":1}', error: /not a CloudEvent/ },
-    { name: 'unsupported event type', ...binaryEvent('google.cloud.storage.object.v1.deleted', objectResource('demo', 'a.csv', 1)), error: /^type: unsupported event type/ },
-    { name: 'missing ce-id', headers: { 'ce-specversion': '1.0', 'ce-source': 's', 'ce-type': STORAGE_TYPE, 'content-type': 'application/json' }, body: '{}', error: /^ce-id: missing/ },
-    { name: 'missing data.name', ...binaryEvent(STORAGE_TYPE, { bucket: 'demo', generation: '1' }), error: /^data\.name: required/ },
-    { name: 'bad generation', ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a.csv', '1.5')), error: /^data\.generation/ },
-    { name: 'bad size', ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a.csv', '1', 'big')), error: /^data\.size/ },
-    { name: 'invalid bucket', ...binaryEvent(STORAGE_TYPE, objectResource('UPPER', 'a.csv', '1')), error: /^data\.bucket/ },
-    { name: 'a name with ..', ...binaryEvent(STORAGE_TYPE, objectResource('demo', '../../etc/passwd', '1')), error: /^data\.name: .*segment/ },
-    { name: 'an absolute name', ...binaryEvent(STORAGE_TYPE, objectResource('demo', '/etc/passwd', '1')), error: /is absolute/ },
-    { name: 'a NUL in the name', ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a\u0000.csv', '1')), error: /control character/ },
-    { name: 'a backslash name', ...binaryEvent(STORAGE_TYPE, objectResource('demo', '..\\..\\a.csv', '1')), error: /backslash/ },
-    { name: 'encoded traversal', ...binaryEvent(STORAGE_TYPE, objectResource('demo', '%2e%2e%2fa.csv', '1')), error: /encoded path character/ },
-    { name: 'message data not base64', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: { data: '***', messageId: '1' } }), error: /^body\.message\.data: not base64/ },
-    { name: 'message data not JSON', ...pushBody('not json'), error: /^body\.message\.data: not valid JSON/ },
-    { name: 'message with unknown fields', ...pushBody({ bucket: 'demo', file: 'a.csv' }), error: /^body\.message\.data/ },
-    { name: 'force without a message id', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ message: { data: Buffer.from('{"bucket":"demo","name":"a.csv","force":true}').toString('base64') } }), error: /messageId: required/ },
-    { name: 'a body over the limit', headers: { 'content-type': 'application/json' }, body: `{"pad":"${'x'.repeat(1024 * 1024 + 10)}"}`, error: /over the limit/, status: 413 },
+    {
+      name: 'plain text',
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+      error: /^body: not valid JSON/,
+    },
+    {
+      name: 'JSON that is neither',
+      headers: { 'content-type': 'application/json' },
+      body: '{"a":1}',
+      error: /not a CloudEvent/,
+    },
+    {
+      name: 'unsupported event type',
+      ...binaryEvent('google.cloud.storage.object.v1.deleted', objectResource('demo', 'a.csv', 1)),
+      error: /^type: unsupported event type/,
+    },
+    {
+      name: 'missing ce-id',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-source': 's',
+        'ce-type': STORAGE_TYPE,
+        'content-type': 'application/json',
+      },
+      body: '{}',
+      error: /^ce-id: missing/,
+    },
+    {
+      name: 'missing data.name',
+      ...binaryEvent(STORAGE_TYPE, { bucket: 'demo', generation: '1' }),
+      error: /^data\.name: required/,
+    },
+    {
+      name: 'bad generation',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a.csv', '1.5')),
+      error: /^data\.generation/,
+    },
+    {
+      name: 'bad size',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a.csv', '1', 'big')),
+      error: /^data\.size/,
+    },
+    {
+      name: 'invalid bucket',
+      ...binaryEvent(STORAGE_TYPE, objectResource('UPPER', 'a.csv', '1')),
+      error: /^data\.bucket/,
+    },
+    {
+      name: 'a name with ..',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', '../../etc/passwd', '1')),
+      error: /^data\.name: .*segment/,
+    },
+    {
+      name: 'an absolute name',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', '/etc/passwd', '1')),
+      error: /is absolute/,
+    },
+    {
+      name: 'a NUL in the name',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', 'a\u0000.csv', '1')),
+      error: /control character/,
+    },
+    {
+      name: 'a backslash name',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', '..\\..\\a.csv', '1')),
+      error: /backslash/,
+    },
+    {
+      name: 'encoded traversal',
+      ...binaryEvent(STORAGE_TYPE, objectResource('demo', '%2e%2e%2fa.csv', '1')),
+      error: /encoded path character/,
+    },
+    {
+      name: 'message data not base64',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ message: { data: '***', messageId: '1' } }),
+      error: /^body\.message\.data: not base64/,
+    },
+    {
+      name: 'message data not JSON',
+      ...pushBody('not json'),
+      error: /^body\.message\.data: not valid JSON/,
+    },
+    {
+      name: 'message with unknown fields',
+      ...pushBody({ bucket: 'demo', file: 'a.csv' }),
+      error: /^body\.message\.data/,
+    },
+    {
+      name: 'force without a message id',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        message: {
+          data: Buffer.from('{"bucket":"demo","name":"a.csv","force":true}').toString('base64'),
+        },
+      }),
+      error: /messageId: required/,
+    },
+    {
+      name: 'a body over the limit',
+      headers: { 'content-type': 'application/json' },
+      body: `{"pad":"${'x'.repeat(1024 * 1024 + 10)}"}`,
+      error: /over the limit/,
+      status: 413,
+    },
   ];
   for (const bad of BAD_REQUESTS) {
     it(`answers ${bad.status ?? 400} to ${bad.name} with a JSON error and keeps serving`, async () => {
@@ -185,14 +386,23 @@ describe('end to end: the receiver on the local backend', function () {
   it('answers GET /health and JSON for unknown paths and methods', async () => {
     expect(await (await fetch(`${server.url}health`)).json()).to.deep.equal({ status: 'ok' });
     const get = await fetch(server.url);
-    expect([get.status, await get.json()]).to.deep.equal([400, { error: 'method GET: events are sent with POST' }]);
+    expect([get.status, await get.json()]).to.deep.equal([
+      400,
+      { error: 'method GET: events are sent with POST' },
+    ]);
     expect((await fetch(`${server.url}nowhere`, { method: 'POST' })).status).to.equal(404);
   });
 
   it('accepts a structured-mode CloudEvent built by the SDK', async () => {
     const object = await put('demo', 'structured.csv', 'a\n1\n');
-    const event = new CloudEvent({ type: STORAGE_TYPE, source: '//storage.googleapis.com/projects/_/buckets/demo', data: objectResource('demo', 'structured.csv', object.generation, object.size) });
-    const answer = await post(server.url, JSON.stringify(event), { 'content-type': 'application/cloudevents+json' });
+    const event = new CloudEvent({
+      type: STORAGE_TYPE,
+      source: '//storage.googleapis.com/projects/_/buckets/demo',
+      data: objectResource('demo', 'structured.csv', object.generation, object.size),
+    });
+    const answer = await post(server.url, JSON.stringify(event), {
+      'content-type': 'application/cloudevents+json',
+    });
     expect(answer.json).to.deep.include({ outcome: 'loaded' });
   });
 });

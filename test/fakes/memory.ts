@@ -4,7 +4,10 @@ import type { LoadJob, LoadResult, TableInfo, Warehouse } from '../../src/wareho
 
 /** An ObjectStore in memory: a real implementation of the port, for fast tests of the use case. */
 export class MemoryStore implements ObjectStore {
-  readonly objects = new Map<string, { object: StoredObject; content: Buffer; metadata: Record<string, string> }>();
+  readonly objects = new Map<
+    string,
+    { object: StoredObject; content: Buffer; metadata: Record<string, string> }
+  >();
   readonly headReads: { uri: string; bytes: number }[] = [];
   private nextGeneration = 1_000_000;
 
@@ -26,7 +29,9 @@ export class MemoryStore implements ObjectStore {
   async readHead(object: StoredObject, maxBytes: number): Promise<Buffer> {
     const entry = this.objects.get(`${object.bucket}/${object.name}`);
     if (!entry || entry.object.generation !== object.generation) {
-      throw new ObjectGoneError(`gs://${object.bucket}/${object.name}#${object.generation} is gone`);
+      throw new ObjectGoneError(
+        `gs://${object.bucket}/${object.name}#${object.generation} is gone`,
+      );
     }
     const head = entry.content.subarray(0, maxBytes);
     this.headReads.push({ uri: `gs://${object.bucket}/${object.name}`, bytes: head.length });
@@ -41,11 +46,20 @@ export class MemoryStore implements ObjectStore {
     yield* names;
   }
 
-  async copyTo(object: StoredObject, targetName: string, metadata: Record<string, string>): Promise<void> {
+  async copyTo(
+    object: StoredObject,
+    targetName: string,
+    metadata: Record<string, string>,
+  ): Promise<void> {
     const entry = this.objects.get(`${object.bucket}/${object.name}`);
-    if (!entry || entry.object.generation !== object.generation) throw new ObjectGoneError(`${object.name} is gone`);
+    if (!entry || entry.object.generation !== object.generation)
+      throw new ObjectGoneError(`${object.name} is gone`);
     const copy = this.put(object.bucket, targetName, entry.content);
-    this.objects.set(`${copy.bucket}/${copy.name}`, { object: copy, content: entry.content, metadata });
+    this.objects.set(`${copy.bucket}/${copy.name}`, {
+      object: copy,
+      content: entry.content,
+      metadata,
+    });
   }
 
   metadataOf(bucket: string, name: string): Record<string, string> | undefined {

@@ -14,6 +14,8 @@ export async function writeLargeCsv(file: string, bytes: number): Promise<number
     written += chunk.length;
     if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
   }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
   return rows;
 }

@@ -8,7 +8,10 @@ export async function queryDuckDb(file: string, sql: string): Promise<Record<str
     try {
       instance = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
       const connection = await instance.connect();
-      const rows = (await connection.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+      const rows = (await connection.runAndReadAll(sql)).getRowObjectsJson() as Record<
+        string,
+        unknown
+      >[];
       connection.closeSync();
       return rows;
     } catch (error) {

@@ -10,9 +10,11 @@ export interface PubSubEmulator {
 export function emulatorUnavailable(): string | undefined {
   const probe = spawnSync('gcloud', ['--version'], { encoding: 'utf8', timeout: 60_000 });
   if (probe.error || probe.status !== 0) return 'the Google Cloud CLI (gcloud) is not installed';
-  if (!/pubsub-emulator/i.test(probe.stdout)) return 'the gcloud component pubsub-emulator is not installed';
+  if (!/pubsub-emulator/i.test(probe.stdout))
+    return 'the gcloud component pubsub-emulator is not installed';
   const java = spawnSync('java', ['-version'], { encoding: 'utf8', timeout: 30_000 });
-  if (java.error || java.status !== 0) return 'Java, which the Pub/Sub emulator needs, is not installed';
+  if (java.error || java.status !== 0)
+    return 'Java, which the Pub/Sub emulator needs, is not installed';
   return undefined;
 }
 
@@ -25,8 +27,20 @@ export async function startPubSubEmulator(project = 'test-project'): Promise<Pub
   const host = `127.0.0.1:${port}`;
   const child: ChildProcess = spawn(
     'gcloud',
-    ['beta', 'emulators', 'pubsub', 'start', `--host-port=${host}`, `--project=${project}`, '--quiet'],
-    { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CLOUDSDK_CORE_DISABLE_PROMPTS: '1' } },
+    [
+      'beta',
+      'emulators',
+      'pubsub',
+      'start',
+      `--host-port=${host}`,
+      `--project=${project}`,
+      '--quiet',
+    ],
+    {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, CLOUDSDK_CORE_DISABLE_PROMPTS: '1' },
+    },
   );
   let output = '';
   child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -35,7 +49,10 @@ export async function startPubSubEmulator(project = 'test-project'): Promise<Pub
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     process.kill(-child.pid, 'SIGTERM');
-    const timer = setTimeout(() => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'), 10_000);
+    const timer = setTimeout(
+      () => child.pid !== undefined && process.kill(-child.pid, 'SIGKILL'),
+      10_000,
+    );
     await exited;
     clearTimeout(timer);
     // Java may outlive the gcloud wrapper for a moment: make sure the whole group is gone.

@@ -3,7 +3,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-export const FRAMEWORK_MAIN = path.join(path.dirname(require.resolve('@google-cloud/functions-framework')), 'main.js');
+export const FRAMEWORK_MAIN = path.join(
+  path.dirname(require.resolve('@google-cloud/functions-framework')),
+  'main.js',
+);
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -25,14 +28,24 @@ export interface RunningServer {
 }
 
 /** Starts the Functions Framework with the `ingest` target as its own process, as Cloud Run does. */
-export async function startReceiver(env: Record<string, string>, cwd = REPO_ROOT): Promise<RunningServer> {
+export async function startReceiver(
+  env: Record<string, string>,
+  cwd = REPO_ROOT,
+): Promise<RunningServer> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
     [FRAMEWORK_MAIN, '--target=ingest', '--signature-type=http', `--source=${REPO_ROOT}`],
     {
       cwd,
-      env: { PATH: process.env.PATH ?? '', METADATA_SERVER_DETECTION: 'none', GOOGLE_CLOUD_PROJECT: 'test-project', LOG_LEVEL: 'warn', ...env, PORT: String(port) },
+      env: {
+        PATH: process.env.PATH ?? '',
+        METADATA_SERVER_DETECTION: 'none',
+        GOOGLE_CLOUD_PROJECT: 'test-project',
+        LOG_LEVEL: 'warn',
+        ...env,
+        PORT: String(port),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -40,7 +53,9 @@ export async function startReceiver(env: Record<string, string>, cwd = REPO_ROOT
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const url = `http://127.0.0.1:${port}/`;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   const server: RunningServer = {
     url,
     port,
@@ -57,7 +72,8 @@ export async function startReceiver(env: Record<string, string>, cwd = REPO_ROOT
   };
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`receiver exited with ${child.exitCode}: ${output}`);
+    if (child.exitCode !== null)
+      throw new Error(`receiver exited with ${child.exitCode}: ${output}`);
     try {
       if ((await fetch(`${url}health`)).ok) return server;
     } catch {
@@ -69,7 +85,11 @@ export async function startReceiver(env: Record<string, string>, cwd = REPO_ROOT
   throw new Error(`receiver did not become healthy: ${output}`);
 }
 
-export async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
+export async function post(
+  url: string,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+) {
   const response = await fetch(url, { method: 'POST', headers, body });
   const text = await response.text();
   let json: Record<string, unknown> = {};

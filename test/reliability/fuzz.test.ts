@@ -14,12 +14,42 @@ import * as path from 'node:path';
 
 const ALLOWED = 'landing';
 const HOSTILE_NAMES = [
-  '../a.csv', 'a/../../b.csv', '/etc/passwd', '..\\..\\a.csv', 'a\\b.csv', '%2e%2e/x.csv', '%2E%2E%2Fx.csv', 'a\u0000.csv',
-  'C:/x.csv', './a.csv', 'a/./b.csv', 'a//b.csv', '', '.', '..', 'x'.repeat(1100), 'a\nb.csv', '_quarantine/a.csv',
-  'sales/`drop`/a.csv', "sales/o'x/a.csv", 'sales/a;b/a.csv', 'sales/a.b/a.csv', 'sales/оrders/a.csv', 'ok.csv', 'in/ok.csv.gz',
+  '../a.csv',
+  'a/../../b.csv',
+  '/etc/passwd',
+  '..\\..\\a.csv',
+  'a\\b.csv',
+  '%2e%2e/x.csv',
+  '%2E%2E%2Fx.csv',
+  'a\u0000.csv',
+  'C:/x.csv',
+  './a.csv',
+  'a/./b.csv',
+  'a//b.csv',
+  '',
+  '.',
+  '..',
+  'x'.repeat(1100),
+  'a\nb.csv',
+  '_quarantine/a.csv',
+  'sales/`drop`/a.csv',
+  "sales/o'x/a.csv",
+  'sales/a;b/a.csv',
+  'sales/a.b/a.csv',
+  'sales/оrders/a.csv',
+  'ok.csv',
+  'in/ok.csv.gz',
 ];
-const name = fc.oneof(fc.constantFrom(...HOSTILE_NAMES), fc.string({ maxLength: 40 }), fc.stringMatching(/^[a-z0-9/._%\\-]{1,30}$/));
-const bucket = fc.oneof(fc.constant(ALLOWED), fc.constantFrom('other-bucket', 'Landing', 'a', '../landing', ''), fc.string({ maxLength: 10 }));
+const name = fc.oneof(
+  fc.constantFrom(...HOSTILE_NAMES),
+  fc.string({ maxLength: 40 }),
+  fc.stringMatching(/^[a-z0-9/._%\\-]{1,30}$/),
+);
+const bucket = fc.oneof(
+  fc.constant(ALLOWED),
+  fc.constantFrom('other-bucket', 'Landing', 'a', '../landing', ''),
+  fc.string({ maxLength: 10 }),
+);
 const generation = fc.oneof(
   fc.bigInt({ min: 1n, max: 10n ** 19n }).map(String),
   fc.integer(),
@@ -28,24 +58,51 @@ const generation = fc.oneof(
   fc.constant(undefined),
 );
 const objectResource = fc.record(
-  { bucket, name, generation, size: fc.oneof(fc.nat().map(String), fc.integer(), fc.string({ maxLength: 4 })), contentType: fc.string({ maxLength: 10 }) },
+  {
+    bucket,
+    name,
+    generation,
+    size: fc.oneof(fc.nat().map(String), fc.integer(), fc.string({ maxLength: 4 })),
+    contentType: fc.string({ maxLength: 10 }),
+  },
   { requiredKeys: [] },
 );
 const message = fc.oneof(
-  fc.record({ bucket, name, generation, force: fc.boolean() }, { requiredKeys: ['bucket', 'name'] }),
-  fc.record({ bucket, prefix: fc.oneof(name, fc.constant('')), force: fc.boolean() }, { requiredKeys: ['bucket', 'prefix'] }),
-  fc.record({ objects: fc.array(fc.record({ bucket, name, generation }, { requiredKeys: [] }), { maxLength: 4 }), force: fc.boolean() }),
+  fc.record(
+    { bucket, name, generation, force: fc.boolean() },
+    { requiredKeys: ['bucket', 'name'] },
+  ),
+  fc.record(
+    { bucket, prefix: fc.oneof(name, fc.constant('')), force: fc.boolean() },
+    { requiredKeys: ['bucket', 'prefix'] },
+  ),
+  fc.record({
+    objects: fc.array(fc.record({ bucket, name, generation }, { requiredKeys: [] }), {
+      maxLength: 4,
+    }),
+    force: fc.boolean(),
+  }),
   fc.jsonValue(),
 );
-const base64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value) ?? '').toString('base64');
+const base64 = (value: unknown) =>
+  Buffer.from(typeof value === 'string' ? value : (JSON.stringify(value) ?? '')).toString('base64');
 const pubsubData = fc.record(
   {
     message: fc.record(
       {
-        data: fc.oneof(message.map(base64), fc.string({ maxLength: 30 }), fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b).toString('base64'))),
+        data: fc.oneof(
+          message.map(base64),
+          fc.string({ maxLength: 30 }),
+          fc.uint8Array({ maxLength: 30 }).map((b) => Buffer.from(b).toString('base64')),
+        ),
         attributes: fc.oneof(
           fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 3 }),
-          fc.record({ eventType: fc.constantFrom('OBJECT_FINALIZE', 'OBJECT_DELETE', 'X'), bucketId: bucket, objectId: name, objectGeneration: fc.string({ maxLength: 6 }) }),
+          fc.record({
+            eventType: fc.constantFrom('OBJECT_FINALIZE', 'OBJECT_DELETE', 'X'),
+            bucketId: bucket,
+            objectId: name,
+            objectGeneration: fc.string({ maxLength: 6 }),
+          }),
         ),
         messageId: fc.oneof(fc.nat().map(String), fc.string({ maxLength: 6 })),
       },
@@ -68,22 +125,50 @@ const ceHeaders = fc.record(
   { requiredKeys: [] },
 );
 // Mostly well-formed requests, so that the generated set also reaches routing, the store and loading.
-const plausibleName = fc.oneof(fc.constantFrom(...HOSTILE_NAMES), fc.constantFrom('ok.csv', 'a.csv', 'sales/orders/a.csv', 'in/ok.csv.gz', 'missing.csv'));
+const plausibleName = fc.oneof(
+  fc.constantFrom(...HOSTILE_NAMES),
+  fc.constantFrom('ok.csv', 'a.csv', 'sales/orders/a.csv', 'in/ok.csv.gz', 'missing.csv'),
+);
 const plausibleBucket = fc.constantFrom(ALLOWED, ALLOWED, 'other-bucket');
-const plausibleGeneration = fc.oneof(fc.constantFrom('1000000', '1000001', '1000002', '1000003', '1000004'), fc.bigInt({ min: 1n, max: 10n ** 12n }).map(String));
+const plausibleGeneration = fc.oneof(
+  fc.constantFrom('1000000', '1000001', '1000002', '1000003', '1000004'),
+  fc.bigInt({ min: 1n, max: 10n ** 12n }).map(String),
+);
 const storageEvent = fc
-  .record({ bucket: plausibleBucket, name: plausibleName, generation: plausibleGeneration, size: fc.constantFrom('8', '0', 8) })
+  .record({
+    bucket: plausibleBucket,
+    name: plausibleName,
+    generation: plausibleGeneration,
+    size: fc.constantFrom('8', '0', 8),
+  })
   .map((data) => ({
-    headers: { 'ce-specversion': '1.0', 'ce-id': '1', 'ce-source': '//storage', 'ce-type': STORAGE_TYPE, 'content-type': 'application/json' },
+    headers: {
+      'ce-specversion': '1.0',
+      'ce-id': '1',
+      'ce-source': '//storage',
+      'ce-type': STORAGE_TYPE,
+      'content-type': 'application/json',
+    },
     body: JSON.stringify(data),
   }));
 const plausibleMessage = fc.oneof(
   fc.record({ bucket: plausibleBucket, name: plausibleName, force: fc.boolean() }),
   fc.record({ bucket: plausibleBucket, prefix: fc.constantFrom('', 'sales/', 'in/', '../', 'x') }),
-  fc.record({ objects: fc.array(fc.record({ bucket: plausibleBucket, name: plausibleName }), { minLength: 1, maxLength: 3 }) }),
+  fc.record({
+    objects: fc.array(fc.record({ bucket: plausibleBucket, name: plausibleName }), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+  }),
 );
 const pubsubEvent = plausibleMessage.map((m) => ({
-  headers: { 'ce-specversion': '1.0', 'ce-id': '2', 'ce-source': '//pubsub', 'ce-type': PUBSUB_TYPE, 'content-type': 'application/json' },
+  headers: {
+    'ce-specversion': '1.0',
+    'ce-id': '2',
+    'ce-source': '//pubsub',
+    'ce-type': PUBSUB_TYPE,
+    'content-type': 'application/json',
+  },
   body: JSON.stringify({ message: { data: base64(m), messageId: '7' }, subscription: 's' }),
 }));
 const request = fc.oneof(
@@ -93,12 +178,32 @@ const request = fc.oneof(
   fc.record({
     headers: fc.constant({ 'content-type': 'application/cloudevents+json' }),
     body: fc
-      .record({ specversion: fc.oneof(fc.constant('1.0'), fc.string()), id: fc.string(), source: fc.string(), type, data }, { requiredKeys: [] })
+      .record(
+        {
+          specversion: fc.oneof(fc.constant('1.0'), fc.string()),
+          id: fc.string(),
+          source: fc.string(),
+          type,
+          data,
+        },
+        { requiredKeys: [] },
+      )
       .map((e) => JSON.stringify(e)),
   }),
-  fc.record({ headers: fc.constant({ 'content-type': 'application/json' }), body: pubsubData.map((p) => JSON.stringify(p)) }),
-  fc.record({ headers: fc.dictionary(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), { maxKeys: 4 }), body: fc.string({ maxLength: 200 }) }),
-  fc.record({ headers: fc.constant({}), body: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')) }),
+  fc.record({
+    headers: fc.constant({ 'content-type': 'application/json' }),
+    body: pubsubData.map((p) => JSON.stringify(p)),
+  }),
+  fc.record({
+    headers: fc.dictionary(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), {
+      maxKeys: 4,
+    }),
+    body: fc.string({ maxLength: 200 }),
+  }),
+  fc.record({
+    headers: fc.constant({}),
+    body: fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
+  }),
 );
 
 /** Records every bucket and name the service asks the store about. */
@@ -121,25 +226,40 @@ describe('fuzzing the receiver', function () {
 
   it('answers 6,000 generated requests with 200, 400, 413 or 503, never touching outside the allowlist or a bucket', async () => {
     const config = loadConfig({}, (file) => {
-      if (file === 'ingest.yaml') return `buckets: [${ALLOWED}]\nreprocess: {inlineLimit: 2}\nroutes:\n  - match: "sales/{table}/*.csv"\n    table: "{table}"\n  - match: "**/*.csv"\n  - match: "**/*.csv.gz"\n`;
+      if (file === 'ingest.yaml')
+        return `buckets: [${ALLOWED}]\nreprocess: {inlineLimit: 2}\nroutes:\n  - match: "sales/{table}/*.csv"\n    table: "{table}"\n  - match: "**/*.csv"\n  - match: "**/*.csv.gz"\n`;
       throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
     });
     const memory = new MemoryStore();
-    for (const n of ['ok.csv', 'in/ok.csv.gz', 'sales/orders/a.csv', 'a.csv']) memory.put(ALLOWED, n, 'a,b\n1,2\n');
+    for (const n of ['ok.csv', 'in/ok.csv.gz', 'sales/orders/a.csv', 'a.csv'])
+      memory.put(ALLOWED, n, 'a,b\n1,2\n');
     memory.put('other-bucket', 'ok.csv', 'a,b\n1,2\n');
     const touched: string[] = [];
-    const services = { config, store: recording(memory, touched), warehouse: new MemoryWarehouse(memory), publisher: new MemoryPublisher() };
+    const services = {
+      config,
+      store: recording(memory, touched),
+      warehouse: new MemoryWarehouse(memory),
+      publisher: new MemoryPublisher(),
+    };
     const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
     const receiver = createReceiver(config, async () => services, createLogger('info', silent));
     const statuses = new Map<number, number>();
 
     await fc.assert(
       fc.asyncProperty(request, async ({ headers, body }) => {
-        const answer = await receiver.respond({ method: 'POST', url: '/', headers, rawBody: Buffer.from(body, 'latin1') });
+        const answer = await receiver.respond({
+          method: 'POST',
+          url: '/',
+          headers,
+          rawBody: Buffer.from(body, 'latin1'),
+        });
         statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
         expect([200, 400, 413, 503]).to.include(answer.status);
         expect(answer.body).to.be.an('object');
-        if (answer.status !== 200) expect((answer.body as { error: string }).error).to.be.a('string').and.not.match(/\n\s+at /);
+        if (answer.status !== 200)
+          expect((answer.body as { error: string }).error)
+            .to.be.a('string')
+            .and.not.match(/\n\s+at /);
         for (const entry of touched.splice(0)) {
           const [b, n = ''] = entry.split('\u0001');
           expect(b).to.equal(ALLOWED);
@@ -171,7 +291,11 @@ describe('fuzzing the receiver', function () {
       const before = new Set(fs.readdirSync(os.tmpdir()));
       await fc.assert(
         fc.asyncProperty(request, async ({ headers, body }) => {
-          const safe = Object.fromEntries(Object.entries(headers).filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v)));
+          const safe = Object.fromEntries(
+            Object.entries(headers).filter(
+              ([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v),
+            ),
+          );
           const answer = await post(server.url, Buffer.from(body, 'latin1'), safe);
           expect([200, 400, 404, 413, 503], answer.text).to.include(answer.status);
           expect(answer.json).to.not.have.property('notJson');
@@ -180,7 +304,9 @@ describe('fuzzing the receiver', function () {
       );
       expect(server.process.exitCode).to.equal(null);
       expect((await fetch(`${server.url}health`)).status).to.equal(200);
-      const created = fs.readdirSync(os.tmpdir()).filter((f) => !before.has(f) && !f.startsWith('ingest-'));
+      const created = fs
+        .readdirSync(os.tmpdir())
+        .filter((f) => !before.has(f) && !f.startsWith('ingest-'));
       expect(created).to.deep.equal([]);
     });
   });

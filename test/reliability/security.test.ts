@@ -26,7 +26,10 @@ describe('security on the running receiver', function () {
   async function emit(bucket: string, name: string): Promise<Answer> {
     const object = await createLocalStore(path.join(dir, 'data')).stat(bucket, name);
     const data = object ?? { bucket, name, generation: '1', size: 10 };
-    const request = binaryEvent(STORAGE_TYPE, objectResource(data.bucket, data.name, data.generation, data.size));
+    const request = binaryEvent(
+      STORAGE_TYPE,
+      objectResource(data.bucket, data.name, data.generation, data.size),
+    );
     return (await post(server.url, request.body, request.headers)).json as unknown as Answer;
   }
 
@@ -38,7 +41,11 @@ describe('security on the running receiver', function () {
     );
     fs.writeFileSync(path.join(dir, 'secret.csv'), 'secret,value\nhunter2,1\n');
     server = await startReceiver(
-      { LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: path.join(dir, 'ingest.yaml'), INGEST_MAX_OBJECT_BYTES: '1000' },
+      {
+        LOCAL_DATA_DIR: path.join(dir, 'data'),
+        INGEST_CONFIG: path.join(dir, 'ingest.yaml'),
+        INGEST_MAX_OBJECT_BYTES: '1000',
+      },
       dir,
     );
   });
@@ -55,11 +62,16 @@ describe('security on the running receiver', function () {
       const answer = await emit('landing', name);
       expect(answer.outcome, name).to.equal('skipped');
     }
-    const listing = await post(server.url, pushBody({ bucket: 'landing', prefix: '' }).body, { 'content-type': 'application/json' });
+    const listing = await post(server.url, pushBody({ bucket: 'landing', prefix: '' }).body, {
+      'content-type': 'application/json',
+    });
     expect(JSON.stringify(listing.json)).to.not.match(/secret|link/);
     expect(fs.existsSync(path.join(bucketDir('landing'), '_quarantine'))).to.equal(false);
     const tables = fs.existsSync(path.join(dir, 'data', 'warehouse.duckdb'))
-      ? await queryDuckDb(path.join(dir, 'data', 'warehouse.duckdb'), "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ingest'")
+      ? await queryDuckDb(
+          path.join(dir, 'data', 'warehouse.duckdb'),
+          "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ingest'",
+        )
       : [];
     expect(tables.map((t) => t.table_name)).to.not.include.members(['link', 'secret']);
   });
@@ -76,10 +88,17 @@ describe('security on the running receiver', function () {
 
   it('holds the allowlist for events, Pub/Sub requests and prefixes', async () => {
     put('elsewhere', 'a.csv', 'a,b\n1,2\n');
-    expect((await emit('elsewhere', 'a.csv')).objects[0]?.reason).to.equal('bucket elsewhere is not in the allowlist');
-    for (const payload of [{ bucket: 'elsewhere', name: 'a.csv' }, { objects: [{ bucket: 'elsewhere', name: 'a.csv' }] }, { bucket: 'elsewhere', prefix: '' }]) {
+    expect((await emit('elsewhere', 'a.csv')).objects[0]?.reason).to.equal(
+      'bucket elsewhere is not in the allowlist',
+    );
+    for (const payload of [
+      { bucket: 'elsewhere', name: 'a.csv' },
+      { objects: [{ bucket: 'elsewhere', name: 'a.csv' }] },
+      { bucket: 'elsewhere', prefix: '' },
+    ]) {
       const request = pushBody(payload);
-      const answer = (await post(server.url, request.body, request.headers)).json as unknown as Answer;
+      const answer = (await post(server.url, request.body, request.headers))
+        .json as unknown as Answer;
       expect(answer.outcome, JSON.stringify(payload)).to.equal('skipped');
       expect(answer.objects[0]?.reason).to.match(/not in the allowlist/);
     }
@@ -88,7 +107,9 @@ describe('security on the running receiver', function () {
   it('rejects an object over INGEST_MAX_OBJECT_BYTES', async () => {
     put('landing', 'huge.csv', `a,b\n${'1,2\n'.repeat(400)}`);
     const answer = await emit('landing', 'huge.csv');
-    expect(answer.objects[0]?.reason).to.match(/over the limit of 1000 \(INGEST_MAX_OBJECT_BYTES\)/);
+    expect(answer.objects[0]?.reason).to.match(
+      /over the limit of 1000 \(INGEST_MAX_OBJECT_BYTES\)/,
+    );
   });
 
   it('answers 413 to a body announced over the limit without reading it', async () => {
@@ -98,11 +119,19 @@ describe('security on the running receiver', function () {
       body: Buffer.alloc(2 * 1024 * 1024, 0x20),
     });
     expect(answer.status).to.equal(413);
-    expect(await answer.json()).to.have.property('error').that.matches(/over the limit of 1048576/);
+    expect(await answer.json())
+      .to.have.property('error')
+      .that.matches(/over the limit of 1048576/);
   });
 
   it('answers 400 to names that escape their bucket, for events and for messages', async () => {
-    for (const name of ['../secret.csv', '..%2fsecret.csv', 'a/../../secret.csv', '\\..\\secret.csv', 'a\u0000.csv']) {
+    for (const name of [
+      '../secret.csv',
+      '..%2fsecret.csv',
+      'a/../../secret.csv',
+      '\\..\\secret.csv',
+      'a\u0000.csv',
+    ]) {
       const event = binaryEvent(STORAGE_TYPE, objectResource('landing', name, '1'));
       expect((await post(server.url, event.body, event.headers)).status, name).to.equal(400);
       const message = pushBody({ bucket: 'landing', name });

@@ -16,7 +16,10 @@ describe('shutdown and crash safety on the local backend', function () {
   const env = () => ({ LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: '' });
   const warehouse = () => path.join(dir, 'data', 'warehouse.duckdb');
 
-  async function bigObject(name: string, bytes: number): Promise<{ object: StoredObject; rows: number }> {
+  async function bigObject(
+    name: string,
+    bytes: number,
+  ): Promise<{ object: StoredObject; rows: number }> {
     const file = path.join(dir, 'data', 'buckets', 'big', name);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const rows = await writeLargeCsv(file, bytes);
@@ -48,9 +51,14 @@ describe('shutdown and crash safety on the local backend', function () {
     const answer: EventAnswer = await inFlight;
     expect(answer.status).to.equal(200);
     expect(answer.body).to.deep.include({ outcome: 'loaded' });
-    const code = await new Promise<number | null>((resolve) => server?.process.once('exit', resolve));
+    const code = await new Promise<number | null>((resolve) =>
+      server?.process.once('exit', resolve),
+    );
     expect(code).to.equal(0);
-    const [count] = await queryDuckDb(warehouse(), 'SELECT count(*)::INTEGER AS n FROM ingest.slow');
+    const [count] = await queryDuckDb(
+      warehouse(),
+      'SELECT count(*)::INTEGER AS n FROM ingest.slow',
+    );
     expect(count?.n).to.equal(rows);
   });
 
@@ -73,9 +81,15 @@ describe('shutdown and crash safety on the local backend', function () {
     expect(again.body).to.deep.include({ outcome: 'duplicate' });
     await server.stop();
 
-    const [table] = await queryDuckDb(warehouse(), 'SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids FROM ingest.crash');
+    const [table] = await queryDuckDb(
+      warehouse(),
+      'SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids FROM ingest.crash',
+    );
     expect(table).to.deep.equal({ n: rows, ids: rows });
-    const ledger = await queryDuckDb(warehouse(), 'SELECT rows::INTEGER AS rows FROM _ingest.loads');
+    const ledger = await queryDuckDb(
+      warehouse(),
+      'SELECT rows::INTEGER AS rows FROM _ingest.loads',
+    );
     expect(ledger).to.deep.equal([{ rows }]);
     const check = await queryDuckDb(warehouse(), 'PRAGMA database_size');
     expect(check).to.have.length(1);

@@ -23,8 +23,14 @@ describe('soak: 2,000 events at 50 concurrent requests on the local backend', fu
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-soak-'));
-    fs.writeFileSync(path.join(dir, 'ingest.yaml'), 'routes:\n  - match: "soak/*.csv"\n    table: soak\n  - match: "**/*.csv"\n');
-    server = await startReceiver({ LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: path.join(dir, 'ingest.yaml') }, dir);
+    fs.writeFileSync(
+      path.join(dir, 'ingest.yaml'),
+      'routes:\n  - match: "soak/*.csv"\n    table: soak\n  - match: "**/*.csv"\n',
+    );
+    server = await startReceiver(
+      { LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: path.join(dir, 'ingest.yaml') },
+      dir,
+    );
   });
   after(async () => {
     await server?.stop();
@@ -45,15 +51,22 @@ describe('soak: 2,000 events at 50 concurrent requests on the local backend', fu
     for (let i = 0; i < 400; i++) {
       const rows = 1 + (i % 5);
       expectedRows += rows;
-      const object = await write(`soak/${i}.csv`, `id,value\n${Array.from({ length: rows }, (_, r) => `${i},${r}`).join('\n')}\n`);
-      events.push({ object, expected: 'new' }, { object, expected: 'new' }, { object, expected: 'new' });
+      const object = await write(
+        `soak/${i}.csv`,
+        `id,value\n${Array.from({ length: rows }, (_, r) => `${i},${r}`).join('\n')}\n`,
+      );
+      events.push(
+        { object, expected: 'new' },
+        { object, expected: 'new' },
+        { object, expected: 'new' },
+      );
       events.push({ object: await write(`skip/${i}.txt`, 'not a csv'), expected: 'skipped' });
       events.push({ object: await write(`bad/${i}.csv`, 'id,value\n'), expected: 'rejected' });
     }
     expect(events).to.have.length(EVENTS);
     // A fixed shuffle, so that duplicates race their first load.
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     events.sort(() => random() - 0.5);
 
     const answers: { expected: string; status: number; outcome: string; uri: string }[] = [];
@@ -64,31 +77,50 @@ describe('soak: 2,000 events at 50 concurrent requests on the local backend', fu
         const { object, expected } = events[next++] as (typeof events)[0];
         const answer = await sendEvent(server.url, finalizedEvent(object));
         const body = answer.body as { outcome: string };
-        answers.push({ expected, status: answer.status, outcome: body.outcome, uri: `${object.bucket}/${object.name}` });
+        answers.push({
+          expected,
+          status: answer.status,
+          outcome: body.outcome,
+          uri: `${object.bucket}/${object.name}`,
+        });
         if (answers.length === 200) warmRss = rssBytes(server.process.pid as number);
       }
     };
     const started = Date.now();
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
     const endRss = rssBytes(server.process.pid as number);
-    console.log(`      ${EVENTS} events in ${Date.now() - started} ms; RSS after warm-up ${(warmRss / 2 ** 20).toFixed(1)} MiB, at the end ${(endRss / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `      ${EVENTS} events in ${Date.now() - started} ms; RSS after warm-up ${(warmRss / 2 ** 20).toFixed(1)} MiB, at the end ${(endRss / 2 ** 20).toFixed(1)} MiB`,
+    );
 
     expect(answers).to.have.length(EVENTS);
     expect(answers.filter((a) => a.status !== 200)).to.deep.equal([]);
     const count = (outcome: string) => answers.filter((a) => a.outcome === outcome).length;
-    expect({ loaded: count('loaded'), duplicate: count('duplicate'), skipped: count('skipped'), rejected: count('rejected') }).to.deep.equal({
+    expect({
+      loaded: count('loaded'),
+      duplicate: count('duplicate'),
+      skipped: count('skipped'),
+      rejected: count('rejected'),
+    }).to.deep.equal({
       loaded: 400,
       duplicate: 800,
       skipped: 400,
       rejected: 400,
     });
-    for (const a of answers.filter((x) => x.expected !== 'new')) expect(a.outcome, a.uri).to.equal(a.expected);
+    for (const a of answers.filter((x) => x.expected !== 'new'))
+      expect(a.outcome, a.uri).to.equal(a.expected);
     const loadedUris = new Set(answers.filter((a) => a.outcome === 'loaded').map((a) => a.uri));
     expect(loadedUris.size).to.equal(400);
 
-    const [table] = await queryDuckDb(path.join(dir, 'data', 'warehouse.duckdb'), 'SELECT count(*)::INTEGER AS n FROM ingest.soak');
+    const [table] = await queryDuckDb(
+      path.join(dir, 'data', 'warehouse.duckdb'),
+      'SELECT count(*)::INTEGER AS n FROM ingest.soak',
+    );
     expect(table?.n).to.equal(expectedRows);
-    const [ledger] = await queryDuckDb(path.join(dir, 'data', 'warehouse.duckdb'), 'SELECT count(*)::INTEGER AS n, sum(rows)::INTEGER AS rows FROM _ingest.loads');
+    const [ledger] = await queryDuckDb(
+      path.join(dir, 'data', 'warehouse.duckdb'),
+      'SELECT count(*)::INTEGER AS n, sum(rows)::INTEGER AS rows FROM _ingest.loads',
+    );
     expect(ledger).to.deep.equal({ n: 400, rows: expectedRows });
     expect(endRss / warmRss).to.be.at.most(1.2);
   });

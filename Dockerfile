@@ -1,0 +1,29 @@
+# gcs-bq-ingest: the `ingest` Functions Framework target on Cloud Run (INGEST_BACKEND=gcp).
+# Needs BuildKit (the default builder since Docker 23) for the optional-file COPY below.
+
+# Build stage: compile the TypeScript with the dev dependencies.
+FROM node:22.23.3-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+# Runtime stage: Node 22 LTS, production dependencies and the compiled service only.
+FROM node:22.23.3-bookworm-slim
+ENV NODE_ENV=production \
+    INGEST_BACKEND=gcp \
+    PORT=8080
+WORKDIR /app
+COPY --from=build /app/package.json /app/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist/src ./dist/src
+# The routing configuration, when the repository has one: ingest.yaml and the BigQuery schema files
+# it names under schemas/. Without them the built-in defaults apply (see the README).
+COPY --from=build /app/ingest.yam[l] ./
+COPY --from=build /app/schema[s] ./schemas/
+USER node
+EXPOSE 8080
+# The Functions Framework's own entry point, without npx: the same as
+# `functions-framework --target=ingest --signature-type=http`; package.json `main` names the module.
+CMD ["node", "node_modules/@google-cloud/functions-framework/build/src/main.js", "--target=ingest", "--signature-type=http"]

@@ -1,0 +1,158 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command, Option } from 'commander';
+import { errorMessage } from '../errors';
+import {
+  parseDefinition,
+  planTriggers,
+  renderScript,
+  renderStep,
+  resolveArgv,
+  resolveValues,
+  type Env,
+  type Plan,
+} from '../triggers';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+/** Runs one command without a shell. */
+export type Runner = (argv: readonly string[]) => Promise<RunResult>;
+
+export interface TriggersDeps {
+  env: Env;
+  run: Runner;
+  /** Standard output: the script (--print) or the progress of --apply. */
+  out: (text: string) => void;
+  /** Standard error: the output of a command that failed. */
+  err: (text: string) => void;
+}
+
+const defaultDeps: TriggersDeps = {
+  env: process.env,
+  run: runCommand,
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+interface TriggersOptions {
+  print?: boolean;
+  apply?: boolean;
+  project?: string;
+  region?: string;
+  bucket?: string;
+  dir: string;
+}
+
+export function triggersCommand(deps: TriggersDeps = defaultDeps): Command {
+  return new Command('triggers')
+    .description(
+      'turn the trigger definitions in eventarc/ into gcloud commands: print them (default) or run them',
+    )
+    .addOption(
+      new Option('--print', 'print the commands as a bash script (the default)').conflicts('apply'),
+    )
+    .addOption(new Option('--apply', 'run the commands, stopping at the first failure'))
+    .option(
+      '--project <id>',
+      'Google Cloud project (default: $GOOGLE_CLOUD_PROJECT or $CLOUDSDK_CORE_PROJECT)',
+    )
+    .option('--region <region>', 'region of the service and the triggers (default: $INGEST_REGION)')
+    .option('--bucket <name>', 'bucket the storage trigger watches (default: $INGEST_BUCKET)')
+    .option('--dir <dir>', 'folder of trigger definitions', 'eventarc')
+    .action(async (options: TriggersOptions) => {
+      const plan = loadPlan(options, deps.env);
+      if (options.apply) await applyPlan(plan, deps);
+      else deps.out(renderScript(plan));
+    });
+}
+
+function loadPlan(options: TriggersOptions, env: Env): Plan {
+  const values = resolveValues(
+    { PROJECT_ID: options.project, REGION: options.region, BUCKET: options.bucket },
+    env,
+  );
+  let files: string[];
+  try {
+    files = fs.readdirSync(options.dir).filter((f) => /\.ya?ml$/.test(f));
+  } catch (error) {
+    throw new Error(`${options.dir}: cannot read the trigger definitions: ${errorMessage(error)}`);
+  }
+  if (files.length === 0) throw new Error(`${options.dir}: no trigger definitions (*.yaml)`);
+  const definitions = files.sort().map((f) => {
+    const file = path.join(options.dir, f);
+    return parseDefinition(file, fs.readFileSync(file, 'utf8'), values);
+  });
+  if (values.PROJECT_ID === undefined) {
+    throw new Error(
+      'no project: pass --project or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT',
+    );
+  }
+  return planTriggers(definitions, values.PROJECT_ID);
+}
+
+/** Runs the plan's steps in order; the first failure prints its output and stops with an error. */
+export async function applyPlan(
+  plan: Plan,
+  deps: Pick<TriggersDeps, 'run' | 'out' | 'err'>,
+): Promise<void> {
+  const captured: Record<string, string> = {};
+  const run = async (argv: readonly string[]): Promise<RunResult> => {
+    const result = await deps.run(argv);
+    if (result.code !== 0) {
+      deps.err(result.stderr || result.stdout);
+      const reason =
+        firstLine(result.stderr) || firstLine(result.stdout) || `exit code ${result.code}`;
+      throw new Error(`${argv.slice(0, 4).join(' ')} failed: ${reason}`);
+    }
+    return result;
+  };
+  for (const section of plan.sections) {
+    deps.out(`# ${section.title}\n`);
+    for (const step of section.steps) {
+      deps.out(`${renderStep(step)}\n`);
+      if (step.kind === 'run') {
+        await run(resolveArgv(step.argv, captured));
+      } else if (step.kind === 'ensure') {
+        const check = await deps.run(resolveArgv(step.check, captured));
+        if (check.code === 0) deps.out('  exists, kept as it is\n');
+        else await run(resolveArgv(step.create, captured));
+      } else {
+        const value = (await run(resolveArgv(step.argv, captured))).stdout.trim();
+        if (value === '')
+          throw new Error(`${step.argv.slice(0, 4).join(' ')} printed nothing for ${step.into}`);
+        captured[step.into] = value;
+        deps.out(`  ${step.into}=${value}\n`);
+      }
+    }
+  }
+  deps.out('done\n');
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.trim() ?? '';
+}
+
+/** child_process without a shell; a missing program is exit code 127 with the reason. */
+export function runCommand(argv: readonly string[]): Promise<RunResult> {
+  const [program, ...args] = argv;
+  if (program === undefined) return Promise.reject(new Error('empty command'));
+  return new Promise((resolve) => {
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const reason =
+        error.code === 'ENOENT' ? `${program} is not installed or not on PATH` : error.message;
+      resolve({ code: 127, stdout, stderr: `${reason}\n` });
+    });
+    child.on('close', (code, signal) =>
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }),
+    );
+  });
+}

@@ -1,0 +1,446 @@
+/**
+ * Eventarc trigger definitions (eventarc/*.yaml) -> the gcloud commands that create them and set the
+ * retry and dead-letter policy of the Pub/Sub subscription each trigger delivers through. Pure: no I/O.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, errorMessage } from './errors';
+
+export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
+export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
+
+/** The values a definition may leave to the environment, written `${NAME}`. */
+export const PLACEHOLDERS = ['PROJECT_ID', 'REGION', 'BUCKET'] as const;
+export type Placeholder = (typeof PLACEHOLDERS)[number];
+export type Values = Partial<Record<Placeholder, string>>;
+export type Env = Record<string, string | undefined>;
+
+/** Where each placeholder's value comes from: the flag first, then the variables in order. */
+export const PLACEHOLDER_SOURCES: Record<Placeholder, { flag: string; env: string[] }> = {
+  PROJECT_ID: { flag: '--project', env: ['GOOGLE_CLOUD_PROJECT', 'CLOUDSDK_CORE_PROJECT'] },
+  REGION: { flag: '--region', env: ['INGEST_REGION', 'CLOUDSDK_RUN_REGION'] },
+  BUCKET: { flag: '--bucket', env: ['INGEST_BUCKET'] },
+};
+
+/** Days a message stays in the dead-letter subscription (Pub/Sub's maximum). */
+export const DEAD_LETTER_RETENTION = '7d';
+
+const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+const REGION = /^[a-z]+-[a-z]+[0-9]+$/;
+const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+const PUBSUB_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
+
+// gcloud takes INTEGER[UNIT] with s, m, h or d; Pub/Sub allows retry delays from 0 to 600 seconds.
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const retryDelay = z
+  .string()
+  .regex(/^[0-9]+[smhd]?$/, 'must be a duration such as 10s or 10m')
+  .transform((text) => Number.parseInt(text, 10) * (UNIT_SECONDS[text.slice(-1)] ?? 1))
+  .refine((seconds) => seconds <= 600, 'must be at most 600s');
+
+const pubsubId = (what: string) => z.string().regex(PUBSUB_ID, `is not a valid Pub/Sub ${what} id`);
+
+const subscriptionSchema = z
+  .object({
+    ackDeadlineSeconds: z.number().int().min(10).max(600),
+    minRetryDelay: retryDelay,
+    maxRetryDelay: retryDelay,
+    maxDeliveryAttempts: z.number().int().min(5).max(100),
+    deadLetterTopic: pubsubId('topic'),
+    deadLetterSubscription: pubsubId('subscription'),
+  })
+  .strict()
+  .refine((s) => s.minRetryDelay <= s.maxRetryDelay, {
+    message: 'must not be longer than maxRetryDelay',
+    path: ['minRetryDelay'],
+  });
+
+const eventSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal(STORAGE_FINALIZED),
+      bucket: z.string().regex(BUCKET, 'is not a valid bucket name'),
+    })
+    .strict(),
+  z.object({ type: z.literal(PUBSUB_PUBLISHED), topic: pubsubId('topic') }).strict(),
+]);
+
+const definitionSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(
+        /^[a-z][a-z0-9-]{0,62}$/,
+        'must be lower-case letters, digits and "-", starting with a letter',
+      ),
+    location: z.string().regex(/^[a-z0-9-]+$/, 'is not a location such as us-central1'),
+    event: eventSchema,
+    destination: z
+      .object({
+        service: z
+          .string()
+          .regex(/^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$/, 'is not a valid Cloud Run service name'),
+        region: z.string().regex(REGION, 'is not a region such as us-central1'),
+        path: z.string().regex(/^\/[^\s]*$/, 'must start with "/"'),
+      })
+      .strict(),
+    serviceAccount: z
+      .string()
+      .regex(/^[a-z0-9-]+@[a-z0-9.-]+\.gserviceaccount\.com$/, 'is not a service account email'),
+    subscription: subscriptionSchema,
+  })
+  .strict();
+
+export type Definition = z.infer<typeof definitionSchema>;
+
+/** Flag values over environment values, checked. Placeholders with no value stay absent. */
+export function resolveValues(flags: Values, env: Env): Values {
+  const values: Values = {};
+  for (const name of PLACEHOLDERS) {
+    const source = PLACEHOLDER_SOURCES[name];
+    const value =
+      flags[name] ?? source.env.map((v) => env[v]).find((v) => v !== undefined && v !== '');
+    if (value === undefined) continue;
+    const pattern = { PROJECT_ID, REGION, BUCKET }[name];
+    if (!pattern.test(value)) {
+      const where = flags[name] !== undefined ? source.flag : source.env.join(' / ');
+      throw new Error(
+        `${where}: "${value}" is not a valid ${name.toLowerCase().replace('_', ' ')}`,
+      );
+    }
+    values[name] = value;
+  }
+  return values;
+}
+
+/** One definition file's text -> a checked Definition, or a ConfigError naming the file and the field. */
+export function parseDefinition(file: string, text: string, values: Values): Definition {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(
+      file,
+      '(yaml)',
+      (errorMessage(error).split('\n')[0] ?? '').trim().replace(/:$/, ''),
+    );
+  }
+  const substituted = substitute(file, raw ?? {}, [], values);
+  const parsed = definitionSchema.safeParse(substituted);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  if (!issue) throw new ConfigError(file, '(root)', 'is invalid');
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0] ?? '';
+    throw new ConfigError(file, formatPath([...issue.path, key]), 'is not a known field');
+  }
+  const field = formatPath(issue.path);
+  if (valueAt(substituted, issue.path) === undefined)
+    throw new ConfigError(file, field, 'is missing');
+  throw new ConfigError(file, field, issue.message);
+}
+
+function substitute(file: string, node: unknown, at: PropertyKey[], values: Values): unknown {
+  if (typeof node === 'string') {
+    return node.replace(/\$\{([^}]*)\}/g, (_text, name: string) => {
+      if (!(PLACEHOLDERS as readonly string[]).includes(name)) {
+        const known = PLACEHOLDERS.map((p) => `\${${p}}`).join(', ');
+        throw new ConfigError(
+          file,
+          formatPath(at),
+          `unknown placeholder \${${name}} (known: ${known})`,
+        );
+      }
+      const value = values[name as Placeholder];
+      if (value === undefined) {
+        const source = PLACEHOLDER_SOURCES[name as Placeholder];
+        const problem = `needs \${${name}}: pass ${source.flag} or set ${source.env.join(' or ')}`;
+        throw new ConfigError(file, formatPath(at), problem);
+      }
+      return value;
+    });
+  }
+  if (Array.isArray(node)) return node.map((item, i) => substitute(file, item, [...at, i], values));
+  if (node !== null && typeof node === 'object') {
+    const entries = Object.entries(node).map(([k, v]) => [
+      k,
+      substitute(file, v, [...at, k], values),
+    ]);
+    return Object.fromEntries(entries);
+  }
+  return node;
+}
+
+function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {
+  let current = node;
+  for (const key of at) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
+}
+
+function formatPath(parts: readonly PropertyKey[]): string {
+  if (parts.length === 0) return '(root)';
+  return parts
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}
+
+/** A reference to a value an earlier `capture` step printed, such as the project number. */
+export interface Ref {
+  ref: string;
+}
+/** One command-line argument: plain text, or text joined with captured values. */
+export type Word = string | readonly (string | Ref)[];
+
+export type Step =
+  /** Run the command; a failure stops. */
+  | { kind: 'run'; argv: Word[] }
+  /** Run `create` unless `check` succeeds (the resource exists already, and is kept as it is). */
+  | { kind: 'ensure'; check: Word[]; create: Word[] }
+  /** Run the command and keep its trimmed output under `into`. */
+  | { kind: 'capture'; into: string; argv: Word[] };
+
+export interface Plan {
+  /** What each group of steps does, shown as a comment before it. */
+  sections: { title: string; steps: Step[] }[];
+}
+
+export const PROJECT_NUMBER = 'PROJECT_NUMBER';
+
+/** The Pub/Sub service agent, which must publish dead letters and forward them from the subscription. */
+const PUBSUB_AGENT: Word = [
+  'serviceAccount:service-',
+  { ref: PROJECT_NUMBER },
+  '@gcp-sa-pubsub.iam.gserviceaccount.com',
+];
+
+export function subscriptionVariable(trigger: string): string {
+  return `SUBSCRIPTION_${trigger.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * The commands that create every topic and trigger the definitions need and give each trigger's
+ * subscription its policy. Running them again changes nothing that exists except that policy.
+ */
+export function planTriggers(definitions: readonly Definition[], project: string): Plan {
+  const names = new Set<string>();
+  for (const d of definitions) {
+    if (names.has(d.name)) throw new Error(`two definitions name the trigger "${d.name}"`);
+    names.add(d.name);
+  }
+  const p = `--project=${project}`;
+  const topicPath = (topic: string) => `projects/${project}/topics/${topic}`;
+
+  const topics = unique(
+    definitions.flatMap((d) => [
+      ...(d.event.type === PUBSUB_PUBLISHED ? [d.event.topic] : []),
+      d.subscription.deadLetterTopic,
+    ]),
+  );
+  const deadLetters = new Map<string, string>();
+  for (const d of definitions) {
+    const { deadLetterSubscription: sub, deadLetterTopic: topic } = d.subscription;
+    const other = deadLetters.get(sub);
+    if (other !== undefined && other !== topic) {
+      throw new Error(
+        `dead-letter subscription "${sub}" is given two topics: "${other}" and "${topic}"`,
+      );
+    }
+    deadLetters.set(sub, topic);
+  }
+
+  const sections: Plan['sections'] = [
+    {
+      title:
+        'The project number names the Pub/Sub service agent, which moves messages to the dead-letter topic.',
+      steps: [
+        {
+          kind: 'capture',
+          into: PROJECT_NUMBER,
+          argv: ['gcloud', 'projects', 'describe', project, '--format=value(projectNumber)'],
+        },
+      ],
+    },
+    {
+      title: 'Topics the triggers deliver through or dead-letter to.',
+      steps: topics.map((topic) => ({
+        kind: 'ensure',
+        check: ['gcloud', 'pubsub', 'topics', 'describe', topic, p, '--format=none'],
+        create: ['gcloud', 'pubsub', 'topics', 'create', topic, p],
+      })),
+    },
+    {
+      title: `Dead letters are kept for ${DEAD_LETTER_RETENTION} in their own subscription; the service agent may publish them.`,
+      steps: [
+        ...[...deadLetters].map(([sub, topic]): Step => ({
+          kind: 'ensure',
+          check: ['gcloud', 'pubsub', 'subscriptions', 'describe', sub, p, '--format=none'],
+          create: [
+            'gcloud',
+            'pubsub',
+            'subscriptions',
+            'create',
+            sub,
+            p,
+            `--topic=${topic}`,
+            `--message-retention-duration=${DEAD_LETTER_RETENTION}`,
+          ],
+        })),
+        ...unique([...deadLetters.values()]).map((topic): Step => ({
+          kind: 'run',
+          argv: [
+            'gcloud',
+            'pubsub',
+            'topics',
+            'add-iam-policy-binding',
+            topic,
+            p,
+            ['--member=', ...PUBSUB_AGENT],
+            '--role=roles/pubsub.publisher',
+            '--format=none',
+          ],
+        })),
+      ],
+    },
+  ];
+
+  for (const d of definitions) {
+    const where = [p, `--location=${d.location}`];
+    const filters =
+      d.event.type === STORAGE_FINALIZED
+        ? [`--event-filters=type=${d.event.type}`, `--event-filters=bucket=${d.event.bucket}`]
+        : [`--event-filters=type=${d.event.type}`, `--transport-topic=${topicPath(d.event.topic)}`];
+    const sub: Word = [{ ref: subscriptionVariable(d.name) }];
+    const s = d.subscription;
+    sections.push({
+      title: `Trigger ${d.name}: ${d.event.type} -> Cloud Run service ${d.destination.service}, path ${d.destination.path}; then its subscription's retry and dead-letter policy.`,
+      steps: [
+        {
+          kind: 'ensure',
+          check: ['gcloud', 'eventarc', 'triggers', 'describe', d.name, ...where, '--format=none'],
+          create: [
+            'gcloud',
+            'eventarc',
+            'triggers',
+            'create',
+            d.name,
+            ...where,
+            ...filters,
+            `--destination-run-service=${d.destination.service}`,
+            `--destination-run-region=${d.destination.region}`,
+            `--destination-run-path=${d.destination.path}`,
+            `--service-account=${d.serviceAccount}`,
+          ],
+        },
+        {
+          kind: 'capture',
+          into: subscriptionVariable(d.name),
+          argv: [
+            'gcloud',
+            'eventarc',
+            'triggers',
+            'describe',
+            d.name,
+            ...where,
+            '--format=value(transport.pubsub.subscription)',
+          ],
+        },
+        {
+          kind: 'run',
+          argv: [
+            'gcloud',
+            'pubsub',
+            'subscriptions',
+            'update',
+            sub,
+            p,
+            `--ack-deadline=${s.ackDeadlineSeconds}`,
+            `--min-retry-delay=${s.minRetryDelay}s`,
+            `--max-retry-delay=${s.maxRetryDelay}s`,
+            `--max-delivery-attempts=${s.maxDeliveryAttempts}`,
+            `--dead-letter-topic=${topicPath(s.deadLetterTopic)}`,
+          ],
+        },
+        {
+          kind: 'run',
+          argv: [
+            'gcloud',
+            'pubsub',
+            'subscriptions',
+            'add-iam-policy-binding',
+            sub,
+            p,
+            ['--member=', ...PUBSUB_AGENT],
+            '--role=roles/pubsub.subscriber',
+            '--format=none',
+          ],
+        },
+      ],
+    });
+  }
+  return { sections: sections.filter((s) => s.steps.length > 0) };
+}
+
+function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
+}
+
+/** A word for a POSIX shell: as it is when that is safe, else in single quotes. */
+export function shellQuote(text: string): string {
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(text)) return text;
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+function renderWord(word: Word): string {
+  if (typeof word === 'string') return shellQuote(word);
+  return word
+    .map((part) =>
+      typeof part === 'string' ? (part === '' ? '' : shellQuote(part)) : `"$${part.ref}"`,
+    )
+    .join('');
+}
+
+function renderArgv(argv: readonly Word[]): string {
+  return argv.map(renderWord).join(' ');
+}
+
+/** One step as one line of a bash script. */
+export function renderStep(step: Step): string {
+  switch (step.kind) {
+    case 'run':
+      return renderArgv(step.argv);
+    case 'ensure':
+      return `${renderArgv(step.check)} >/dev/null 2>&1 || ${renderArgv(step.create)}`;
+    case 'capture':
+      return `${step.into}="$(${renderArgv(step.argv)})"`;
+  }
+}
+
+/** The whole plan as a bash script that stops at the first failure. */
+export function renderScript(plan: Plan): string {
+  const lines = ['#!/usr/bin/env bash', 'set -euo pipefail'];
+  for (const section of plan.sections) {
+    lines.push('', `# ${section.title}`, ...section.steps.map(renderStep));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The argument vector of a step's command, with captured values filled in. */
+export function resolveArgv(
+  argv: readonly Word[],
+  captured: Readonly<Record<string, string>>,
+): string[] {
+  return argv.map((word) => {
+    if (typeof word === 'string') return word;
+    return word
+      .map((part) => {
+        if (typeof part === 'string') return part;
+        const value = captured[part.ref];
+        if (value === undefined) throw new Error(`${part.ref} was not captured before it is used`);
+        return value;
+      })
+      .join('');
+  });
+}

@@ -1,0 +1,410 @@
+import { BigQuery } from '@google-cloud/bigquery';
+import type bigquery from '@google-cloud/bigquery/build/src/types';
+import type { SchemaField } from '../config';
+import { TransientError, errorMessage } from '../errors';
+import { gsUri } from '../stores/store';
+import type { LoadJob, LoadResult, TableInfo, Warehouse } from './warehouse';
+
+export interface BigQueryWarehouseOptions {
+  /** A configured client; default `new BigQuery({projectId: project, location})`. */
+  bigquery?: BigQuery;
+  /** The project jobs run in, and the destination project when a route names none. */
+  project?: string;
+  /** The client's default location; each load job names its own. */
+  location?: string;
+  /** Time between jobs.get calls while a job runs; default 1 s. */
+  pollIntervalMs?: number;
+  /** First pause before a transiently failed job is retried under a new id; doubles, at most 32 s. */
+  retryDelayMs?: number;
+  /** Attempts per job id (`J`, `J_2`, … `J_<n>`); default 5. */
+  maxAttempts?: number;
+  /** Longest wait for one API call (never past the job's deadline, but at least 1 s); default 60 s. */
+  requestTimeoutMs?: number;
+}
+
+type JobResource = bigquery.IJob;
+type ErrorProto = bigquery.IErrorProto;
+
+/*
+ * How BigQuery reports each case, and where that comes from:
+ * - ErrorProto `reason` values and their HTTP codes: https://cloud.google.com/bigquery/docs/error-messages
+ *   ("Error table"). `rateLimitExceeded` and `quotaExceeded` come with HTTP 403, not 429, so reasons are
+ *   checked as well as status codes.
+ * - Which reasons a failed job may be retried for: python-bigquery's retry.py (`job_retry_reasons`:
+ *   rateLimitExceeded, backendError, internalError, jobRateLimitExceeded), plus jobBackendError and
+ *   jobInternalError, which BigQuery reports for failures inside a job (data-integrations/google-cloud
+ *   PR 1358). `timeout` is treated alike (assumption).
+ * - A load job that cannot read its data ends DONE with errorResult `invalid`; the errorResult message
+ *   may be a summary ("CSV table encountered too many errors, giving up. Rows: 1; errors: 1. Please look
+ *   into the errors[] collection…", location = the gs:// URI) with the row-level message in errors[]
+ *   (m-lab/etl-gardener#291, onlybooks/bigquery#1), so the first specific message is reported.
+ * - A missing table with CREATE_NEVER: errorResult `notFound` (assumed from the error table).
+ * - jobs.insert with an existing job id: HTTP 409, reason `duplicate` (error table; the client's own
+ *   createJob handles 409 the same way for ids it generated).
+ * - statistics.load.outputRows is an int64, sent as a JSON string (REST reference, JobStatistics3).
+ */
+const TRANSIENT_JOB_REASONS = new Set([
+  'backendError',
+  'internalError',
+  'rateLimitExceeded',
+  'quotaExceeded',
+  'jobBackendError',
+  'jobInternalError',
+  'jobRateLimitExceeded',
+  'timeout',
+]);
+const CONTENT_REASONS = new Set(['invalid', 'invalidQuery', 'notFound']);
+const TRANSIENT_HTTP_REASONS = new Set([
+  'backendError',
+  'internalError',
+  'badGateway',
+  'rateLimitExceeded',
+  'userRateLimitExceeded',
+  'quotaExceeded',
+  'jobRateLimitExceeded',
+]);
+const SUMMARY_MESSAGE = /too many errors, giving up|look into the errors\[\] collection/i;
+/*
+ * The client's own `timeout` does nothing in @google-cloud/bigquery 8: its teeny-request 10 hands it to
+ * node-fetch 3, which dropped that option. So every call is raced against a timer here; a call that
+ * lands after we gave up is harmless, since a redelivery re-inserts the same job id and gets a 409.
+ */
+const REQUEST_TIMEOUT_MS = 60_000;
+const MIN_REQUEST_TIMEOUT_MS = 1000;
+// BigQuery's SLA back-off: at least 1 s, doubling, at most 32 s.
+const MAX_RETRY_DELAY_MS = 32_000;
+
+/** The BigQuery Warehouse: one load job per LoadJob, reading the gs:// URIs itself. */
+export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}): Warehouse {
+  const client = options.bigquery ?? createClient(options);
+  const pollIntervalMs = options.pollIntervalMs ?? 1000;
+  const retryDelayMs = options.retryDelayMs ?? 1000;
+  const maxAttempts = options.maxAttempts ?? 5;
+  const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const call = <T>(work: Promise<T>, what: string, deadline = Infinity): Promise<T> => {
+    const ms = Math.min(requestTimeoutMs, Math.max(deadline - Date.now(), MIN_REQUEST_TIMEOUT_MS));
+    return withTimeout(work, ms, what);
+  };
+  // The client substitutes its project for this token when it sends a request.
+  const defaultProject = options.project ?? client.projectId;
+
+  async function getJob(jobId: string, job: LoadJob): Promise<JobResource> {
+    const { location } = job;
+    const what = `reading BigQuery job ${jobId}`;
+    try {
+      const [metadata] = await call(
+        client.job(jobId, { location }).getMetadata(),
+        what,
+        job.deadline,
+      );
+      return metadata as JobResource;
+    } catch (error) {
+      if (error instanceof TransientError) throw error;
+      if (httpStatusOf(error) === 404) {
+        // Seen right after a 409, or when the job lives in another location than the one configured.
+        const message = `BigQuery job ${jobId} exists but is not found in location ${location}`;
+        throw new TransientError(message, { cause: error });
+      }
+      throw toWarehouseError(error, what);
+    }
+  }
+
+  type Inserted =
+    { kind: 'inserted' | 'existing'; job: JobResource } | { kind: 'invalid'; reason: string };
+
+  async function insert(job: LoadJob, jobId: string): Promise<Inserted> {
+    const configuration = toJobConfiguration(job, defaultProject);
+    const what = `inserting BigQuery load job ${jobId}`;
+    try {
+      const created = client.createJob({ configuration, jobId, location: job.location });
+      const [, resource] = await call(created, what, job.deadline);
+      return { kind: 'inserted', job: resource };
+    } catch (error) {
+      if (error instanceof TransientError) throw error;
+      if (httpStatusOf(error) === 409) return { kind: 'existing', job: await getJob(jobId, job) };
+      // createJob rejects when the job it created already carries status.errors (a job that failed at
+      // once, or row errors under maxBadRecords); the job resource is then the error's `response`.
+      const resource = (error as { response?: unknown } | null)?.response;
+      if (isJobResource(resource)) return { kind: 'inserted', job: resource };
+      // A configuration BigQuery refuses comes from the object's route and name (e.g. a partition
+      // date that is no date): the object is rejected, as for content errors.
+      if (httpStatusOf(error) === 400 && reasonsOf(error).includes('invalid')) {
+        return {
+          kind: 'invalid',
+          reason: `BigQuery refused load job ${jobId}: ${errorMessage(error)}`,
+        };
+      }
+      throw toWarehouseError(error, what);
+    }
+  }
+
+  async function awaitDone(
+    resource: JobResource,
+    jobId: string,
+    job: LoadJob,
+  ): Promise<JobResource> {
+    let current = resource;
+    while (current.status?.state !== 'DONE') {
+      const left = job.deadline - Date.now();
+      if (left <= 0) {
+        throw new TransientError(
+          `BigQuery load job ${jobId} still running; redelivery will await it`,
+        );
+      }
+      await sleep(Math.min(pollIntervalMs, left));
+      current = await getJob(jobId, job);
+    }
+    return current;
+  }
+
+  return {
+    async load(job) {
+      let lastFailure = '';
+      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+        const jobId = attemptId(job.jobId, attempt);
+        const inserted = await insert(job, jobId);
+        if (inserted.kind === 'invalid')
+          return { outcome: 'rejected', jobId, reason: inserted.reason };
+        const done = await awaitDone(inserted.job, jobId, job);
+        const result = toResult(done, jobId, inserted.kind === 'existing');
+        if (result) return result;
+        lastFailure = describe(done.status?.errorResult);
+        const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+        if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
+          const next = attemptId(job.jobId, attempt + 1);
+          throw new TransientError(
+            `BigQuery load job ${jobId} failed (${lastFailure}); redelivery will try ${next}`,
+          );
+        }
+        if (attempt < maxAttempts) await sleep(delay);
+      }
+      throw new TransientError(
+        `BigQuery load job ${job.jobId} failed ${maxAttempts} times for transient reasons (last: ${lastFailure}); ` +
+          'a forced reprocess starts a new series of attempts',
+      );
+    },
+
+    // Nothing to record: for BigQuery the failed job (INFORMATION_SCHEMA.JOBS) and the quarantine
+    // copy with its metadata are the record of a rejection.
+    async recordRejection() {},
+
+    async tables() {
+      try {
+        return await listTables(client, call);
+      } catch (error) {
+        throw toWarehouseError(error, 'listing BigQuery tables');
+      }
+    },
+
+    async close() {},
+  };
+}
+
+function createClient(options: BigQueryWarehouseOptions): BigQuery {
+  return new BigQuery({
+    ...(options.project ? { projectId: options.project } : {}),
+    ...(options.location ? { location: options.location } : {}),
+  });
+}
+
+export function attemptId(jobId: string, attempt: number): string {
+  return attempt === 1 ? jobId : `${jobId}_${attempt}`;
+}
+
+/**
+ * The load job configuration for a LoadJob, typed with the client library's own REST types so that
+ * a misspelt or mistyped field does not compile.
+ */
+export function toJobConfiguration(
+  job: LoadJob,
+  defaultProject: string,
+): bigquery.IJobConfiguration {
+  return { load: toLoadConfiguration(job, defaultProject), labels: { ...job.labels } };
+}
+
+export function toLoadConfiguration(
+  job: LoadJob,
+  defaultProject: string,
+): bigquery.IJobConfigurationLoad {
+  const { destination, csv } = job;
+  const load: bigquery.IJobConfigurationLoad = {
+    sourceFormat: 'CSV',
+    sourceUris: job.sources.map(gsUri),
+    destinationTable: {
+      projectId: destination.project ?? defaultProject,
+      datasetId: destination.dataset,
+      tableId: destination.partition
+        ? `${destination.table}$${destination.partition}`
+        : destination.table,
+    },
+    writeDisposition: job.write === 'append' ? 'WRITE_APPEND' : 'WRITE_TRUNCATE',
+    createDisposition: job.createDisposition,
+    skipLeadingRows: csv.skipLeadingRows,
+    fieldDelimiter: csv.delimiter,
+    quote: csv.quote,
+    encoding: csv.encoding,
+    allowQuotedNewlines: csv.allowQuotedNewlines,
+    allowJaggedRows: csv.allowJaggedRows,
+    maxBadRecords: csv.maxBadRecords,
+    nullMarker: csv.nullMarker,
+  };
+  if (job.schema === 'auto') load.autodetect = true;
+  else load.schema = { fields: job.schema.map(toFieldSchema) };
+  // A `table$YYYYMMDD` destination needs a day-partitioned table, and creating one needs the spec.
+  const partitioning: LoadJob['timePartitioning'] =
+    job.timePartitioning ?? (job.write === 'partition' ? { type: 'DAY' } : undefined);
+  if (partitioning) {
+    load.timePartitioning = { type: partitioning.type };
+    if (partitioning.field) load.timePartitioning.field = partitioning.field;
+    // int64 fields travel as JSON strings.
+    if (partitioning.expirationMs !== undefined) {
+      load.timePartitioning.expirationMs = String(partitioning.expirationMs);
+    }
+  }
+  if (job.clustering) load.clustering = { fields: [...job.clustering] };
+  return load;
+}
+
+function toFieldSchema(field: SchemaField): bigquery.ITableFieldSchema {
+  const out: bigquery.ITableFieldSchema = { name: field.name, type: field.type };
+  if (field.mode) out.mode = field.mode;
+  if (field.description) out.description = field.description;
+  return out;
+}
+
+/**
+ * The outcome of a finished job, or undefined when it failed for a reason worth another attempt.
+ * Only the request whose jobs.insert created the job reports `loaded`: one that found it existing
+ * (an earlier or concurrent delivery inserted it) reports `duplicate`, so each job's rows are
+ * reported as loaded at most once.
+ */
+function toResult(job: JobResource, jobId: string, foundExisting: boolean): LoadResult | undefined {
+  const failure = job.status?.errorResult;
+  if (!failure) {
+    const rows = Number(job.statistics?.load?.outputRows ?? 0);
+    return foundExisting
+      ? { outcome: 'duplicate', jobId, rows }
+      : { outcome: 'loaded', jobId, rows };
+  }
+  const reason = failure.reason ?? '';
+  if (TRANSIENT_JOB_REASONS.has(reason)) return undefined;
+  if (CONTENT_REASONS.has(reason)) {
+    return { outcome: 'rejected', jobId, reason: contentReason(job.status ?? {}) };
+  }
+  throw new Error(`BigQuery load job ${jobId} failed: ${describe(failure)}`);
+}
+
+function contentReason(status: bigquery.IJobStatus): string {
+  const all = [status.errorResult, ...(status.errors ?? [])].filter(
+    (e): e is ErrorProto => e !== undefined,
+  );
+  const specific =
+    all.find((e) => e.message && !SUMMARY_MESSAGE.test(e.message)) ?? status.errorResult;
+  return describe(specific);
+}
+
+function describe(error: ErrorProto | undefined): string {
+  if (!error) return 'no error reported';
+  const where =
+    error.location && !error.message?.includes(error.location)
+      ? ` (location: ${error.location})`
+      : '';
+  return `${error.reason ?? 'unknown'}: ${error.message ?? 'no message'}${where}`;
+}
+
+type Call = <T>(work: Promise<T>, what: string) => Promise<T>;
+
+async function listTables(client: BigQuery, call: Call): Promise<TableInfo[]> {
+  const out: TableInfo[] = [];
+  const [datasets] = await call(client.getDatasets(), 'listing datasets');
+  for (const dataset of datasets) {
+    const [tables] = await call(dataset.getTables(), `listing tables of ${dataset.id}`);
+    for (const table of tables) {
+      // tables.list carries no row counts; tables.get does (numRows, an int64 string).
+      const [metadata] = await call(table.getMetadata(), `reading table ${dataset.id}.${table.id}`);
+      out.push({
+        table: `${dataset.id}.${table.id}`,
+        rows: Number((metadata as bigquery.ITable).numRows ?? 0),
+      });
+    }
+  }
+  return out.sort((a, b) => a.table.localeCompare(b.table));
+}
+
+function isJobResource(value: unknown): value is JobResource {
+  if (typeof value !== 'object' || value === null) return false;
+  const { status, jobReference } = value as { status?: unknown; jobReference?: unknown };
+  return (
+    typeof status === 'object' &&
+    status !== null &&
+    typeof jobReference === 'object' &&
+    jobReference !== null
+  );
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+function reasonsOf(error: unknown): string[] {
+  const errors = (error as { errors?: unknown } | null)?.errors;
+  if (!Array.isArray(errors)) return [];
+  return errors
+    .map((e: unknown) => (e as { reason?: unknown } | null)?.reason)
+    .filter((r) => typeof r === 'string');
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+function isTransient(error: unknown): boolean {
+  const status = httpStatusOf(error);
+  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) return true;
+  if (reasonsOf(error).some((r) => TRANSIENT_HTTP_REASONS.has(r))) return true;
+  if (status !== undefined) return false;
+  const { code, name, type, message } = (error ?? {}) as {
+    code?: unknown;
+    name?: unknown;
+    type?: unknown;
+    message?: unknown;
+  };
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  // node-fetch (under the client) reports `type: 'system'` for socket errors, 'request-timeout' for timeouts.
+  if (type === 'system' || type === 'request-timeout' || name === 'AbortError') return true;
+  return typeof message === 'string' && /socket hang up|timed? ?out/i.test(message);
+}
+
+function toWarehouseError(error: unknown, action: string): Error {
+  const status = httpStatusOf(error);
+  const what = status === undefined ? 'network error' : `HTTP ${status}`;
+  const message = `${action}: ${what}: ${errorMessage(error)}`;
+  return isTransient(error)
+    ? new TransientError(message, { cause: error })
+    : new Error(message, { cause: error });
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TransientError(`${what}: no answer from BigQuery within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,212 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const CONFIG = path.join(ROOT, 'cloudbuild.yaml');
+const IMAGE = '${_REGION}-docker.pkg.dev/$PROJECT_ID/${_REPOSITORY}/gcs-bq-ingest:$SHORT_SHA';
+
+interface Step {
+  id?: string;
+  name: string;
+  entrypoint?: string;
+  args?: string[];
+  env?: string[];
+}
+interface BuildConfig {
+  steps: Step[];
+  substitutions?: Record<string, string>;
+  options?: Record<string, unknown>;
+}
+
+const config = parse(fs.readFileSync(CONFIG, 'utf8')) as BuildConfig;
+const command = (s: Step) => [s.entrypoint ?? '', ...(s.args ?? [])].join(' ');
+const stepRunning = (pattern: RegExp) => config.steps.findIndex((s) => pattern.test(command(s)));
+
+describe('cloudbuild.yaml', () => {
+  it('pins every builder image to a version', () => {
+    for (const step of config.steps) {
+      expect(step.name, step.id).to.match(/:[^:]*\d+\.\d+[^:]*$/);
+      expect(step.name, step.id).not.to.match(/:latest$/);
+    }
+  });
+
+  it('installs, lints and tests before it builds the image', () => {
+    const order = [
+      /^npm ci\b/,
+      /^npm run lint$/,
+      /^npm test$/,
+      /^ build /,
+      /^ push /,
+      /^gcloud run deploy /,
+    ].map(stepRunning);
+    expect(
+      order.every((i) => i >= 0),
+      `steps found at ${order.join(', ')}`,
+    ).to.equal(true);
+    expect([...order].sort((a, b) => a - b)).to.deep.equal(order);
+  });
+
+  it('builds, pushes and deploys the image tagged with the commit', () => {
+    const build = config.steps[stepRunning(/^ build /)];
+    expect(build?.args).to.include(`--tag=${IMAGE}`);
+    expect(config.steps[stepRunning(/^ push /)]?.args).to.include(IMAGE);
+    expect(config.steps[stepRunning(/^gcloud run deploy /)]?.args).to.include(`--image=${IMAGE}`);
+  });
+
+  it('deploys a private service, on its own service account, with settings for load jobs', () => {
+    const args = config.steps[stepRunning(/^gcloud run deploy /)]?.args ?? [];
+    const flag = (name: string) =>
+      args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    expect(args).to.include('--no-allow-unauthenticated');
+    expect(flag('service-account')).to.equal(
+      'gcs-bq-ingest-run@$PROJECT_ID.iam.gserviceaccount.com',
+    );
+    expect(flag('set-env-vars')?.split(',')).to.include('INGEST_BACKEND=gcp');
+    expect(flag('min-instances')).to.equal('0');
+    // the request timeout must outlast the wait for a load job (INGEST_WAIT_SECONDS=540), within Cloud Run's 3600
+    expect(Number(flag('timeout'))).to.be.within(560, 3600);
+    expect(Number(flag('concurrency'))).to.be.within(1, 1000);
+  });
+
+  it('applies the triggers with the project CLI after the deploy', () => {
+    const index = stepRunning(/dist\/src\/cli\/main\.js triggers --apply/);
+    expect(index).to.be.greaterThan(stepRunning(/^gcloud run deploy /));
+    const args = config.steps[index]?.args ?? [];
+    expect(args.join(' ')).to.contain('--project $PROJECT_ID --region ${_REGION}');
+  });
+
+  it('gives every substitution it uses a default', () => {
+    const text = fs.readFileSync(CONFIG, 'utf8').replace(/^\s*#.*$/gm, '');
+    const used = new Set([...text.matchAll(/\$\{?(_[A-Z0-9_]+)/g)].map((m) => m[1]));
+    expect(
+      [...used].filter((u) => u !== undefined && !(u in (config.substitutions ?? {}))),
+    ).to.deep.equal([]);
+  });
+});
+
+// --- gcloud as the judge of the file ---
+
+const NO_ACCOUNT = /You do not currently have an active account selected|no credentialed accounts/i;
+
+function findGcloud(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const file = path.join(dir, 'gcloud');
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not in this folder
+    }
+  }
+  return undefined;
+}
+
+/** No credentials, no prompts, no metadata server; anything past the account check would meet a closed port. */
+function isolatedEnv(dir: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: dir,
+    LANG: 'C.UTF-8',
+    CLOUDSDK_CONFIG: dir,
+    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
+    CLOUDSDK_CORE_CHECK_GCE_METADATA: 'false',
+    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
+    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD: 'http://127.0.0.1:9/',
+    CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN: 'http://127.0.0.1:9/',
+  };
+}
+
+function submit(
+  gcloud: string,
+  file: string,
+  dir: string,
+): Promise<{ code: number | null; stderr: string; ms: number }> {
+  const started = Date.now();
+  const args = ['builds', 'submit', `--config=${file}`, '--no-source', '--project=test-project'];
+  return new Promise((resolve) => {
+    execFile(
+      gcloud,
+      args,
+      { cwd: ROOT, env: isolatedEnv(dir), timeout: 30_000, encoding: 'utf8' },
+      (error, _out, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        resolve({ code, stderr, ms: Date.now() - started });
+      },
+    );
+  });
+}
+
+describe('gcloud builds submit reads cloudbuild.yaml', function () {
+  this.timeout(60_000);
+  let gcloud: string;
+  let dir: string;
+
+  before(function () {
+    const found = findGcloud();
+    if (!found) {
+      if (process.env.REQUIRE_GCLOUD === '1')
+        throw new Error('gcloud is not on PATH, and REQUIRE_GCLOUD=1');
+      console.log(
+        '    skipped: the Google Cloud CLI (gcloud) is not on PATH; set REQUIRE_GCLOUD=1 to fail instead',
+      );
+      this.skip();
+    }
+    gcloud = found;
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcloud-config-'));
+  });
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rejects a build config with a wrong field (the check itself)', async () => {
+    const broken = path.join(dir, 'broken.yaml');
+    const text = fs.readFileSync(CONFIG, 'utf8').replace(/^(\s*)entrypoint:/m, '$1entrypont:');
+    fs.writeFileSync(broken, text);
+    const result = await submit(gcloud, broken, dir);
+    expect(result.stderr).to.match(/interpreting .* as build config/);
+    expect(result.stderr).not.to.match(NO_ACCOUNT);
+  });
+
+  it('accepts the arguments of every gcloud step, substitutions filled in', async () => {
+    const values: Record<string, string> = {
+      PROJECT_ID: 'test-project',
+      SHORT_SHA: 'abc1234',
+      ...config.substitutions,
+    };
+    const fill = (arg: string): string =>
+      arg.replace(/\$\{?([A-Z_][A-Z0-9_]*)\}?/g, (_all, name: string) => fill(values[name] ?? ''));
+    const steps = config.steps.filter((s) => s.entrypoint === 'gcloud');
+    expect(steps.length).to.be.greaterThan(0);
+    for (const step of steps) {
+      // Cloud Build sets the project for its builders; here it is given as a flag
+      const args = [...(step.args ?? []).map(fill), '--project=test-project'];
+      const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(
+          gcloud,
+          args,
+          { env: isolatedEnv(dir), timeout: 30_000, encoding: 'utf8' },
+          (error, _o, stderr) =>
+            resolve({
+              code: error ? (typeof error.code === 'number' ? error.code : null) : 0,
+              stderr,
+            }),
+        );
+      });
+      expect(result.stderr, `${step.id}: gcloud ${args.join(' ')}`).to.match(NO_ACCOUNT);
+      expect(result.code, step.id).to.equal(1);
+    }
+  });
+
+  it('gets past parsing the config to the missing account, within seconds', async () => {
+    const result = await submit(gcloud, CONFIG, dir);
+    expect(result.stderr).not.to.match(/interpreting .* as build config/);
+    expect(result.code, result.stderr).to.equal(1);
+    expect(result.stderr).to.match(NO_ACCOUNT);
+    expect(result.ms, 'gcloud this slow is probably waiting on the network').to.be.below(20_000);
+  });
+});

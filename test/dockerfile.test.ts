@@ -1,0 +1,489 @@
+/**
+ * No Docker engine here, so the runtime stage is proven another way: the file set its COPY lines
+ * name is assembled in a temporary folder, its `npm ci --omit=dev` is run there, and its own CMD is
+ * started under Node 22 with its own ENV (but the local backend), then a finalized event must load.
+ * Run alone with: npx mocha --no-config --timeout 300000 dist/test/dockerfile.test.js
+ */
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { expect } from 'chai';
+import picomatch from 'picomatch';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+interface Stage {
+  image: string;
+  name?: string;
+  instructions: Instruction[];
+}
+
+/** Dockerfile text -> stages of instructions (continuation lines joined, comments dropped). */
+function parseDockerfile(text: string): Stage[] {
+  const logical: string[] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trimEnd();
+    if (/^\s*#/.test(line) || (line.trim() === '' && pending === '')) continue;
+    if (line.endsWith('\\')) {
+      pending += `${line.slice(0, -1)} `;
+      continue;
+    }
+    logical.push((pending + line).trim());
+    pending = '';
+  }
+  if (pending.trim() !== '') logical.push(pending.trim());
+  const stages: Stage[] = [];
+  for (const line of logical) {
+    const match = /^(\S+)\s*(.*)$/.exec(line);
+    if (!match) continue;
+    const op = (match[1] ?? '').toUpperCase();
+    const args = match[2] ?? '';
+    if (op === 'FROM') {
+      const [image = '', as, name] = args.split(/\s+/).filter((t) => !t.startsWith('--'));
+      stages.push({ image, name: as?.toUpperCase() === 'AS' ? name : undefined, instructions: [] });
+    } else {
+      const stage = stages.at(-1);
+      if (!stage) throw new Error(`${op} before FROM`);
+      stage.instructions.push({ op, args });
+    }
+  }
+  return stages;
+}
+
+/** Whitespace-separated words, with "double" and 'single' quotes kept together. */
+function words(text: string): string[] {
+  return [...text.matchAll(/(?:[^\s"']+|"(?:[^"\\]|\\.)*"|'[^']*')+/g)].map((m) =>
+    m[0].replace(
+      /"((?:[^"\\]|\\.)*)"|'([^']*)'/g,
+      (_all, dq: string | undefined, sq: string | undefined) =>
+        dq !== undefined ? dq.replace(/\\(.)/g, '$1') : (sq ?? ''),
+    ),
+  );
+}
+
+function envOf(stage: Stage): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const i of stage.instructions.filter((i) => i.op === 'ENV')) {
+    const tokens = words(i.args);
+    if (tokens[0]?.includes('=')) {
+      for (const t of tokens) env[t.slice(0, t.indexOf('='))] = t.slice(t.indexOf('=') + 1);
+    } else if (tokens[0] !== undefined) {
+      env[tokens[0]] = tokens.slice(1).join(' ');
+    }
+  }
+  return env;
+}
+
+function workdirOf(stage: Stage): string {
+  const dirs = stage.instructions.filter((i) => i.op === 'WORKDIR').map((i) => i.args.trim());
+  const dir = dirs.at(-1);
+  if (!dir || !dir.startsWith('/'))
+    throw new Error(`stage ${stage.name ?? stage.image} has no absolute WORKDIR`);
+  return dir;
+}
+
+function cmdOf(stage: Stage): string[] {
+  const cmd = stage.instructions.filter((i) => i.op === 'CMD').at(-1);
+  if (!cmd) throw new Error('the runtime stage has no CMD');
+  const parsed: unknown = JSON.parse(cmd.args);
+  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string'))
+    throw new Error('CMD is not exec form');
+  return parsed as string[];
+}
+
+interface Copy {
+  from?: string;
+  sources: string[];
+  dest: string;
+}
+function parseCopy(args: string): Copy {
+  const tokens = args.trim().startsWith('[') ? (JSON.parse(args) as string[]) : words(args);
+  const flags = tokens.filter((t) => t.startsWith('--'));
+  const paths = tokens.filter((t) => !t.startsWith('--'));
+  const from = flags.find((f) => f.startsWith('--from='))?.slice('--from='.length);
+  const dest = paths.at(-1);
+  if (dest === undefined || paths.length < 2)
+    throw new Error(`COPY ${args}: needs a source and a destination`);
+  return { from, sources: paths.slice(0, -1), dest };
+}
+
+/** .dockerignore patterns, applied to a path relative to the context (and to each of its parents). */
+function dockerignore(root: string): (relative: string) => boolean {
+  const file = path.join(root, '.dockerignore');
+  const patterns = fs.existsSync(file)
+    ? fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && !l.startsWith('#'))
+    : [];
+  const rules = patterns.map((p) => {
+    const negate = p.startsWith('!');
+    const glob = (negate ? p.slice(1) : p).replace(/^\/+/, '').replace(/\/+$/, '');
+    return { negate, match: picomatch(glob, { dot: true }) };
+  });
+  return (relative) => {
+    const parts = relative.split('/');
+    let ignored = false;
+    for (let n = 1; n <= parts.length; n++) {
+      const prefix = parts.slice(0, n).join('/');
+      for (const rule of rules) if (rule.match(prefix)) ignored = !rule.negate;
+      if (ignored) return true;
+    }
+    return ignored;
+  };
+}
+
+function copyInto(source: string, target: string): void {
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.cpSync(source, target, { recursive: true });
+}
+
+/**
+ * Builds the runtime stage's file set in `app`: COPY lines with the build stage's WORKDIR mapped to the
+ * repository (its build output being the repository's own build), RUN lines as far as they are npm ci.
+ */
+function assembleRuntime(stages: Stage[], app: string, log: (line: string) => void): void {
+  const runtime = stages.at(-1) as Stage;
+  const workdir = workdirOf(runtime);
+  const ignored = dockerignore(ROOT);
+  const outDir =
+    (
+      JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')) as {
+        compilerOptions?: { outDir?: string };
+      }
+    ).compilerOptions?.outDir?.replace(/^\.\//, '') ?? 'dist';
+
+  for (const i of runtime.instructions) {
+    if (i.op === 'COPY' || i.op === 'ADD') {
+      const copy = parseCopy(i.args);
+      const stage = copy.from === undefined ? undefined : stages.find((s) => s.name === copy.from);
+      if (copy.from !== undefined && !stage)
+        throw new Error(`COPY --from=${copy.from}: no such stage`);
+      const base = stage ? workdirOf(stage) : '/';
+      const sources: string[] = [];
+      for (const source of copy.sources) {
+        const inStage = path.posix.resolve(base, source);
+        const relative = path.posix.relative(base, inStage);
+        if (relative.startsWith('..'))
+          throw new Error(`COPY ${source}: outside ${base}, cannot map it to the repository`);
+        const fromBuild = relative === outDir || relative.startsWith(`${outDir}/`);
+        const name = path.posix.basename(relative);
+        let matches: string[];
+        if (/[*?[]/.test(name)) {
+          // BuildKit: a wildcard that matches nothing copies nothing
+          const dir = path.join(ROOT, path.posix.dirname(relative));
+          const isMatch = picomatch(name, { dot: true });
+          matches = fs.existsSync(dir)
+            ? fs
+                .readdirSync(dir)
+                .filter((f) => isMatch(f))
+                .map((f) => path.posix.join(path.posix.dirname(relative), f))
+            : [];
+        } else {
+          if (!fs.existsSync(path.join(ROOT, relative))) {
+            throw new Error(
+              `COPY ${source}: ${relative} does not exist${fromBuild ? ' (run npm run build first)' : ''}`,
+            );
+          }
+          matches = [relative];
+        }
+        for (const m of matches) {
+          if (!m.startsWith(`${outDir}/`) && m !== outDir && ignored(m)) {
+            throw new Error(
+              `COPY ${source}: ${m} is excluded from the build context by .dockerignore`,
+            );
+          }
+        }
+        sources.push(...matches);
+      }
+      const dest = path.posix.resolve(workdir, copy.dest);
+      if (!dest.startsWith(workdir))
+        throw new Error(`COPY to ${copy.dest}: outside WORKDIR ${workdir}`);
+      const target = path.join(app, path.posix.relative(workdir, dest));
+      const intoDir = copy.dest.endsWith('/') || copy.sources.length > 1;
+      for (const s of sources) {
+        const from = path.join(ROOT, s);
+        if (fs.statSync(from).isDirectory()) copyInto(from, target);
+        else copyInto(from, intoDir ? path.join(target, path.posix.basename(s)) : target);
+        log(`COPY ${s} -> ${path.relative(app, target) || '.'}`);
+      }
+    } else if (i.op === 'RUN') {
+      for (const command of i.args.split('&&').map((c) => c.trim())) {
+        const argv = words(command);
+        if (argv[0] === 'npm' && argv[1] === 'ci') {
+          const args = [
+            ...new Set([...argv.slice(1), '--prefer-offline', '--no-audit', '--no-fund']),
+          ];
+          const started = Date.now();
+          execFileSync('npm', args, { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] });
+          log(`RUN npm ${args.join(' ')} (${Date.now() - started} ms)`);
+        } else if (argv[0] === 'npm' && argv[1] === 'cache') {
+          log(`RUN ${command}: skipped, it only shrinks the image`);
+        } else {
+          throw new Error(`RUN ${command}: this test does not know how to emulate it`);
+        }
+      }
+    }
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        address && typeof address === 'object'
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** The Node 22 binary npm's cache holds for `npm exec --package=node@22` (downloaded once). */
+function node22(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'npm',
+      [
+        'exec',
+        '--yes',
+        '--package=node@22',
+        '--',
+        'node',
+        '-p',
+        'process.execPath + " " + process.version',
+      ],
+      { cwd: os.tmpdir(), encoding: 'utf8', timeout: 180_000 },
+      (error, stdout, stderr) => {
+        if (error)
+          return reject(new Error(`npm exec --package=node@22 failed: ${stderr || error.message}`));
+        const [file = '', version = ''] = stdout.trim().split('\n').at(-1)?.split(' ') ?? [];
+        if (!version.startsWith('v22.'))
+          return reject(new Error(`expected Node 22, got ${version}`));
+        resolve(file);
+      },
+    );
+  });
+}
+
+const stages = parseDockerfile(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+const runtime = stages.at(-1) as Stage;
+const build = stages.find((s) => s.name !== undefined && stages.indexOf(s) < stages.length - 1);
+const runs = (stage: Stage | undefined) =>
+  (stage?.instructions ?? []).filter((i) => i.op === 'RUN').map((i) => i.args);
+
+describe('Dockerfile', () => {
+  it('has a build stage that compiles with the dev dependencies', () => {
+    expect(build, 'a named build stage before the runtime stage').to.not.equal(undefined);
+    expect(
+      runs(build).some((r) => /\bnpm ci\b/.test(r) && !/--omit=dev|--production/.test(r)),
+    ).to.equal(true);
+    expect(runs(build).some((r) => /\bnpm run build\b/.test(r))).to.equal(true);
+  });
+
+  it('runs Node 22 LTS from a pinned slim image in the runtime stage', () => {
+    expect(runtime.image).to.match(/^node:22\.\d+\.\d+-[a-z]+-slim$/);
+  });
+
+  it('installs production dependencies only, and copies the build output but not the tests', () => {
+    expect(runs(runtime).some((r) => /\bnpm ci\b.*--omit=dev/.test(r))).to.equal(true);
+    const copies = runtime.instructions
+      .filter((i) => i.op === 'COPY')
+      .map((i) => parseCopy(i.args));
+    const sources = copies.flatMap((c) => c.sources);
+    expect(sources.filter((s) => /dist\/?$|dist\/test|node_modules/.test(s))).to.deep.equal([]);
+    expect(sources.some((s) => s.endsWith('dist/src'))).to.equal(true);
+  });
+
+  it('runs as a non-root user with the production environment', () => {
+    const users = runtime.instructions.filter((i) => i.op === 'USER').map((i) => i.args.trim());
+    expect(users.at(-1))
+      .to.be.a('string')
+      .and.not.match(/^(root|0)(:.*)?$/);
+    expect(envOf(runtime)).to.include({
+      NODE_ENV: 'production',
+      INGEST_BACKEND: 'gcp',
+      PORT: '8080',
+    });
+  });
+
+  it('starts the Functions Framework target ingest, signature http, without npx', () => {
+    const cmd = cmdOf(runtime);
+    expect(cmd[0]).to.equal('node');
+    expect(cmd).to.include.members(['--target=ingest', '--signature-type=http']);
+    const main = cmd[1] ?? '';
+    const pkg = JSON.parse(
+      fs.readFileSync(
+        path.join(ROOT, 'node_modules/@google-cloud/functions-framework/package.json'),
+        'utf8',
+      ),
+    ) as { bin: Record<string, string> };
+    expect(path.normalize(main)).to.equal(
+      path.normalize(
+        path.join(
+          'node_modules/@google-cloud/functions-framework',
+          pkg.bin['functions-framework'] ?? '',
+        ),
+      ),
+    );
+  });
+
+  it('keeps local data, tests, dependencies and git out of the build context', () => {
+    const ignored = dockerignore(ROOT);
+    for (const p of [
+      'node_modules',
+      'dist',
+      'local-data',
+      'test',
+      'bench',
+      '.git',
+      'local-data/buckets/x.csv',
+    ]) {
+      expect(ignored(p), p).to.equal(true);
+    }
+    for (const p of ['src/index.ts', 'package.json', 'package-lock.json', 'tsconfig.json']) {
+      expect(ignored(p), p).to.equal(false);
+    }
+  });
+});
+
+describe('Dockerfile runtime stage, run under Node 22 without Docker', function () {
+  this.timeout(300_000);
+  let dir = '';
+  let server: ChildProcess | undefined;
+  let output = '';
+  let port = 0;
+  const steps: string[] = [];
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-'));
+    const app = path.join(dir, 'app');
+    fs.mkdirSync(app);
+    const started = Date.now();
+    assembleRuntime(stages, app, (line) => steps.push(line));
+    const node = await node22();
+    steps.push(`Node 22 at ${node} (${Date.now() - started} ms so far)`);
+
+    const data = path.join(dir, 'data');
+    const bucket = path.join(data, 'buckets', 'demo');
+    fs.mkdirSync(bucket, { recursive: true });
+    const fixture = path.join(ROOT, 'fixtures', 'us-states.csv');
+    if (fs.existsSync(fixture)) fs.copyFileSync(fixture, path.join(bucket, 'us-states.csv'));
+    else fs.writeFileSync(path.join(bucket, 'us-states.csv'), 'name,code\nAlabama,AL\nAlaska,AK\n');
+
+    port = await freePort();
+    const [, ...args] = cmdOf(runtime);
+    server = spawn(node, args, {
+      cwd: app,
+      env: {
+        PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`,
+        HOME: dir,
+        ...envOf(runtime),
+        INGEST_BACKEND: 'local',
+        LOCAL_DATA_DIR: data,
+        PORT: String(port),
+        METADATA_SERVER_DETECTION: 'none',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    server.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    server.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (server.exitCode !== null)
+        throw new Error(`the service exited with ${server.exitCode}:\n${output}`);
+      const ok = await fetch(`http://127.0.0.1:${port}/health`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() > deadline)
+        throw new Error(`the service did not answer /health within 60 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    steps.push(`service ready after ${Date.now() - started} ms`);
+  });
+
+  after(async () => {
+    for (const line of steps) console.log(`      ${line}`);
+    const child = server;
+    if (child?.pid !== undefined && child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(
+        () =>
+          child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'),
+        5_000,
+      );
+      await exited;
+      clearTimeout(timer);
+    }
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('has no dev-only package and no test in the image', () => {
+    const app = path.join(dir, 'app');
+    // package-lock.json marks `dev` every package that only the devDependencies need
+    const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { dev?: boolean }>;
+    };
+    const devOnly = Object.entries(lock.packages).filter(
+      ([p, info]) => p !== '' && info.dev === true,
+    );
+    expect(devOnly.length, 'dev-only packages in package-lock.json').to.be.greaterThan(0);
+    const present = devOnly.map(([p]) => p).filter((p) => fs.existsSync(path.join(app, p)));
+    expect(present).to.deep.equal([]);
+    expect(
+      fs.existsSync(path.join(app, 'node_modules', '@google-cloud', 'functions-framework')),
+    ).to.equal(true);
+    expect(fs.existsSync(path.join(app, 'dist', 'test'))).to.equal(false);
+  });
+
+  it('loads a finalized object sent as a binary-mode CloudEvent', async () => {
+    const file = path.join(dir, 'data', 'buckets', 'demo', 'us-states.csv');
+    const stat = fs.statSync(file, { bigint: true });
+    const rows =
+      fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '').length - 1;
+    const response = await fetch(`http://127.0.0.1:${port}/`, {
+      method: 'POST',
+      headers: {
+        'ce-specversion': '1.0',
+        'ce-id': `dockerfile-test-${Date.now()}`,
+        'ce-source': '//storage.googleapis.com/projects/_/buckets/demo',
+        'ce-type': 'google.cloud.storage.object.v1.finalized',
+        'ce-subject': 'objects/us-states.csv',
+        'ce-time': new Date().toISOString(),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        bucket: 'demo',
+        name: 'us-states.csv',
+        generation: String(stat.mtimeNs / 1000n),
+        size: String(stat.size),
+        contentType: 'text/csv',
+      }),
+    });
+    const text = await response.text();
+    expect(response.status, `${text}\n--- service output ---\n${output}`).to.equal(200);
+    const body = JSON.parse(text) as {
+      outcome?: string;
+      objects?: { outcome?: string; rows?: number }[];
+    };
+    expect(body.outcome, text).to.equal('loaded');
+    expect(body.objects?.[0]?.rows, text).to.equal(rows);
+  });
+});

@@ -1,0 +1,908 @@
+import { BigQuery, type BigQueryOptions } from '@google-cloud/bigquery';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as zlib from 'node:zlib';
+import {
+  applyFault,
+  closeServer,
+  isRecord,
+  readBody,
+  record,
+  sendJson,
+  sizeOf,
+  type Fault,
+  type GcsServer,
+  type RecordedRequest,
+  type VirtualContent,
+} from './gcs-server';
+
+/**
+ * A BigQuery REST v2 test server: jobs.insert / jobs.get for load jobs, and the datasets and tables
+ * calls that list row counts. Every jobs.insert body is checked against the field names and JSON
+ * types of the REST reference (Job, JobConfiguration, JobConfigurationLoad, TableReference,
+ * TableSchema, TimePartitioning, Clustering), answering 400 as BigQuery does for an unknown name or a
+ * wrong type. Load jobs read their CSV from the GCS test server's memory, count rows (skipping
+ * `skipLeadingRows`), check values against the schema and keep row counts per table and partition.
+ */
+
+export interface ErrorProto {
+  reason?: string;
+  message?: string;
+  location?: string;
+}
+
+/** What one job does instead of (or on top of) the simulated load. */
+export interface JobScript {
+  /** Time from insert to DONE; default the server's `jobDurationMs`. Infinity: until `finish()`. */
+  durationMs?: number;
+  /** The job ends DONE with this errorResult (and `errors`, default `[errorResult]`); nothing is written. */
+  errorResult?: ErrorProto;
+  errors?: ErrorProto[];
+}
+
+export interface TableState {
+  schema?: { name: string; type: string; mode?: string }[];
+  /** Rows per partition; '' for rows written without a partition decorator. */
+  partitions: Map<string, number>;
+}
+
+export interface BigQueryServerOptions {
+  /** Where load jobs read `gs://` URIs from. */
+  gcs: GcsServer;
+  /** Default time from insert to DONE; 0 answers the insert with a DONE job. */
+  jobDurationMs?: number;
+  /** Load jobs into a dataset that does not exist create it (real BigQuery answers notFound). */
+  autoCreateDatasets?: boolean;
+}
+
+export interface BigQueryServer {
+  /** `http://127.0.0.1:PORT`, for BIGQUERY_EMULATOR_HOST or `apiEndpoint`. */
+  readonly url: string;
+  readonly requests: RecordedRequest[];
+  /** The bodies of jobs.insert requests, in order. */
+  inserts(): JobBody[];
+  /** The job resource as jobs.get would answer now. */
+  job(projectId: string, jobId: string): Record<string, unknown> | undefined;
+  script(jobId: string, script: JobScript): void;
+  /** Ends a running job now. */
+  finish(projectId: string, jobId: string): void;
+  createDataset(projectId: string, datasetId: string): void;
+  createTable(
+    projectId: string,
+    datasetId: string,
+    tableId: string,
+    schema?: TableState['schema'],
+  ): void;
+  table(projectId: string, datasetId: string, tableId: string): TableState | undefined;
+  /** Rows in a table (all partitions), or undefined when it does not exist. */
+  rows(projectId: string, datasetId: string, tableId: string): number | undefined;
+  count(match?: (request: RecordedRequest) => boolean): number;
+  fail(fault: Fault): void;
+  clearFaults(): void;
+  resetCounters(): void;
+  close(): Promise<void>;
+}
+
+export interface JobBody {
+  jobReference?: { projectId?: string; jobId?: string; location?: string };
+  configuration?: { load?: Record<string, unknown>; labels?: Record<string, string> };
+}
+
+export const isInsert = (r: RecordedRequest) =>
+  r.method === 'POST' && /^\/projects\/[^/]+\/jobs$/.test(r.path);
+export const isJobGet = (r: RecordedRequest) =>
+  r.method === 'GET' && /^\/projects\/[^/]+\/jobs\/[^/]+$/.test(r.path);
+
+// ---- The REST reference, as field name -> JSON type ----
+// From https://cloud.google.com/bigquery/docs/reference/rest/v2/Job (JobConfigurationLoad and the
+// types it uses); the same names and types as `bigquery.IJobConfigurationLoad` in the client's
+// types.d.ts, which a test compares with this table. int64 fields are JSON strings there; this server
+// insists on strings (BigQuery also accepts numbers), matching the client's types.
+
+type Spec =
+  | 'string'
+  | 'boolean'
+  | 'int32'
+  | 'int64'
+  | 'double'
+  | 'any'
+  | { enum: readonly string[] }
+  | { array: Spec }
+  | { map: Spec }
+  | { object: () => Record<string, Spec> };
+
+const obj = (fields: () => Record<string, Spec>): Spec => ({ object: fields });
+const arr = (spec: Spec): Spec => ({ array: spec });
+const oneOf = (...values: string[]): Spec => ({ enum: values });
+
+const TABLE_REFERENCE = obj(() => ({
+  projectId: 'string',
+  datasetId: 'string',
+  tableId: 'string',
+}));
+// prettier-ignore
+const FIELD_TYPES = oneOf(
+  'STRING', 'BYTES', 'INTEGER', 'INT64', 'FLOAT', 'FLOAT64', 'NUMERIC', 'BIGNUMERIC', 'BOOLEAN', 'BOOL',
+  'TIMESTAMP', 'DATE', 'TIME', 'DATETIME', 'INTERVAL', 'GEOGRAPHY', 'RECORD', 'STRUCT', 'JSON', 'RANGE',
+);
+const TABLE_FIELD_SCHEMA: Spec = obj(() => ({
+  name: 'string',
+  type: FIELD_TYPES,
+  mode: oneOf('NULLABLE', 'REQUIRED', 'REPEATED'),
+  fields: arr(TABLE_FIELD_SCHEMA),
+  description: 'string',
+  policyTags: obj(() => ({ names: arr('string') })),
+  dataPolicies: arr('any'),
+  maxLength: 'int64',
+  precision: 'int64',
+  scale: 'int64',
+  timestampPrecision: 'int64',
+  roundingMode: oneOf('ROUNDING_MODE_UNSPECIFIED', 'ROUND_HALF_AWAY_FROM_ZERO', 'ROUND_HALF_EVEN'),
+  collation: 'string',
+  defaultValueExpression: 'string',
+  rangeElementType: obj(() => ({ type: 'string' })),
+  foreignTypeDefinition: 'string',
+  generatedColumn: 'any',
+  categories: obj(() => ({ names: arr('string') })),
+}));
+
+export const LOAD_FIELDS: Record<string, Spec> = {
+  allowJaggedRows: 'boolean',
+  allowQuotedNewlines: 'boolean',
+  autodetect: 'boolean',
+  clustering: obj(() => ({ fields: arr('string') })),
+  columnNameCharacterMap: oneOf('COLUMN_NAME_CHARACTER_MAP_UNSPECIFIED', 'STRICT', 'V1', 'V2'),
+  connectionProperties: arr(obj(() => ({ key: 'string', value: 'string' }))),
+  copyFilesOnly: 'boolean',
+  createDisposition: oneOf('CREATE_IF_NEEDED', 'CREATE_NEVER'),
+  createSession: 'boolean',
+  dateFormat: 'string',
+  datetimeFormat: 'string',
+  decimalTargetTypes: arr(
+    oneOf('DECIMAL_TARGET_TYPE_UNSPECIFIED', 'NUMERIC', 'BIGNUMERIC', 'STRING'),
+  ),
+  destinationEncryptionConfiguration: obj(() => ({ kmsKeyName: 'string' })),
+  destinationTable: TABLE_REFERENCE,
+  destinationTableProperties: obj(() => ({
+    description: 'string',
+    expirationTime: 'int64',
+    friendlyName: 'string',
+    labels: { map: 'string' },
+  })),
+  encoding: oneOf('UTF-8', 'ISO-8859-1', 'UTF-16BE', 'UTF-16LE', 'UTF-32BE', 'UTF-32LE'),
+  fieldDelimiter: 'string',
+  fileSetSpecType: oneOf(
+    'FILE_SET_SPEC_TYPE_FILE_SYSTEM_MATCH',
+    'FILE_SET_SPEC_TYPE_NEW_LINE_DELIMITED_MANIFEST',
+  ),
+  hivePartitioningOptions: obj(() => ({
+    fields: arr('string'),
+    mode: 'string',
+    requirePartitionFilter: 'boolean',
+    sourceUriPrefix: 'string',
+  })),
+  ignoreUnknownValues: 'boolean',
+  jsonExtension: oneOf('JSON_EXTENSION_UNSPECIFIED', 'GEOJSON'),
+  maxBadRecords: 'int32',
+  nullMarker: 'string',
+  nullMarkers: arr('string'),
+  parquetOptions: obj(() => ({
+    enableListInference: 'boolean',
+    enumAsString: 'boolean',
+    mapTargetType: oneOf('MAP_TARGET_TYPE_UNSPECIFIED', 'ARRAY_OF_STRUCT'),
+  })),
+  preserveAsciiControlCharacters: 'boolean',
+  projectionFields: arr('string'),
+  quote: 'string',
+  rangePartitioning: obj(() => ({
+    field: 'string',
+    range: obj(() => ({ start: 'int64', end: 'int64', interval: 'int64' })),
+  })),
+  referenceFileSchemaUri: 'string',
+  schema: obj(() => ({ fields: arr(TABLE_FIELD_SCHEMA), foreignTypeInfo: 'any' })),
+  schemaInline: 'string',
+  schemaInlineFormat: 'string',
+  schemaUpdateOptions: arr(oneOf('ALLOW_FIELD_ADDITION', 'ALLOW_FIELD_RELAXATION')),
+  skipLeadingRows: 'int32',
+  sourceColumnMatch: oneOf('SOURCE_COLUMN_MATCH_UNSPECIFIED', 'POSITION', 'NAME'),
+  sourceFormat: oneOf(
+    'CSV',
+    'NEWLINE_DELIMITED_JSON',
+    'AVRO',
+    'PARQUET',
+    'ORC',
+    'DATASTORE_BACKUP',
+    'ICEBERG',
+  ),
+  sourceUris: arr('string'),
+  timeFormat: 'string',
+  timePartitioning: obj(() => ({
+    type: oneOf('DAY', 'HOUR', 'MONTH', 'YEAR'),
+    expirationMs: 'int64',
+    field: 'string',
+    requirePartitionFilter: 'boolean',
+  })),
+  timeZone: 'string',
+  timestampFormat: 'string',
+  timestampTargetPrecision: arr('int32'),
+  useAvroLogicalTypes: 'boolean',
+  writeDisposition: oneOf('WRITE_TRUNCATE', 'WRITE_TRUNCATE_DATA', 'WRITE_APPEND', 'WRITE_EMPTY'),
+};
+
+const JOB_CONFIGURATION: Record<string, Spec> = {
+  copy: 'any',
+  dryRun: 'boolean',
+  extract: 'any',
+  jobTimeoutMs: 'int64',
+  jobType: 'string',
+  labels: { map: 'string' },
+  load: { object: () => LOAD_FIELDS },
+  maxSlots: 'int32',
+  query: 'any',
+  reservation: 'string',
+};
+
+const JOB: Record<string, Spec> = {
+  configuration: { object: () => JOB_CONFIGURATION },
+  jobReference: obj(() => ({ projectId: 'string', jobId: 'string', location: 'string' })),
+  // Output-only fields: accepted and ignored.
+  etag: 'any',
+  id: 'any',
+  kind: 'any',
+  selfLink: 'any',
+  statistics: 'any',
+  status: 'any',
+  user_email: 'any',
+  principal_subject: 'any',
+  jobCreationReason: 'any',
+};
+
+/** The first way `value` breaks the spec, as BigQuery words it; undefined when it fits. */
+export function checkAgainstSpec(
+  value: unknown,
+  fields: Record<string, Spec>,
+  path: string,
+): string | undefined {
+  if (!isRecord(value)) return `Invalid value at '${path}', expected an object`;
+  for (const [key, item] of Object.entries(value)) {
+    const spec = fields[key];
+    if (spec === undefined)
+      return `Invalid JSON payload received. Unknown name "${key}" at '${path}': Cannot find field.`;
+    const problem = checkValue(item, spec, `${path}.${key}`);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+function checkValue(value: unknown, spec: Spec, path: string): string | undefined {
+  const bad = (expected: string) =>
+    `Invalid value at '${path}' (${expected}), ${JSON.stringify(value)}`;
+  if (value === null) return undefined;
+  if (spec === 'any') return undefined;
+  if (spec === 'string') return typeof value === 'string' ? undefined : bad('TYPE_STRING');
+  if (spec === 'boolean') return typeof value === 'boolean' ? undefined : bad('TYPE_BOOL');
+  if (spec === 'double') return typeof value === 'number' ? undefined : bad('TYPE_DOUBLE');
+  if (spec === 'int32') {
+    return typeof value === 'number' && Number.isInteger(value) && Math.abs(value) < 2 ** 31
+      ? undefined
+      : bad('TYPE_INT32');
+  }
+  if (spec === 'int64')
+    return typeof value === 'string' && /^-?\d+$/.test(value) ? undefined : bad('TYPE_INT64');
+  if ('enum' in spec) {
+    return typeof value === 'string' && spec.enum.includes(value)
+      ? undefined
+      : bad(`one of ${spec.enum.join(', ')}`);
+  }
+  if ('array' in spec) {
+    if (!Array.isArray(value)) return bad('a list');
+    for (const [i, item] of value.entries()) {
+      const problem = checkValue(item, spec.array, `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if ('map' in spec) {
+    if (!isRecord(value)) return bad('a map');
+    for (const [k, item] of Object.entries(value)) {
+      const problem = checkValue(item, spec.map, `${path}[${JSON.stringify(k)}]`);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  return checkAgainstSpec(value, spec.object(), path);
+}
+
+// Semantic checks BigQuery makes on a load job (REST reference and the labels requirements).
+const JOB_ID = /^[A-Za-z0-9_-]{1,1024}$/;
+const DATASET_ID = /^[A-Za-z0-9_]{1,1024}$/;
+const TABLE_ID = /^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd}\p{Zs}]{1,1024}(\$\d{4,10})?$/u;
+const LABEL_KEY = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
+const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
+
+function checkLoadSemantics(body: JobBody): string | undefined {
+  const jobId = body.jobReference?.jobId;
+  if (jobId !== undefined && !JOB_ID.test(jobId)) return `Invalid job ID "${jobId}".`;
+  for (const [key, value] of Object.entries(body.configuration?.labels ?? {})) {
+    if (!LABEL_KEY.test(key)) return `Label key "${key}" has invalid characters.`;
+    if (!LABEL_VALUE.test(value)) return `Label value "${value}" has invalid characters.`;
+  }
+  const load = body.configuration?.load;
+  if (!load)
+    return 'Job configuration must contain exactly one job-specific configuration object (e.g., query, load, extract, spreadsheetExtract), but there were 0.';
+  const uris = load.sourceUris;
+  if (!Array.isArray(uris) || uris.length === 0)
+    return 'Load configuration must specify at least one source URI';
+  const notGs = uris.find((u) => typeof u !== 'string' || !u.startsWith('gs://'));
+  if (notGs !== undefined)
+    return `Source URI must be a Google Cloud Storage location: ${String(notGs)}`;
+  const table = load.destinationTable;
+  if (!isRecord(table) || !table.projectId || !table.datasetId || !table.tableId) {
+    return 'Required parameter is missing: destinationTable (projectId, datasetId and tableId)';
+  }
+  if (!DATASET_ID.test(String(table.datasetId)))
+    return `Invalid dataset ID "${String(table.datasetId)}".`;
+  if (!TABLE_ID.test(String(table.tableId))) return `Invalid table ID "${String(table.tableId)}".`;
+  const quote = load.quote;
+  if (typeof quote === 'string' && quote.length > 1)
+    return `Invalid value for quote: "${quote}" must be one character`;
+  return undefined;
+}
+
+// ---- Jobs ----
+
+interface JobState {
+  body: JobBody;
+  projectId: string;
+  jobId: string;
+  location: string;
+  created: number;
+  doneAt: number;
+  script?: JobScript;
+  result?: { errorResult?: ErrorProto; errors?: ErrorProto[]; load?: LoadStatistics };
+}
+
+interface LoadStatistics {
+  inputFiles: number;
+  inputFileBytes: number;
+  outputRows: number;
+  badRecords: number;
+}
+
+export async function startBigQueryServer(options: BigQueryServerOptions): Promise<BigQueryServer> {
+  const { gcs } = options;
+  const defaultDuration = options.jobDurationMs ?? 0;
+  const autoCreateDatasets = options.autoCreateDatasets ?? true;
+  const jobs = new Map<string, JobState>();
+  const scripts = new Map<string, JobScript>();
+  const datasets = new Map<string, Map<string, TableState>>();
+  const requests: RecordedRequest[] = [];
+  const faults: Fault[] = [];
+  let url = '';
+
+  const datasetKey = (projectId: string, datasetId: string) => `${projectId}:${datasetId}`;
+  const jobKey = (projectId: string, jobId: string) => `${projectId}:${jobId}`;
+
+  const server = http.createServer((req, res) => {
+    void handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) sendBqError(res, 500, 'internalError', `test server: ${String(error)}`);
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const raw = await readBody(req);
+    const r = record(req, raw, /^\/bigquery\/v2(?=\/)/);
+    requests.push(r);
+    if (await applyFault(faults, r, res, sendBqError)) return;
+    let m: RegExpExecArray | null;
+    if ((m = /^\/projects\/([^/]+)\/jobs$/.exec(r.path)) && r.method === 'POST')
+      return insertJob(m[1] ?? '', r, res);
+    if ((m = /^\/projects\/([^/]+)\/jobs\/([^/]+)$/.exec(r.path)) && r.method === 'GET') {
+      return getJob(m[1] ?? '', m[2] ?? '', r, res);
+    }
+    if ((m = /^\/projects\/([^/]+)\/datasets$/.exec(r.path)) && r.method === 'GET')
+      return listDatasets(m[1] ?? '', res);
+    if (
+      (m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables$/.exec(r.path)) &&
+      r.method === 'GET'
+    ) {
+      return listTables(m[1] ?? '', m[2] ?? '', res);
+    }
+    if (
+      (m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables\/([^/]+)$/.exec(r.path)) &&
+      r.method === 'GET'
+    ) {
+      return getTable(m[1] ?? '', m[2] ?? '', m[3] ?? '', res);
+    }
+    sendBqError(res, 404, 'notFound', `test server: no route for ${r.method} ${r.path}`);
+  }
+
+  function insertJob(projectId: string, r: RecordedRequest, res: http.ServerResponse): void {
+    const problem = checkAgainstSpec(r.body, JOB, 'job') ?? checkLoadSemantics(r.body as JobBody);
+    if (problem) return sendBqError(res, 400, 'invalid', problem, 'INVALID_ARGUMENT');
+    const body = r.body as JobBody;
+    const jobId = body.jobReference?.jobId ?? `job_${jobs.size + 1}`;
+    const location = body.jobReference?.location ?? 'US';
+    const key = jobKey(projectId, jobId);
+    if (jobs.has(key)) {
+      const message = `Already Exists: Job ${projectId}:${location}.${jobId}`;
+      return sendBqError(res, 409, 'duplicate', message, 'ALREADY_EXISTS');
+    }
+    const script = scripts.get(jobId);
+    const now = Date.now();
+    const state: JobState = {
+      body,
+      projectId,
+      jobId,
+      location,
+      created: now,
+      doneAt: now + (script?.durationMs ?? defaultDuration),
+    };
+    if (script) state.script = script;
+    jobs.set(key, state);
+    sendJson(res, 200, resource(state));
+  }
+
+  function getJob(
+    projectId: string,
+    jobId: string,
+    r: RecordedRequest,
+    res: http.ServerResponse,
+  ): void {
+    const state = jobs.get(jobKey(projectId, jobId));
+    const location = r.query.location;
+    if (
+      !state ||
+      (location !== undefined && location.toLowerCase() !== state.location.toLowerCase())
+    ) {
+      return sendBqError(
+        res,
+        404,
+        'notFound',
+        `Not found: Job ${projectId}:${location ?? 'US'}.${jobId}`,
+        'NOT_FOUND',
+      );
+    }
+    sendJson(res, 200, resource(state));
+  }
+
+  /** The job as BigQuery shows it now; a job past its time is finished (and its load applied) first. */
+  function resource(state: JobState): Record<string, unknown> {
+    if (!state.result && Date.now() >= state.doneAt) state.result = run(state);
+    const { projectId, jobId, location } = state;
+    const status: Record<string, unknown> = { state: state.result ? 'DONE' : 'RUNNING' };
+    if (state.result?.errorResult) status.errorResult = state.result.errorResult;
+    if (state.result?.errors?.length) status.errors = state.result.errors;
+    const statistics: Record<string, unknown> = {
+      creationTime: String(state.created),
+      startTime: String(state.created),
+    };
+    if (state.result) {
+      statistics.endTime = String(Math.max(Date.now(), state.created));
+      const load = state.result.load;
+      if (load) {
+        // int64 statistics are JSON strings.
+        statistics.load = {
+          inputFiles: String(load.inputFiles),
+          inputFileBytes: String(load.inputFileBytes),
+          outputRows: String(load.outputRows),
+          outputBytes: String(load.outputRows * 64),
+          badRecords: String(load.badRecords),
+        };
+      }
+    }
+    return {
+      kind: 'bigquery#job',
+      etag: `etag-${jobId}`,
+      id: `${projectId}:${location}.${jobId}`,
+      selfLink: `${url}/bigquery/v2/projects/${projectId}/jobs/${jobId}?location=${location}`,
+      user_email: 'ingest@test-project.iam.gserviceaccount.com',
+      configuration: { ...state.body.configuration, jobType: 'LOAD' },
+      jobReference: { projectId, jobId, location },
+      statistics,
+      status,
+    };
+  }
+
+  function run(state: JobState): NonNullable<JobState['result']> {
+    const script = state.script;
+    if (script?.errorResult)
+      return { errorResult: script.errorResult, errors: script.errors ?? [script.errorResult] };
+    const load = state.body.configuration?.load ?? {};
+    return simulateLoad(load, state.projectId);
+  }
+
+  function simulateLoad(
+    load: Record<string, unknown>,
+    jobProject: string,
+  ): NonNullable<JobState['result']> {
+    const ref = load.destinationTable as { projectId?: string; datasetId: string; tableId: string };
+    const projectId = ref.projectId ?? jobProject;
+    const [tableId = '', partition = ''] = ref.tableId.split('$');
+    const dsKey = datasetKey(projectId, ref.datasetId);
+    if (!datasets.has(dsKey)) {
+      if (!autoCreateDatasets)
+        return failed('notFound', `Not found: Dataset ${projectId}:${ref.datasetId}`);
+      datasets.set(dsKey, new Map());
+    }
+    const tables = datasets.get(dsKey) as Map<string, TableState>;
+    const existing = tables.get(tableId);
+    if (!existing && load.createDisposition === 'CREATE_NEVER') {
+      return failed('notFound', `Not found: Table ${projectId}:${ref.datasetId}.${tableId}`);
+    }
+    const declared = (load.schema as { fields?: TableState['schema'] } | undefined)?.fields;
+    const csv = csvOptions(load);
+    let schema = declared ?? existing?.schema;
+    const stats: LoadStatistics = {
+      inputFiles: 0,
+      inputFileBytes: 0,
+      outputRows: 0,
+      badRecords: 0,
+    };
+    const rowErrors: ErrorProto[] = [];
+    for (const uri of load.sourceUris as string[]) {
+      const [, bucket = '', name = ''] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
+      const content = gcs.contentOf(bucket, name);
+      if (!content) return failed('notFound', `Not found: URI ${uri}`);
+      stats.inputFiles++;
+      stats.inputFileBytes += sizeOf(content);
+      if (!Buffer.isBuffer(content)) {
+        stats.outputRows += virtualRows(content, csv.skipLeadingRows);
+        continue;
+      }
+      const parsed = parseCsv(decode(content, name, csv.encoding), csv);
+      if ('error' in parsed)
+        return failed('invalid', `Error while reading data, error message: ${parsed.error}`, uri);
+      const records = parsed.records.slice(csv.skipLeadingRows);
+      if (!schema && load.autodetect) schema = autodetect(parsed.records, csv.skipLeadingRows);
+      for (const rec of records) {
+        const problem = schema ? checkRow(rec, schema, csv) : undefined;
+        if (problem) {
+          stats.badRecords++;
+          rowErrors.push({
+            reason: 'invalid',
+            location: uri,
+            message: `Error while reading data, error message: ${problem}`,
+          });
+        } else {
+          stats.outputRows++;
+        }
+      }
+    }
+    if (stats.badRecords > csv.maxBadRecords) {
+      const summary: ErrorProto = {
+        reason: 'invalid',
+        location: rowErrors[0]?.location,
+        message:
+          'Error while reading data, error message: CSV table encountered too many errors, giving up. ' +
+          `Rows: ${stats.outputRows + stats.badRecords}; errors: ${stats.badRecords}. ` +
+          'Please look into the errors[] collection for more details.',
+      };
+      return { errorResult: summary, errors: [summary, ...rowErrors.slice(0, 5)] };
+    }
+    const table = existing ?? { partitions: new Map<string, number>() };
+    if (schema && !table.schema) table.schema = schema;
+    const write = load.writeDisposition ?? 'WRITE_APPEND';
+    if (write === 'WRITE_EMPTY' && sumRows(table) > 0) {
+      return failed('duplicate', `Already Exists: Table ${projectId}:${ref.datasetId}.${tableId}`);
+    }
+    if (write === 'WRITE_TRUNCATE' && partition === '') table.partitions.clear();
+    const before = write === 'WRITE_APPEND' ? (table.partitions.get(partition) ?? 0) : 0;
+    table.partitions.set(partition, before + stats.outputRows);
+    tables.set(tableId, table);
+    const result: NonNullable<JobState['result']> = { load: stats };
+    // Rows skipped under maxBadRecords are reported in status.errors of a successful job.
+    if (rowErrors.length > 0) result.errors = rowErrors;
+    return result;
+  }
+
+  function createDataset(projectId: string, datasetId: string): void {
+    if (!datasets.has(datasetKey(projectId, datasetId)))
+      datasets.set(datasetKey(projectId, datasetId), new Map());
+  }
+
+  function listDatasets(projectId: string, res: http.ServerResponse): void {
+    const list = [...datasets.keys()]
+      .filter((k) => k.startsWith(`${projectId}:`))
+      .map((k) => {
+        const datasetId = k.slice(projectId.length + 1);
+        return {
+          kind: 'bigquery#dataset',
+          id: k,
+          datasetReference: { projectId, datasetId },
+          location: 'US',
+        };
+      });
+    sendJson(res, 200, { kind: 'bigquery#datasetList', etag: 'etag', datasets: list });
+  }
+
+  function listTables(projectId: string, datasetId: string, res: http.ServerResponse): void {
+    const tables = datasets.get(datasetKey(projectId, datasetId));
+    if (!tables)
+      return sendBqError(
+        res,
+        404,
+        'notFound',
+        `Not found: Dataset ${projectId}:${datasetId}`,
+        'NOT_FOUND',
+      );
+    const list = [...tables.keys()].map((tableId) => ({
+      kind: 'bigquery#table',
+      id: `${projectId}:${datasetId}.${tableId}`,
+      tableReference: { projectId, datasetId, tableId },
+      type: 'TABLE',
+    }));
+    sendJson(res, 200, {
+      kind: 'bigquery#tableList',
+      etag: 'etag',
+      tables: list,
+      totalItems: list.length,
+    });
+  }
+
+  function getTable(
+    projectId: string,
+    datasetId: string,
+    tableId: string,
+    res: http.ServerResponse,
+  ): void {
+    const table = datasets.get(datasetKey(projectId, datasetId))?.get(tableId);
+    if (!table) {
+      return sendBqError(
+        res,
+        404,
+        'notFound',
+        `Not found: Table ${projectId}:${datasetId}.${tableId}`,
+        'NOT_FOUND',
+      );
+    }
+    sendJson(res, 200, {
+      kind: 'bigquery#table',
+      id: `${projectId}:${datasetId}.${tableId}`,
+      tableReference: { projectId, datasetId, tableId },
+      type: 'TABLE',
+      schema: { fields: table.schema ?? [] },
+      numRows: String(sumRows(table)),
+    });
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    get url() {
+      return url;
+    },
+    requests,
+    inserts: () => requests.filter(isInsert).map((r) => r.body as JobBody),
+    job(projectId, jobId) {
+      const state = jobs.get(jobKey(projectId, jobId));
+      return state && resource(state);
+    },
+    script: (jobId, script) => void scripts.set(jobId, script),
+    finish(projectId, jobId) {
+      const state = jobs.get(jobKey(projectId, jobId));
+      if (state) state.doneAt = Math.min(state.doneAt, Date.now());
+    },
+    createDataset,
+    createTable(projectId, datasetId, tableId, schema) {
+      createDataset(projectId, datasetId);
+      const table: TableState = { partitions: new Map() };
+      if (schema) table.schema = schema;
+      datasets.get(datasetKey(projectId, datasetId))?.set(tableId, table);
+    },
+    table: (projectId, datasetId, tableId) =>
+      datasets.get(datasetKey(projectId, datasetId))?.get(tableId),
+    rows(projectId, datasetId, tableId) {
+      const table = datasets.get(datasetKey(projectId, datasetId))?.get(tableId);
+      return table && sumRows(table);
+    },
+    count: (match) => (match ? requests.filter(match).length : requests.length),
+    fail: (fault) => void faults.push({ times: 1, ...fault }),
+    clearFaults: () => void faults.splice(0),
+    resetCounters: () => void requests.splice(0),
+    close: () => closeServer(server),
+  };
+}
+
+function failed(
+  reason: string,
+  message: string,
+  location?: string,
+): { errorResult: ErrorProto; errors: ErrorProto[] } {
+  const error: ErrorProto =
+    location === undefined ? { reason, message } : { reason, message, location };
+  return { errorResult: error, errors: [error] };
+}
+
+function sumRows(table: TableState): number {
+  let sum = 0;
+  for (const n of table.partitions.values()) sum += n;
+  return sum;
+}
+
+/** BigQuery's error body: `{error: {code, message, errors: [{message, domain, reason}], status}}`. */
+function sendBqError(
+  res: http.ServerResponse,
+  status: number,
+  reason: string,
+  message: string,
+  code?: string,
+): void {
+  const statusText =
+    code ??
+    (status === 503
+      ? 'UNAVAILABLE'
+      : status >= 500
+        ? 'INTERNAL'
+        : status === 403
+          ? 'PERMISSION_DENIED'
+          : undefined);
+  const error: Record<string, unknown> = {
+    code: status,
+    message,
+    errors: [{ message, domain: 'global', reason }],
+  };
+  if (statusText) error.status = statusText;
+  sendJson(res, status, { error });
+}
+
+// ---- CSV, as much of it as the tests need ----
+
+interface CsvOptions {
+  delimiter: string;
+  quote: string;
+  skipLeadingRows: number;
+  allowQuotedNewlines: boolean;
+  allowJaggedRows: boolean;
+  maxBadRecords: number;
+  nullMarker: string;
+  encoding: string;
+}
+
+interface CsvRecord {
+  values: string[];
+  /** Byte offset where the record starts, as BigQuery's messages count. */
+  offset: number;
+}
+
+function csvOptions(load: Record<string, unknown>): CsvOptions {
+  // Defaults from the REST reference.
+  return {
+    delimiter: typeof load.fieldDelimiter === 'string' ? load.fieldDelimiter : ',',
+    quote: typeof load.quote === 'string' ? load.quote : '"',
+    skipLeadingRows: typeof load.skipLeadingRows === 'number' ? load.skipLeadingRows : 0,
+    allowQuotedNewlines: load.allowQuotedNewlines === true,
+    allowJaggedRows: load.allowJaggedRows === true,
+    maxBadRecords: typeof load.maxBadRecords === 'number' ? load.maxBadRecords : 0,
+    nullMarker: typeof load.nullMarker === 'string' ? load.nullMarker : '',
+    encoding: typeof load.encoding === 'string' ? load.encoding : 'UTF-8',
+  };
+}
+
+function decode(content: Buffer, name: string, encoding: string): string {
+  const gzip = name.endsWith('.gz') || (content[0] === 0x1f && content[1] === 0x8b);
+  const bytes = gzip ? zlib.gunzipSync(content) : content;
+  return bytes.toString(encoding === 'ISO-8859-1' ? 'latin1' : 'utf8');
+}
+
+export function parseCsv(
+  text: string,
+  csv: Pick<CsvOptions, 'delimiter' | 'quote' | 'allowQuotedNewlines'>,
+): { records: CsvRecord[] } | { error: string } {
+  const records: CsvRecord[] = [];
+  let values: string[] = [];
+  let field = '';
+  let inQuotes = false;
+  let start = 0;
+  let i = 0;
+  const endRecord = (next: number) => {
+    values.push(field);
+    if (!(values.length === 1 && values[0] === '')) records.push({ values, offset: start });
+    values = [];
+    field = '';
+    start = next;
+  };
+  for (; i < text.length; i++) {
+    const c = text[i] as string;
+    if (inQuotes) {
+      if (c === csv.quote) {
+        if (text[i + 1] === csv.quote) {
+          field += c;
+          i++;
+        } else {
+          inQuotes = false;
+        }
+      } else if (c === '\n' && !csv.allowQuotedNewlines) {
+        return {
+          error: `Error detected while parsing row starting at position: ${start}. Error: Missing close double quote (") character.`,
+        };
+      } else {
+        field += c;
+      }
+    } else if (csv.quote !== '' && c === csv.quote && field === '') {
+      inQuotes = true;
+    } else if (c === csv.delimiter) {
+      values.push(field);
+      field = '';
+    } else if (c === '\n') {
+      endRecord(i + 1);
+    } else if (c !== '\r') {
+      field += c;
+    }
+  }
+  if (inQuotes) {
+    return {
+      error: `Error detected while parsing row starting at position: ${start}. Error: Missing close double quote (") character.`,
+    };
+  }
+  if (field !== '' || values.length > 0) endRecord(i);
+  return { records };
+}
+
+function autodetect(records: CsvRecord[], skip: number): TableState['schema'] {
+  const header = skip > 0 ? records[skip - 1] : undefined;
+  const width = header?.values.length ?? records[0]?.values.length ?? 0;
+  return Array.from({ length: width }, (_, i) => ({
+    name: header?.values[i] || `string_field_${i}`,
+    type: 'STRING',
+  }));
+}
+
+const VALUE_CHECKS: Record<string, RegExp> = {
+  INTEGER: /^[+-]?\d+$/,
+  INT64: /^[+-]?\d+$/,
+  FLOAT: /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$/i,
+  FLOAT64: /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$/i,
+  NUMERIC: /^[+-]?(\d+\.?\d*|\.\d+)$/,
+  BIGNUMERIC: /^[+-]?(\d+\.?\d*|\.\d+)$/,
+  BOOL: /^(true|false|t|f|yes|no|y|n|1|0)$/i,
+  BOOLEAN: /^(true|false|t|f|yes|no|y|n|1|0)$/i,
+  DATE: /^\d{4}-\d{1,2}-\d{1,2}$/,
+};
+
+// Messages worded as BigQuery words them (see the examples cited in src/warehouses/bigquery.ts).
+function checkRow(
+  rec: CsvRecord,
+  schema: NonNullable<TableState['schema']>,
+  csv: CsvOptions,
+): string | undefined {
+  if (rec.values.length > schema.length)
+    return `Too many values in row starting at position: ${rec.offset}.`;
+  if (rec.values.length < schema.length && !csv.allowJaggedRows) {
+    return `CSV table references column position ${schema.length - 1}, but line starting at position:${rec.offset} contains only ${rec.values.length} columns.`;
+  }
+  for (const [i, field] of schema.entries()) {
+    const value = rec.values[i];
+    if (value === undefined || value === csv.nullMarker || value === '') {
+      if (field.mode === 'REQUIRED')
+        return `Required field ${field.name} cannot be null; line starting at position:${rec.offset}`;
+      continue;
+    }
+    const check = VALUE_CHECKS[field.type];
+    if (check && !check.test(value)) {
+      return `Could not parse '${value}' as ${field.type} for field ${field.name} (position ${i}) starting at location ${rec.offset}  with message 'Unable to parse'`;
+    }
+  }
+  return undefined;
+}
+
+function virtualRows(content: VirtualContent, skip: number): number {
+  const body = Math.max(0, content.size - Buffer.byteLength(content.header));
+  const row = Buffer.byteLength(content.row);
+  const lines = 1 + Math.ceil(body / row);
+  return Math.max(0, lines - skip);
+}
+
+/**
+ * A client for the test server: its endpoint, a fixed project, and no credentials (the server needs
+ * none, and google-auth-library would otherwise look for Application Default Credentials).
+ */
+export function bigQueryClient(server: { url: string }, options: BigQueryOptions = {}): BigQuery {
+  const client = new BigQuery({ projectId: 'test-project', apiEndpoint: server.url, ...options });
+  Object.assign(client.authClient, {
+    authorizeRequest: async <T>(request: T): Promise<T> => request,
+  });
+  return client;
+}
