@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { errorMessage } from '../errors';
+import { ConfigError, errorMessage } from '../errors';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
 import { reprocessCommand } from './reprocess';
@@ -26,6 +26,7 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     // commander has printed its message (or the help) already
     process.exit(error.exitCode);
   }
-  process.stderr.write(`gcs-bq-ingest: ${errorMessage(error).split('\n')[0]}\n`);
+  const kind = error instanceof ConfigError ? 'configuration error: ' : '';
+  process.stderr.write(`gcs-bq-ingest: ${kind}${errorMessage(error).split('\n')[0]}\n`);
   process.exit(1);
 });
