@@ -31,6 +31,9 @@ takeOverShutdown((server, signal) => {
 
 functions.http('ingest', (req, res) => receiver.handle(req, res));
 
+// Started by `gcs-bq-ingest dev` with an IPC channel: when that process goes, however it goes, stop too.
+if (process.connected) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+
 function startupConfig(): Config {
   try {
     return loadConfig(process.env, (file) => fs.readFileSync(file, 'utf8'));

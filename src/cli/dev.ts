@@ -68,7 +68,7 @@ function startReceiver(env: NodeJS.ProcessEnv): ChildProcess {
     [framework, '--target=ingest', '--signature-type=http', `--source=${PACKAGE_ROOT}`],
     {
       env: { LOG_LEVEL: 'error', NODE_ENV: 'production', ...env },
-      stdio: ['ignore', 'inherit', 'inherit'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     },
   );
 }
