@@ -138,6 +138,24 @@ describe('gcs-bq-ingest dev', function () {
     expect(health).to.equal('refused');
   });
 
+  it('stops its receiver even when killed with SIGKILL', async () => {
+    dev = new Dev(dir, env());
+    await dev.waitFor(/^receiver on/);
+    const exited = new Promise((r) => dev?.process.once('exit', r));
+    dev.process.kill('SIGKILL');
+    await exited;
+    const deadline = Date.now() + 15_000;
+    let health = 'answered';
+    while (health === 'answered' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      health = await fetch(`http://127.0.0.1:${port}/health`).then(
+        () => 'answered',
+        () => 'refused',
+      );
+    }
+    expect(health).to.equal('refused');
+  });
+
   it('stops at start with one line on a bad configuration', () => {
     fs.writeFileSync(path.join(dir, 'bad.yaml'), 'routes: [{match: "*.csv", write: upsert}]\n');
     const result = spawnSync(process.execPath, [CLI, 'dev'], {
