@@ -1,5 +1,6 @@
 import { Storage, type CopyOptions, type File, type FileMetadata } from '@google-cloud/storage';
 import { TransientError, errorMessage } from '../errors';
+import { httpStatusOf, isTransientGoogleError } from '../google-errors';
 import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './store';
 
 export interface GcsStoreOptions {
@@ -140,42 +141,17 @@ function toStoredObject(metadata: FileMetadata, bucket: string, name: string): S
   return stored;
 }
 
-// Errors from the client: ApiError carries the HTTP status in `code` (a number); network failures
-// carry Node's error code (a string) in `code`.
-function httpStatusOf(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
+/**
+ * A transient Google client error, or a read of an object's body (readHead) that broke off after the
+ * response began, which Node reports as a premature close or as `aborted`.
+ */
 function isTransient(error: unknown): boolean {
-  const status = httpStatusOf(error);
-  if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-  const { code, name, type, message } = (error ?? {}) as {
-    code?: unknown;
-    name?: unknown;
-    type?: unknown;
-    message?: unknown;
-  };
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-  // node-fetch (under the client) reports `type: 'system'` for socket errors, 'request-timeout' for timeouts.
-  if (type === 'system' || type === 'request-timeout' || name === 'AbortError') return true;
+  if (isTransientGoogleError(error)) return true;
+  if (httpStatusOf(error) !== undefined) return false;
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
   return (
-    typeof message === 'string' &&
-    /socket hang up|timed? ?out|premature close|aborted/i.test(message)
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    (typeof message === 'string' && /premature close|aborted/i.test(message))
   );
 }
 

@@ -2,6 +2,7 @@ import { BigQuery } from '@google-cloud/bigquery';
 import type bigquery from '@google-cloud/bigquery/build/src/types';
 import type { SchemaField } from '../config';
 import { TransientError, errorMessage } from '../errors';
+import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
 import { gsUri } from '../stores/store';
 import type { LoadJob, LoadResult, TableInfo, Warehouse } from './warehouse';
 
@@ -342,54 +343,11 @@ function isJobResource(value: unknown): value is JobResource {
   );
 }
 
-function httpStatusOf(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-function reasonsOf(error: unknown): string[] {
-  const errors = (error as { errors?: unknown } | null)?.errors;
-  if (!Array.isArray(errors)) return [];
-  return errors
-    .map((e: unknown) => (e as { reason?: unknown } | null)?.reason)
-    .filter((r) => typeof r === 'string');
-}
-
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
-function isTransient(error: unknown): boolean {
-  const status = httpStatusOf(error);
-  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) return true;
-  if (reasonsOf(error).some((r) => TRANSIENT_HTTP_REASONS.has(r))) return true;
-  if (status !== undefined) return false;
-  const { code, name, type, message } = (error ?? {}) as {
-    code?: unknown;
-    name?: unknown;
-    type?: unknown;
-    message?: unknown;
-  };
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-  // node-fetch (under the client) reports `type: 'system'` for socket errors, 'request-timeout' for timeouts.
-  if (type === 'system' || type === 'request-timeout' || name === 'AbortError') return true;
-  return typeof message === 'string' && /socket hang up|timed? ?out/i.test(message);
-}
-
 function toWarehouseError(error: unknown, action: string): Error {
   const status = httpStatusOf(error);
   const what = status === undefined ? 'network error' : `HTTP ${status}`;
   const message = `${action}: ${what}: ${errorMessage(error)}`;
-  return isTransient(error)
+  return isTransientGoogleError(error, TRANSIENT_HTTP_REASONS)
     ? new TransientError(message, { cause: error })
     : new Error(message, { cause: error });
 }

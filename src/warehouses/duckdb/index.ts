@@ -1,0 +1,65 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { StoredObject } from '../../stores/store';
+import type { TableInfo, Warehouse } from '../warehouse';
+import { listTables } from './catalog';
+import { insertRejection } from './ledger';
+import { loadJob } from './load';
+import { closeSession, createSerialDb, openSession } from './session';
+
+export interface DuckDbWarehouseOptions {
+  file: string;
+  /** The local file holding an object's bytes. */
+  objectPath: (object: StoredObject) => string;
+  /** The file is closed after this long without work, so that other processes can open it. */
+  idleMs?: number;
+  /** How long to wait while another process holds the file before giving up with a TransientError. */
+  lockWaitMs?: number;
+}
+
+const DEFAULT_IDLE_MS = 250;
+const DEFAULT_LOCK_WAIT_MS = 5000;
+
+/**
+ * BigQuery stand-in on an embedded DuckDB file: dataset = schema, table = table. Loads run one at a
+ * time through a queue; the file is open only while work is queued, so that `gcs-bq-ingest tables`
+ * in another process can read it while the server idles.
+ */
+export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehouse {
+  if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
+  const db = createSerialDb(
+    path.resolve(options.file),
+    options.idleMs ?? DEFAULT_IDLE_MS,
+    options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+  );
+  return {
+    load: (job) => db.run((c) => loadJob(c, job, options.objectPath)),
+    recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
+    tables: () => db.run(listTables),
+    close: () => db.close(),
+  };
+}
+
+/** The tables of a DuckDB warehouse file, opened read-only; waits while another process holds it. */
+export async function readDuckDbTables(
+  file: string,
+  options: { lockWaitMs?: number } = {},
+): Promise<TableInfo[]> {
+  if (!(await exists(file))) return [];
+  const session = await openSession(file, options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, true);
+  try {
+    return await listTables(session.connection);
+  } finally {
+    closeSession(session);
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+}
