@@ -166,6 +166,8 @@ describe('gcs-bq-ingest dev', function () {
     });
     expect(result.status).to.equal(1);
     expect(result.stderr.trim().split('\n')).to.have.length(1);
-    expect(result.stderr).to.match(/^gcs-bq-ingest: configuration error: bad\.yaml: routes\[0\]\.write: /);
+    expect(result.stderr).to.match(
+      /^gcs-bq-ingest: configuration error: bad\.yaml: routes\[0\]\.write: /,
+    );
   });
 });
