@@ -1,4 +1,4 @@
 // Loaded by mocha before any test: no client library may probe the metadata server or find a real project.
 process.env.METADATA_SERVER_DETECTION = 'none';
-process.env.GOOGLE_CLOUD_PROJECT ??= 'test-project';
+process.env.GOOGLE_CLOUD_PROJECT = 'test-project';
 delete process.env.GOOGLE_APPLICATION_CREDENTIALS;

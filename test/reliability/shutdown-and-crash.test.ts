@@ -9,6 +9,8 @@ import { writeLargeCsv } from '../helpers/csv';
 import { queryDuckDb } from '../helpers/duckdb';
 import { startReceiver, type RunningServer } from '../helpers/server';
 
+const fileSize = (file: string) => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+
 describe('shutdown and crash safety on the local backend', function () {
   this.timeout(180_000);
   let dir: string;
@@ -37,10 +39,13 @@ describe('shutdown and crash safety on the local backend', function () {
   });
 
   it('on SIGTERM finishes the load in flight, refuses new events with 503, and closes DuckDB cleanly', async () => {
-    const { object, rows } = await bigObject('slow.csv', 40 * 1024 * 1024);
+    const { object, rows } = await bigObject('slow.csv', 100 * 1024 * 1024);
     server = await startReceiver(env());
-    const inFlight = sendEvent(server.url, finalizedEvent(object));
-    await new Promise((r) => setTimeout(r, 500));
+    let answered = false;
+    const inFlight = sendEvent(server.url, finalizedEvent(object)).finally(() => (answered = true));
+    while (!answered && fileSize(warehouse()) < 2 * 1024 * 1024)
+      await new Promise((r) => setTimeout(r, 5));
+    expect(answered, 'the load finished before SIGTERM: make the file larger').to.equal(false);
     server.process.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));
     const refused = await sendEvent(server.url, finalizedEvent(object));
@@ -70,7 +75,11 @@ describe('shutdown and crash safety on the local backend', function () {
       () => (answered = true),
       () => undefined,
     );
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill once DuckDB has begun writing the rows of the uncommitted load into its file.
+    const deadline = Date.now() + 30_000;
+    while (!answered && Date.now() < deadline && fileSize(warehouse()) < 2 * 1024 * 1024) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     expect(answered, 'the load finished before the kill: make the file larger').to.equal(false);
     await server.stop('SIGKILL');
 
