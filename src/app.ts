@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from './config';
 import { RequestError, TransientError, errorMessage } from './errors';
 import { parseRequest } from './events';
-import { ingest, type IngestResult, type Services } from './ingest';
+import { ingest, type Services } from './ingest';
+import type { IngestResult } from './outcomes';
 import { traceFields, type Logger } from './log';
 
 /** What the receiver reads of a request; the framework's request (with its `rawBody`) is one. */

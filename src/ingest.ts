@@ -1,30 +1,20 @@
 import type { Config, Route } from './config';
-import { RequestError, TransientError, errorMessage } from './errors';
-import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './events';
+import { TransientError, errorMessage } from './errors';
+import type { IngestRequest, ObjectRef } from './events';
+import { batchLimitProblem } from './fanout';
 import { HEAD_BYTES, checkHead } from './header';
-import { batchLimitProblem, fanOutMessages, type FanOut } from './fanout';
+import {
+  identify,
+  overallOutcome,
+  type IngestResult,
+  type ObjectResult,
+  type Outcome,
+} from './outcomes';
+import { expandPrefix } from './prefix';
 import type { Publisher } from './publisher';
 import { destinationName, jobIdFor, routeObject } from './routing';
 import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
 import type { Destination, LoadJob, Warehouse } from './warehouses/warehouse';
-
-export const OUTCOMES = ['loaded', 'duplicate', 'queued', 'skipped', 'rejected'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
-
-export interface ObjectResult {
-  uri: string;
-  generation?: string;
-  outcome: Outcome;
-  destination?: string;
-  jobId?: string;
-  rows?: number;
-  reason?: string;
-}
-
-export interface IngestResult {
-  outcome: Outcome | 'partial';
-  objects: ObjectResult[];
-}
 
 export interface Services {
   config: Config;
@@ -34,7 +24,6 @@ export interface Services {
 }
 
 const PARALLEL = 16;
-const PUBLISH_BATCH = 1000;
 
 /** Ingests what a request names: plan, check the header, load, classify, quarantine what is rejected. */
 export async function ingest(
@@ -60,13 +49,6 @@ export async function ingest(
   }
   results.push(...(await ingestObjects(refs, request, services, deadline)));
   return { outcome: overallOutcome(results), objects: results };
-}
-
-/** The one outcome all objects share, else `partial`; a request that named nothing is `skipped`. */
-export function overallOutcome(results: ObjectResult[]): Outcome | 'partial' {
-  const outcomes = new Set(results.map((r) => r.outcome));
-  if (outcomes.size === 0) return 'skipped';
-  return outcomes.size === 1 ? (results[0] as ObjectResult).outcome : 'partial';
 }
 
 type Prepared =
@@ -113,7 +95,7 @@ async function ingestObjects(
     const first = transient[0];
     const summary = transient.map(errorMessage).slice(0, 5).join('; ');
     throw new TransientError(
-      `${transient.length} of ${refs.length} objects could not be handled now; redelivery will retry them: ${summary}`,
+      `${transient.length} failure(s) among ${refs.length} objects; redelivery will retry them: ${summary}`,
       { cause: first },
     );
   }
@@ -275,82 +257,6 @@ async function reject(
   if (job)
     Object.assign(result, { destination: destinationName(job.destination), jobId: job.jobId });
   return result;
-}
-
-/** Lists a prefix: small ones are handled here, large ones handed on as Pub/Sub messages. */
-async function expandPrefix(
-  { bucket, prefix }: { bucket: string; prefix: string },
-  request: IngestRequest,
-  { config, store, publisher }: Services,
-): Promise<{ refs: ObjectRef[] } | { queued: ObjectResult[] }> {
-  const limit = config.reprocess.inlineLimit;
-  const listing = store.list(bucket, prefix)[Symbol.asyncIterator]();
-  const first: StoredObject[] = [];
-  while (first.length <= limit) {
-    const next = await listing.next();
-    if (next.done) break;
-    if (routeObject(next.value, config).kind !== 'skip') first.push(next.value);
-  }
-  if (first.length <= limit) return { refs: first.map(toRef) };
-
-  const topic = config.reprocess.topic;
-  if (!topic) {
-    throw new RequestError(
-      `prefix: gs://${bucket}/${prefix} matches more than ${limit} objects (reprocess.inlineLimit) and reprocess.topic is not configured to fan them out`,
-    );
-  }
-  async function* everything(): AsyncGenerator<StoredObject> {
-    yield* first;
-    for (let next = await listing.next(); !next.done; next = await listing.next()) yield next.value;
-  }
-  // The redelivery of a forced prefix request must not load again: its fanned-out messages carry its id.
-  const attributes: Record<string, string> =
-    request.force && request.forceId ? { [FORCE_ID_ATTRIBUTE]: request.forceId } : {};
-  const queued: ObjectResult[] = [];
-  let pending: Extract<FanOut, { kind: 'message' }>[] = [];
-  const flush = async () => {
-    await publisher.publish(
-      topic,
-      pending.map((p) => p.message),
-    );
-    for (const p of pending)
-      queued.push(...p.objects.map((o) => ({ ...identify(o), outcome: 'queued' as const })));
-    pending = [];
-  };
-  for await (const item of fanOutMessages(everything(), config, {
-    force: request.force,
-    attributes,
-  })) {
-    if (item.kind === 'rejected') {
-      queued.push(
-        ...item.objects.map((o) => ({
-          ...identify(o),
-          outcome: 'rejected' as const,
-          reason: item.reason,
-        })),
-      );
-      continue;
-    }
-    pending.push(item);
-    if (pending.length >= PUBLISH_BATCH) await flush();
-  }
-  await flush();
-  return { queued };
-}
-
-function toRef(object: StoredObject): ObjectRef {
-  return {
-    bucket: object.bucket,
-    name: object.name,
-    generation: object.generation,
-    size: object.size,
-  };
-}
-
-function identify(ref: ObjectRef): Pick<ObjectResult, 'uri' | 'generation'> {
-  return ref.generation === undefined
-    ? { uri: gsUri(ref) }
-    : { uri: gsUri(ref), generation: ref.generation };
 }
 
 // Label values: lower-case letters, digits, _ and -, at most 63 characters.

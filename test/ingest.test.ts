@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { loadConfig, type Config } from '../src/config';
 import { RequestError, TransientError } from '../src/errors';
 import type { IngestRequest, ObjectRef } from '../src/events';
-import { ingest, overallOutcome, type Services } from '../src/ingest';
+import { ingest, type Services } from '../src/ingest';
+import { overallOutcome } from '../src/outcomes';
 import { jobIdFor } from '../src/routing';
 import { MemoryPublisher, MemoryStore, MemoryWarehouse } from './fakes/memory';
 
@@ -220,7 +221,7 @@ describe('ingest', () => {
     warehouse.outcomes.set(jobId, new TransientError('backendError'));
     const error = await event(object).catch((e: unknown) => e);
     expect(error).to.be.instanceOf(TransientError);
-    expect((error as Error).message).to.match(/1 of 1 objects .* backendError/);
+    expect((error as Error).message).to.match(/1 failure\(s\) among 1 objects.*backendError/);
   });
 
   it('loads again when forced, under a job id that carries the force id', async () => {

@@ -1,0 +1,33 @@
+import type { ObjectRef } from './events';
+import { gsUri } from './stores/store';
+
+export const OUTCOMES = ['loaded', 'duplicate', 'queued', 'skipped', 'rejected'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export interface ObjectResult {
+  uri: string;
+  generation?: string;
+  outcome: Outcome;
+  destination?: string;
+  jobId?: string;
+  rows?: number;
+  reason?: string;
+}
+
+export interface IngestResult {
+  outcome: Outcome | 'partial';
+  objects: ObjectResult[];
+}
+
+/** The one outcome all objects share, else `partial`; a request that named nothing is `skipped`. */
+export function overallOutcome(results: ObjectResult[]): Outcome | 'partial' {
+  const outcomes = new Set(results.map((r) => r.outcome));
+  if (outcomes.size === 0) return 'skipped';
+  return outcomes.size === 1 ? (results[0] as ObjectResult).outcome : 'partial';
+}
+
+export function identify(ref: ObjectRef): Pick<ObjectResult, 'uri' | 'generation'> {
+  return ref.generation === undefined
+    ? { uri: gsUri(ref) }
+    : { uri: gsUri(ref), generation: ref.generation };
+}
