@@ -169,6 +169,14 @@ async function loadBatch(
   if (tooLarge)
     return sources.map((s) => ({ ...identify(s), outcome: 'rejected', reason: tooLarge }));
 
+  // A duplicate the warehouse already knows of needs no read of the object.
+  const { jobId } = build(sources);
+  const known = services.warehouse.completedRows?.(jobId);
+  if (known !== undefined) {
+    const where = { destination: destinationName(destination), jobId, rows: known };
+    return sources.map((s) => ({ ...identify(s), outcome: 'duplicate' as const, ...where }));
+  }
+
   const bad: { object: StoredObject; reason: string }[] = [];
   for (const object of sources) {
     const problem = await headProblem(object, route, services.store);

@@ -45,6 +45,12 @@ export interface TableInfo {
  */
 export interface Warehouse {
   load(job: LoadJob): Promise<LoadResult>;
+  /**
+   * The rows of a job this process already knows completed, answered without asking the warehouse,
+   * or undefined. Lets a duplicate skip the reads a new load needs; optional for backends where the
+   * warehouse itself answers duplicates cheaply.
+   */
+  completedRows?(jobId: string): number | undefined;
   /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
   recordRejection(job: LoadJob, reason: string): Promise<void>;
   tables(): Promise<TableInfo[]>;

@@ -96,6 +96,10 @@ export class MemoryWarehouse implements Warehouse {
     return { outcome: 'loaded', jobId: job.jobId, rows };
   }
 
+  completedRows(jobId: string): number | undefined {
+    return this.done.get(jobId);
+  }
+
   async recordRejection(job: LoadJob, reason: string): Promise<void> {
     this.rejections.push({ jobId: job.jobId, reason });
   }

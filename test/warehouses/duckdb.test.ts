@@ -592,6 +592,31 @@ describe('DuckDB warehouse', function () {
     });
   });
 
+  describe('completed jobs', () => {
+    it('knows a completed job while it holds the file, and forgets it once it lets go', async () => {
+      const idle = await makeLocal({ idleMs: 50 });
+      try {
+        const a = await idle.put('in/a.csv', 'a\n1\n2\n');
+        const job = contractJob([a]);
+        expect(idle.warehouse.completedRows?.(job.jobId)).to.equal(undefined);
+        expect(await idle.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 2 });
+        expect(idle.warehouse.completedRows?.(job.jobId)).to.equal(2);
+        await new Promise((r) => setTimeout(r, 200));
+        expect(idle.warehouse.completedRows?.(job.jobId)).to.equal(undefined);
+        expect(await idle.warehouse.load(job)).to.deep.include({ outcome: 'duplicate', rows: 2 });
+      } finally {
+        await idle.cleanup();
+      }
+    });
+
+    it('does not remember a rejected job', async () => {
+      const bad = await local.put('in/bad.csv', 'a,b\n1\n');
+      const job = contractJob([bad]);
+      expect((await local.warehouse.load(job)).outcome).to.equal('rejected');
+      expect(local.warehouse.completedRows?.(job.jobId)).to.equal(undefined);
+    });
+  });
+
   describe('queue', () => {
     it('lists user tables with row counts, without the ledger', async () => {
       const a = await local.put('in/a.csv', 'a\n1\n2\n');

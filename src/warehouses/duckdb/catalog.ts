@@ -12,11 +12,25 @@ export interface Column {
   required: boolean;
 }
 
+// Only this connection writes the file while it is open, so a table's columns change only through
+// createTable; a new session (a new connection) starts with an empty cache.
+const knownColumns = new WeakMap<DuckDBConnection, Map<string, Column[]>>();
+
 /** The table's columns in order, or undefined when there is no such table. */
 export async function tableColumns(
   c: DuckDBConnection,
   target: Target,
 ): Promise<Column[] | undefined> {
+  const cache = knownColumns.get(c) ?? new Map<string, Column[]>();
+  knownColumns.set(c, cache);
+  const cached = cache.get(target.sql);
+  if (cached) return cached;
+  const columns = await readColumns(c, target);
+  if (columns) cache.set(target.sql, columns);
+  return columns;
+}
+
+async function readColumns(c: DuckDBConnection, target: Target): Promise<Column[] | undefined> {
   const reader = await c.runAndReadAll(
     `SELECT column_name, data_type, is_nullable FROM information_schema.columns
      WHERE table_catalog = current_database() AND table_schema = $1 AND table_name = $2
@@ -43,6 +57,7 @@ export async function createTable(
     (col) => `${quote(col.name)} ${col.type}${col.required ? ' NOT NULL' : ''}`,
   );
   if (partitioned) definitions.push(`${quote(PARTITION_COLUMN)} DATE NOT NULL`);
+  knownColumns.get(c)?.delete(target.sql);
   await c.run(`CREATE SCHEMA IF NOT EXISTS ${identifier(target.dataset)}`);
   await c.run(
     `CREATE ${replace ? 'OR REPLACE ' : ''}TABLE ${target.sql} (${definitions.join(', ')})`,

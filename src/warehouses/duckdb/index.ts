@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { StoredObject } from '../../stores/store';
-import type { TableInfo, Warehouse } from '../warehouse';
+import type { LoadResult, TableInfo, Warehouse } from '../warehouse';
 import { listTables } from './catalog';
 import { insertRejection } from './ledger';
 import { loadJob } from './load';
@@ -19,6 +19,7 @@ export interface DuckDbWarehouseOptions {
 
 const DEFAULT_IDLE_MS = 250;
 const DEFAULT_LOCK_WAIT_MS = 5000;
+const COMPLETED_CACHE_SIZE = 10_000;
 
 /**
  * BigQuery stand-in on an embedded DuckDB file: dataset = schema, table = table. Loads run one at a
@@ -27,13 +28,30 @@ const DEFAULT_LOCK_WAIT_MS = 5000;
  */
 export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehouse {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
+  // Ledger rows are never removed and job ids are deterministic: while this process holds the file,
+  // a job seen completed stays completed.
+  const completed = new Map<string, number>();
   const db = createSerialDb(
     path.resolve(options.file),
     options.idleMs ?? DEFAULT_IDLE_MS,
     options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+    () => completed.clear(),
   );
+  const remember = (result: LoadResult): LoadResult => {
+    if (result.outcome !== 'rejected') {
+      completed.set(result.jobId, result.rows ?? 0);
+      if (completed.size > COMPLETED_CACHE_SIZE)
+        completed.delete(completed.keys().next().value as string);
+    }
+    return result;
+  };
   return {
-    load: (job) => db.run((c) => loadJob(c, job, options.objectPath)),
+    async load(job) {
+      const rows = completed.get(job.jobId);
+      if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
+      return remember(await db.run((c) => loadJob(c, job, options.objectPath)));
+    },
+    completedRows: (jobId) => completed.get(jobId),
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
     close: () => db.close(),

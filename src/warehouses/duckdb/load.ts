@@ -31,7 +31,7 @@ export async function loadJob(
   try {
     // Planning only reads, outside the transaction: a failed sniff would abort a transaction.
     const plan = await planWrite(c, job, target, paths);
-    await c.run(DROP_REJECTS);
+    if (job.csv.maxBadRecords > 0) await c.run(DROP_REJECTS);
     await c.run('BEGIN TRANSACTION');
     inTransaction = true;
     const rows = await writeRows(c, job, target, paths, plan);

@@ -12,9 +12,15 @@ export interface Session {
 
 /**
  * Runs work on the file one piece at a time, in order. The file is opened for the first piece and
- * closed once nothing has been queued for `idleMs`.
+ * closed once nothing has been queued for `idleMs`; `onRelease` then forgets what was learned of it,
+ * since another process may change the file while it is closed.
  */
-export function createSerialDb(file: string, idleMs: number, lockWaitMs: number) {
+export function createSerialDb(
+  file: string,
+  idleMs: number,
+  lockWaitMs: number,
+  onRelease: () => void = () => undefined,
+) {
   let session: Session | undefined;
   let tail: Promise<void> = Promise.resolve();
   let pending = 0;
@@ -25,6 +31,7 @@ export function createSerialDb(file: string, idleMs: number, lockWaitMs: number)
     if (pending > 0 || !session) return;
     closeSession(session);
     session = undefined;
+    onRelease();
   };
   const run = <T>(work: (c: DuckDBConnection) => Promise<T>): Promise<T> => {
     if (closed) return Promise.reject(new Error(`DuckDB warehouse ${file} is closed`));
