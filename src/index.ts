@@ -29,7 +29,13 @@ takeOverShutdown((server, signal) => {
     .finally(() => process.exit(0));
 });
 
-functions.http('ingest', (req, res) => receiver.handle(req, res));
+functions.http('ingest', (req, res) => {
+  // The framework runs each request inside a Node `domain` (deprecated) only to turn a stray throw
+  // into a 500. The receiver answers every error itself, and every async step inside a domain pays
+  // to enter and leave it: leaving it here measurably raises throughput (see README, Performance).
+  (process as NodeJS.Process & { domain?: { exit(): void } }).domain?.exit();
+  return receiver.handle(req, res);
+});
 
 // Started by `gcs-bq-ingest dev` with an IPC channel: when that process goes, however it goes, stop too.
 if (process.connected) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
