@@ -1,0 +1,92 @@
+import autocannon from 'autocannon';
+import { HTTP, type CloudEvent } from 'cloudevents';
+import * as path from 'node:path';
+import { finalizedEvent, sendEvent } from '../src/cli/events';
+import {
+  expectOutcome,
+  putLocal,
+  result,
+  startIngest,
+  startNoop,
+  type BenchOptions,
+  type BenchReport,
+} from './lib';
+
+const CONNECTIONS = 50;
+
+/**
+ * 1. Receiver overhead: requests per second at 50 connections for the `ingest` target (local
+ * backend) answering a `skipped` and a `duplicate` event, against a no-op Functions Framework
+ * function given the same request. 10 s each (--quick: 2 s), measured in rounds that take turns, so
+ * that other load on the machine falls on all three alike.
+ */
+export async function receiverOverhead(options: BenchOptions): Promise<BenchReport> {
+  const rounds = options.quick ? 1 : 2;
+  const seconds = (options.quick ? 2 : 10) / rounds;
+  const root = path.join(options.work, 'data');
+  const csv = await putLocal(root, 'bench', 'in/states.csv', 'state,code\nOhio,OH\nUtah,UT\n');
+  const skipped = finalizedEvent({ ...csv, name: 'in/readme.txt' });
+  const duplicate = finalizedEvent(csv);
+
+  const noop = await startNoop(options);
+  const ingest = await startIngest(options, { LOCAL_DATA_DIR: root }).catch(
+    async (error: unknown) => {
+      await noop.stop();
+      throw error;
+    },
+  );
+  try {
+    expectOutcome(await sendEvent(ingest.url, skipped), 'skipped', 'receiver: skipped event');
+    expectOutcome(await sendEvent(ingest.url, duplicate), 'loaded', 'receiver: first delivery');
+    expectOutcome(await sendEvent(ingest.url, duplicate), 'duplicate', 'receiver: redelivery');
+    const runs = [
+      { label: 'no-op', url: noop.url, event: skipped, total: { answered: 0, seconds: 0 } },
+      { label: 'skipped', url: ingest.url, event: skipped, total: { answered: 0, seconds: 0 } },
+      { label: 'duplicate', url: ingest.url, event: duplicate, total: { answered: 0, seconds: 0 } },
+    ];
+    for (const run of runs) await load(run.url, run.event, 1); // warm-up: JIT, sockets
+    for (let round = 0; round < rounds; round++) {
+      for (const run of runs) {
+        const measured = await load(run.url, run.event, seconds);
+        run.total.answered += measured.answered;
+        run.total.seconds += measured.seconds;
+        options.log(`  ${run.label}: ${round1(measured.answered / measured.seconds)} req/s`);
+      }
+    }
+    const [noopRps, skippedRps, duplicateRps] = runs.map((r) => r.total.answered / r.total.seconds);
+    return {
+      results: [
+        result('receiver-skipped', 'req/s', skippedRps ?? 0, noopRps ?? 0, '>= 0.8'),
+        result('receiver-duplicate', 'req/s', duplicateRps ?? 0, noopRps ?? 0, '>= 0.5'),
+      ],
+      notes: [],
+    };
+  } finally {
+    await Promise.all([noop.stop(), ingest.stop()]);
+  }
+}
+
+/** Answers in `duration` s at 50 connections; every answer must be 2xx. */
+async function load(
+  url: string,
+  event: CloudEvent<object>,
+  duration: number,
+): Promise<{ answered: number; seconds: number }> {
+  const message = HTTP.binary(event);
+  const run = await autocannon({
+    url,
+    method: 'POST',
+    headers: message.headers as Record<string, string>,
+    body: String(message.body),
+    connections: CONNECTIONS,
+    duration,
+  });
+  if (run.non2xx > 0 || run.errors > 0) {
+    throw new Error(`receiver: ${url}: ${run.non2xx} non-2xx answers, ${run.errors} errors`);
+  }
+  return { answered: run['2xx'], seconds: run.duration };
+}
+
+function round1(n: number): number {
+  return Math.round(n * 10) / 10;
+}
