@@ -1,20 +1,31 @@
 import { Command } from 'commander';
+import * as path from 'node:path';
 import { createBackend } from '../backend';
+import type { TableInfo } from '../warehouses/warehouse';
 import { readConfig } from './context';
 
 export function tablesCommand(): Command {
   return new Command('tables')
     .description("list the warehouse's tables with their row counts (works while `dev` runs)")
     .action(async () => {
-      const backend = await createBackend(readConfig());
-      try {
-        const tables = await backend.warehouse.tables();
-        if (tables.length === 0) console.log('no tables yet');
-        const width = Math.max(5, ...tables.map((t) => t.table.length));
-        if (tables.length > 0) console.log(`${'table'.padEnd(width)}  rows`);
-        for (const t of tables) console.log(`${t.table.padEnd(width)}  ${t.rows}`);
-      } finally {
-        await backend.close();
-      }
+      const tables = await listTables(readConfig());
+      if (tables.length === 0) console.log('no tables yet');
+      const width = Math.max(5, ...tables.map((t) => t.table.length));
+      if (tables.length > 0) console.log(`${'table'.padEnd(width)}  rows`);
+      for (const t of tables) console.log(`${t.table.padEnd(width)}  ${t.rows}`);
     });
+}
+
+async function listTables(config: ReturnType<typeof readConfig>): Promise<TableInfo[]> {
+  if (config.backend === 'local') {
+    // Read-only, waiting while the receiver holds the file for a load; creates no file.
+    const { readDuckDbTables } = await import('../warehouses/duckdb');
+    return readDuckDbTables(path.join(path.resolve(config.localDataDir), 'warehouse.duckdb'));
+  }
+  const backend = await createBackend(config);
+  try {
+    return await backend.warehouse.tables();
+  } finally {
+    await backend.close();
+  }
 }
