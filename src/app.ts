@@ -39,7 +39,8 @@ export function createReceiver(config: Config, services: () => Promise<Services>
     }
     if (draining) return unavailable('shutting down; redeliver to another instance');
     const body = req.rawBody ?? Buffer.alloc(0);
-    const log = logger.child(traceFields(req.headers, config.project));
+    const trace = traceFields(req.headers, config.project);
+    const log = Object.keys(trace).length > 0 ? logger.child(trace) : logger;
     try {
       if (body.length > config.maxBodyBytes) {
         throw new RequestError(
