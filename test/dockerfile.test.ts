@@ -150,9 +150,15 @@ function copyInto(source: string, target: string): void {
  * Builds the runtime stage's file set in `app`: COPY lines with the build stage's WORKDIR mapped to the
  * repository (its build output being the repository's own build), RUN lines as far as they are npm ci.
  */
-function assembleRuntime(stages: Stage[], app: string, log: (line: string) => void): void {
+function assembleRuntime(
+  stages: Stage[],
+  app: string,
+  node: string,
+  log: (line: string) => void,
+): void {
   const runtime = stages.at(-1) as Stage;
   const workdir = workdirOf(runtime);
+  const env: Record<string, string> = {};
   const ignored = dockerignore(ROOT);
   const outDir =
     (
@@ -162,6 +168,7 @@ function assembleRuntime(stages: Stage[], app: string, log: (line: string) => vo
     ).compilerOptions?.outDir?.replace(/^\.\//, '') ?? 'dist';
 
   for (const i of runtime.instructions) {
+    if (i.op === 'ENV') Object.assign(env, envOf({ ...runtime, instructions: [i] }));
     if (i.op === 'COPY' || i.op === 'ADD') {
       const copy = parseCopy(i.args);
       const stage = copy.from === undefined ? undefined : stages.find((s) => s.name === copy.from);
@@ -227,6 +234,19 @@ function assembleRuntime(stages: Stage[], app: string, log: (line: string) => vo
           log(`RUN npm ${args.join(' ')} (${Date.now() - started} ms)`);
         } else if (argv[0] === 'npm' && argv[1] === 'cache') {
           log(`RUN ${command}: skipped, it only shrinks the image`);
+        } else if (argv[0] === 'node') {
+          execFileSync(node, argv.slice(1), {
+            cwd: app,
+            env: {
+              PATH: process.env.PATH,
+              METADATA_SERVER_DETECTION: 'none',
+              ...inApp(env, workdir, app),
+            },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          log(`RUN ${command} (Node 22)`);
+        } else if (argv[0] === 'chown') {
+          log(`RUN ${command}: skipped, this test runs as one user`);
         } else {
           throw new Error(`RUN ${command}: this test does not know how to emulate it`);
         }
@@ -248,6 +268,16 @@ function freePort(): Promise<number> {
       );
     });
   });
+}
+
+/** ENV values, with paths under the image's WORKDIR moved to where this test assembled it. */
+function inApp(env: Record<string, string>, workdir: string, app: string): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).map(([k, v]) => [
+      k,
+      v.startsWith(`${workdir}/`) ? path.join(app, v.slice(workdir.length)) : v,
+    ]),
+  );
 }
 
 /** The Node 22 binary npm's cache holds for `npm exec --package=node@22` (downloaded once). */
@@ -371,9 +401,9 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
     const app = path.join(dir, 'app');
     fs.mkdirSync(app);
     const started = Date.now();
-    assembleRuntime(stages, app, (line) => steps.push(line));
     const node = await node22();
     steps.push(`Node 22 at ${node} (${Date.now() - started} ms so far)`);
+    assembleRuntime(stages, app, node, (line) => steps.push(line));
 
     const data = path.join(dir, 'data');
     const bucket = path.join(data, 'buckets', 'demo');
@@ -389,7 +419,7 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
       env: {
         PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`,
         HOME: dir,
-        ...envOf(runtime),
+        ...inApp(envOf(runtime), workdirOf(runtime), app),
         INGEST_BACKEND: 'local',
         LOCAL_DATA_DIR: data,
         PORT: String(port),
@@ -448,6 +478,18 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
       fs.existsSync(path.join(app, 'node_modules', '@google-cloud', 'functions-framework')),
     ).to.equal(true);
     expect(fs.existsSync(path.join(app, 'dist', 'test'))).to.equal(false);
+  });
+
+  it('ships the compile cache warmed at build for the modules a cold start loads', () => {
+    const cache = envOf(runtime).NODE_COMPILE_CACHE ?? '';
+    expect(cache.startsWith(`${workdirOf(runtime)}/`), 'NODE_COMPILE_CACHE under WORKDIR').to.equal(
+      true,
+    );
+    const folder = inApp({ cache }, workdirOf(runtime), path.join(dir, 'app')).cache ?? '';
+    const files = fs
+      .readdirSync(folder, { recursive: true, withFileTypes: true })
+      .filter((f) => f.isFile());
+    expect(files.length).to.be.greaterThan(50);
   });
 
   it('loads a finalized object sent as a binary-mode CloudEvent', async () => {
