@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from './errors';
+import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
 import { compilePattern, type CompiledPattern } from './pattern';
 
 export const WRITE_MODES = ['append', 'truncate', 'partition'] as const;
@@ -323,24 +323,13 @@ export function placeholders(template: string): string[] {
 
 function toConfigError(source: string, error: z.ZodError): ConfigError {
   const issue = error.issues[0];
-  const field = issue ? formatPath(issue.path) : '(root)';
+  const field = issue ? fieldPath(issue.path) : '(root)';
   let problem = issue?.message ?? 'invalid';
   if (issue?.code === 'unrecognized_keys')
     problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return new ConfigError(source, field, problem);
 }
 
-function formatPath(parts: readonly PropertyKey[]): string {
-  if (parts.length === 0) return '(root)';
-  return parts
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
-}
-
 function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
 }

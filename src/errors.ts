@@ -31,3 +31,15 @@ export class ConfigError extends Error {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+export function firstLine(text: string): string {
+  return text.trim().split('\n')[0]?.trim() ?? '';
+}
+
+/** `routes[0].csv.delimiter`: where in a configuration document a problem is. */
+export function fieldPath(parts: readonly PropertyKey[]): string {
+  if (parts.length === 0) return '(root)';
+  return parts
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+}

@@ -1,7 +1,8 @@
 import type { Config } from './config';
 import type { OutgoingMessage } from './publisher';
-import { destinationName, routeObject } from './routing';
+import { routeObject } from './routing';
 import type { StoredObject } from './stores/store';
+import { partitionedTableId } from './warehouses/warehouse';
 
 // BigQuery load job limits: https://cloud.google.com/bigquery/quotas#load_jobs
 export const MAX_URIS_PER_JOB = 10_000;
@@ -36,7 +37,7 @@ export async function* fanOutMessages(
     const routing = routeObject(object, config);
     if (routing.kind === 'skip') continue;
     if (routing.kind === 'route' && routing.route.write !== 'append') {
-      const key = `${destinationName(routing.destination)}$${routing.destination.partition ?? ''}`;
+      const key = partitionedTableId(routing.destination);
       truncating.set(key, [...(truncating.get(key) ?? []), object]);
     } else {
       yield message([object]);

@@ -12,9 +12,15 @@ import {
 } from './outcomes';
 import { expandPrefix } from './prefix';
 import type { Publisher } from './publisher';
-import { destinationName, jobIdFor, routeObject } from './routing';
+import { jobIdFor, routeObject } from './routing';
 import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
-import type { Destination, LoadJob, Warehouse } from './warehouses/warehouse';
+import {
+  partitionedTableId,
+  tableId,
+  type Destination,
+  type LoadJob,
+  type Warehouse,
+} from './warehouses/warehouse';
 
 export interface Services {
   config: Config;
@@ -84,7 +90,7 @@ async function ingestObjects(
     const key =
       p.route.write === 'append'
         ? `append:${batches.size}`
-        : `${p.route.write}:${destinationName(p.destination)}$${p.destination.partition ?? ''}`;
+        : `${p.route.write}:${partitionedTableId(p.destination)}`;
     batches.set(key, [...(batches.get(key) ?? []), p]);
   }
   const loaded = await mapParallel([...batches.values()], (batch) =>
@@ -173,7 +179,7 @@ async function loadBatch(
   const { jobId } = build(sources);
   const known = services.warehouse.completedRows?.(jobId);
   if (known !== undefined) {
-    const where = { destination: destinationName(destination), jobId, rows: known };
+    const where = { destination: tableId(destination), jobId, rows: known };
     return sources.map((s) => ({ ...identify(s), outcome: 'duplicate' as const, ...where }));
   }
 
@@ -196,7 +202,7 @@ async function loadBatch(
       results.push({
         ...identify(object),
         outcome: 'rejected',
-        destination: destinationName(destination),
+        destination: tableId(destination),
         reason,
       });
     }
@@ -204,7 +210,7 @@ async function loadBatch(
   }
 
   const result = await services.warehouse.load(job);
-  const where = { destination: destinationName(destination), jobId: result.jobId };
+  const where = { destination: tableId(destination), jobId: result.jobId };
   for (const object of sources) {
     if (result.outcome === 'rejected') {
       results.push(
@@ -262,8 +268,7 @@ async function reject(
   }
   if (job && record) await warehouse.recordRejection(job, reason);
   const result: ObjectResult = { ...identify(object), outcome: 'rejected', reason: reason + note };
-  if (job)
-    Object.assign(result, { destination: destinationName(job.destination), jobId: job.jobId });
+  if (job) Object.assign(result, { destination: tableId(job.destination), jobId: job.jobId });
   return result;
 }
 

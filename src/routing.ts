@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, Route, WriteMode } from './config';
 import { matchPattern } from './pattern';
-import type { Destination } from './warehouses/warehouse';
+import { partitionedTableId, type Destination } from './warehouses/warehouse';
 
 export type Routing =
   | { kind: 'route'; route: Route; destination: Destination }
@@ -80,11 +80,6 @@ function isCalendarDate(yyyymmdd: string): boolean {
   );
 }
 
-export function destinationName(destination: Destination): string {
-  const table = `${destination.dataset}.${destination.table}`;
-  return destination.project ? `${destination.project}.${table}` : table;
-}
-
 export interface JobSource {
   bucket: string;
   name: string;
@@ -107,7 +102,7 @@ export function jobIdFor(
     .sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : 1));
   const key = JSON.stringify({
     sources: ordered,
-    destination: `${destinationName(destination)}${destination.partition ? `$${destination.partition}` : ''}`,
+    destination: partitionedTableId(destination),
     write,
   });
   const id = `ingest_${createHash('sha256').update(key).digest('hex')}`;

@@ -4,7 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, errorMessage } from './errors';
+import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
 
 export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
 export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
@@ -119,11 +119,7 @@ export function parseDefinition(file: string, text: string, values: Values): Def
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new ConfigError(
-      file,
-      '(yaml)',
-      (errorMessage(error).split('\n')[0] ?? '').trim().replace(/:$/, ''),
-    );
+    throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)).replace(/:$/, ''));
   }
   const substituted = substitute(file, raw ?? {}, [], values);
   const parsed = definitionSchema.safeParse(substituted);
@@ -132,9 +128,9 @@ export function parseDefinition(file: string, text: string, values: Values): Def
   if (!issue) throw new ConfigError(file, '(root)', 'is invalid');
   if (issue.code === 'unrecognized_keys') {
     const key = issue.keys[0] ?? '';
-    throw new ConfigError(file, formatPath([...issue.path, key]), 'is not a known field');
+    throw new ConfigError(file, fieldPath([...issue.path, key]), 'is not a known field');
   }
-  const field = formatPath(issue.path);
+  const field = fieldPath(issue.path);
   if (valueAt(substituted, issue.path) === undefined)
     throw new ConfigError(file, field, 'is missing');
   throw new ConfigError(file, field, issue.message);
@@ -147,7 +143,7 @@ function substitute(file: string, node: unknown, at: PropertyKey[], values: Valu
         const known = PLACEHOLDERS.map((p) => `\${${p}}`).join(', ');
         throw new ConfigError(
           file,
-          formatPath(at),
+          fieldPath(at),
           `unknown placeholder \${${name}} (known: ${known})`,
         );
       }
@@ -155,7 +151,7 @@ function substitute(file: string, node: unknown, at: PropertyKey[], values: Valu
       if (value === undefined) {
         const source = PLACEHOLDER_SOURCES[name as Placeholder];
         const problem = `needs \${${name}}: pass ${source.flag} or set ${source.env.join(' or ')}`;
-        throw new ConfigError(file, formatPath(at), problem);
+        throw new ConfigError(file, fieldPath(at), problem);
       }
       return value;
     });
@@ -178,13 +174,6 @@ function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {
     current = (current as Record<PropertyKey, unknown>)[key];
   }
   return current;
-}
-
-function formatPath(parts: readonly PropertyKey[]): string {
-  if (parts.length === 0) return '(root)';
-  return parts
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
-    .join('');
 }
 
 /** A reference to a value an earlier `capture` step printed, such as the project number. */

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { createStore } from '../backend';
 import { loadConfig, type Config } from '../config';
-import type { ObjectStore, StoredObject } from '../stores/store';
+import type { StoredObject } from '../stores/store';
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return loadConfig(env, (file) => fs.readFileSync(file, 'utf8'));
@@ -24,7 +25,7 @@ export async function statObject(
   bucket: string,
   name: string,
 ): Promise<StoredObject> {
-  const object = await (await storeFor(config)).stat(bucket, name);
+  const object = await (await createStore(config)).stat(bucket, name);
   if (!object)
     throw new Error(`gs://${bucket}/${name} does not exist in the ${config.backend} store`);
   return object;
@@ -32,10 +33,4 @@ export async function statObject(
 
 export function defaultUrl(env: NodeJS.ProcessEnv = process.env): string {
   return `http://localhost:${env.PORT ?? '8080'}/`;
-}
-
-export async function storeFor(config: Config): Promise<ObjectStore> {
-  return config.backend === 'gcp'
-    ? (await import('../stores/gcs')).createGcsStore()
-    : (await import('../stores/local')).createLocalStore(path.resolve(config.localDataDir));
 }

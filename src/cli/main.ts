@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ConfigError, errorMessage } from '../errors';
+import { ConfigError, errorMessage, firstLine } from '../errors';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
 import { reprocessCommand } from './reprocess';
@@ -27,6 +27,6 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     process.exit(error.exitCode);
   }
   const kind = error instanceof ConfigError ? 'configuration error: ' : '';
-  process.stderr.write(`gcs-bq-ingest: ${kind}${errorMessage(error).split('\n')[0]}\n`);
+  process.stderr.write(`gcs-bq-ingest: ${kind}${firstLine(errorMessage(error))}\n`);
   process.exit(1);
 });

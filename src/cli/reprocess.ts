@@ -3,7 +3,8 @@ import { SingleBar, Presets } from 'cli-progress';
 import { fanOutMessages } from '../fanout';
 import { createPubSubPublisher, type OutgoingMessage } from '../publisher';
 import type { ObjectStore } from '../stores/store';
-import { readConfig, storeFor } from './context';
+import { createStore } from '../backend';
+import { readConfig } from './context';
 
 interface Options {
   topic: string;
@@ -65,7 +66,7 @@ export function reprocessCommand(): Command {
           await send([{ json }]);
           return;
         }
-        const store = await storeFor(config);
+        const store = await createStore(config);
         const counts = await publishExpanded(store, options, config, send);
         const verb = options.dryRun ? 'would publish' : 'published';
         console.log(

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import * as path from 'node:path';
-import { createBackend } from '../backend';
+import { createBackend, localWarehouseFile } from '../backend';
 import type { TableInfo } from '../warehouses/warehouse';
 import { readConfig } from './context';
 
@@ -20,7 +19,7 @@ async function listTables(config: ReturnType<typeof readConfig>): Promise<TableI
   if (config.backend === 'local') {
     // Read-only, waiting while the receiver holds the file for a load; creates no file.
     const { readDuckDbTables } = await import('../warehouses/duckdb');
-    return readDuckDbTables(path.join(path.resolve(config.localDataDir), 'warehouse.duckdb'));
+    return readDuckDbTables(localWarehouseFile(config));
   }
   const backend = await createBackend(config);
   try {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { errorMessage } from '../errors';
+import { errorMessage, firstLine } from '../errors';
 import {
   parseDefinition,
   planTriggers,
@@ -130,10 +130,6 @@ export async function applyPlan(
     }
   }
   deps.out('done\n');
-}
-
-function firstLine(text: string): string {
-  return text.trim().split('\n')[0]?.trim() ?? '';
 }
 
 /** child_process without a shell; a missing program is exit code 127 with the reason. */

@@ -57,7 +57,15 @@ export interface Warehouse {
   close(): Promise<void>;
 }
 
+/** `project.dataset.table`, or `dataset.table` when the client's default project applies. */
 export function tableId(destination: Destination): string {
   const table = `${destination.dataset}.${destination.table}`;
   return destination.project ? `${destination.project}.${table}` : table;
+}
+
+/** The table id with its partition decorator, `…table$YYYYMMDD`, when the write targets a partition. */
+export function partitionedTableId(destination: Destination): string {
+  return destination.partition
+    ? `${tableId(destination)}$${destination.partition}`
+    : tableId(destination);
 }

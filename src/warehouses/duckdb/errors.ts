@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { TransientError, errorMessage } from '../../errors';
+import { TransientError, errorMessage, firstLine } from '../../errors';
 import { gsUri } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import type { Target } from './sql';
@@ -66,10 +66,6 @@ export function asWarehouseError(error: unknown, job: LoadJob, target: Target): 
   return transient
     ? new TransientError(message, { cause: error })
     : new Error(message, { cause: error });
-}
-
-export function firstLine(text: string): string {
-  return text.split('\n')[0] ?? text;
 }
 
 function oneLine(text: string): string {

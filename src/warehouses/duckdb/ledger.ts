@@ -1,6 +1,6 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { gsUri } from '../../stores/store';
-import { tableId, type LoadJob } from '../warehouse';
+import { partitionedTableId, type LoadJob } from '../warehouse';
 
 /** One row per loaded job id, which makes loads idempotent, and one per rejection. */
 export const LEDGER_DDL = `
@@ -20,12 +20,11 @@ export async function ledgerRows(c: DuckDBConnection, jobId: string): Promise<nu
 }
 
 export async function insertLoad(c: DuckDBConnection, job: LoadJob, rows: number): Promise<void> {
-  const partition = job.destination.partition;
   await c.run('INSERT INTO _ingest.loads VALUES ($1, $2, $3, $4, $5, $6, now())', [
     job.jobId,
     listValue(job.sources.map(gsUri)),
     listValue(job.sources.map((s) => s.generation)),
-    tableId(job.destination) + (partition ? `$${partition}` : ''),
+    partitionedTableId(job.destination),
     job.write,
     BigInt(rows),
   ]);
