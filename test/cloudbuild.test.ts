@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
+import { NO_ACCOUNT, gcloudOrSkip, isolatedEnv } from './helpers/gcloud';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CONFIG = path.join(ROOT, 'cloudbuild.yaml');
@@ -90,37 +91,6 @@ describe('cloudbuild.yaml', () => {
 
 // --- gcloud as the judge of the file ---
 
-const NO_ACCOUNT = /You do not currently have an active account selected|no credentialed accounts/i;
-
-function findGcloud(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const file = path.join(dir, 'gcloud');
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
-}
-
-/** No credentials, no prompts, no metadata server; anything past the account check would meet a closed port. */
-function isolatedEnv(dir: string): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: dir,
-    LANG: 'C.UTF-8',
-    CLOUDSDK_CONFIG: dir,
-    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-    CLOUDSDK_CORE_CHECK_GCE_METADATA: 'false',
-    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
-    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDBUILD: 'http://127.0.0.1:9/',
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN: 'http://127.0.0.1:9/',
-  };
-}
-
 function submit(
   gcloud: string,
   file: string,
@@ -147,16 +117,7 @@ describe('gcloud builds submit reads cloudbuild.yaml', function () {
   let dir: string;
 
   before(function () {
-    const found = findGcloud();
-    if (!found) {
-      if (process.env.REQUIRE_GCLOUD === '1')
-        throw new Error('gcloud is not on PATH, and REQUIRE_GCLOUD=1');
-      console.log(
-        '    skipped: the Google Cloud CLI (gcloud) is not on PATH; set REQUIRE_GCLOUD=1 to fail instead',
-      );
-      this.skip();
-    }
-    gcloud = found;
+    gcloud = gcloudOrSkip(this);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gcloud-config-'));
   });
   after(() => {

@@ -16,6 +16,7 @@ import {
   type Plan,
   type Values,
 } from '../src/triggers';
+import { NO_ACCOUNT, gcloudOrSkip, isolatedEnv } from './helpers/gcloud';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const EVENTARC = path.join(ROOT, 'eventarc');
@@ -637,39 +638,6 @@ describe('gcs-bq-ingest triggers --apply', () => {
 
 // --- The installed Google Cloud CLI as the judge of every printed command ---
 
-const NO_ACCOUNT = /You do not currently have an active account selected|no credentialed accounts/i;
-
-function findGcloud(): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const file = path.join(dir, 'gcloud');
-    try {
-      fs.accessSync(file, fs.constants.X_OK);
-      return file;
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
-}
-
-/** No credentials, no prompts, no metadata server; anything past the account check would meet a closed port. */
-function isolatedEnv(config: string): NodeJS.ProcessEnv {
-  const closed = 'http://127.0.0.1:9/';
-  return {
-    PATH: process.env.PATH,
-    HOME: config,
-    LANG: 'C.UTF-8',
-    CLOUDSDK_CONFIG: config,
-    CLOUDSDK_CORE_DISABLE_PROMPTS: '1',
-    CLOUDSDK_CORE_CHECK_GCE_METADATA: 'false',
-    CLOUDSDK_CORE_DISABLE_USAGE_REPORTING: 'true',
-    CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK: 'true',
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_EVENTARC: closed,
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_PUBSUB: closed,
-    CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER: closed,
-  };
-}
-
 interface Verdict {
   argv: string[];
   code: number | null;
@@ -721,16 +689,7 @@ describe('gcloud accepts every printed trigger command', function () {
   let config: string;
 
   before(function () {
-    const found = findGcloud();
-    if (!found) {
-      if (process.env.REQUIRE_GCLOUD === '1')
-        throw new Error('gcloud is not on PATH, and REQUIRE_GCLOUD=1');
-      console.log(
-        '    skipped: the Google Cloud CLI (gcloud) is not on PATH; set REQUIRE_GCLOUD=1 to fail instead',
-      );
-      this.skip();
-    }
-    gcloud = found;
+    gcloud = gcloudOrSkip(this);
     config = fs.mkdtempSync(path.join(os.tmpdir(), 'gcloud-config-'));
   });
   after(() => {
