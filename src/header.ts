@@ -1,4 +1,4 @@
-import { parseString } from 'fast-csv';
+import { parse } from 'fast-csv';
 import * as zlib from 'node:zlib';
 import type { CsvOptions, SchemaField } from './config';
 
@@ -21,14 +21,9 @@ export interface HeadInput {
  * into the wrong columns without an error). Returns why the object cannot load, or undefined.
  */
 export async function checkHead(input: HeadInput): Promise<string | undefined> {
-  let bytes = input.head;
-  let complete = input.complete;
-  if (input.gzip) {
-    const inflated = await gunzipPrefix(bytes, HEAD_BYTES);
-    if (inflated instanceof Error) return `not valid gzip data: ${inflated.message}`;
-    bytes = inflated.bytes;
-    complete = complete && inflated.complete;
-  }
+  const inflated = await inflateHead(input.head, input.complete, input.gzip);
+  if ('error' in inflated) return inflated.error;
+  const { bytes, complete } = inflated;
   const nul = bytes.indexOf(0);
   if (nul >= 0)
     return `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`;
@@ -74,7 +69,7 @@ function plural(list: string[]): string {
   return list.length === 1 ? '' : 's';
 }
 
-function decode(
+export function decode(
   bytes: Buffer,
   encoding: CsvOptions['encoding'],
   complete: boolean,
@@ -108,22 +103,61 @@ function decodesAsUtf8(bytes: Buffer, complete: boolean): boolean {
   }
 }
 
+/** The head's bytes, inflated (up to `limit`) when it is gzip; `complete` when that is the whole text. */
+export async function inflateHead(
+  head: Buffer,
+  complete: boolean,
+  gzip: boolean,
+  limit = HEAD_BYTES,
+): Promise<{ bytes: Buffer; complete: boolean } | { error: string }> {
+  if (!gzip) return { bytes: head, complete };
+  const inflated = await gunzipPrefix(head, limit);
+  if (inflated instanceof Error) return { error: `not valid gzip data: ${inflated.message}` };
+  return { bytes: inflated.bytes, complete: complete && inflated.complete };
+}
+
+/**
+ * Record `index` (from 0) of a CSV text; undefined while the text may not yet hold all of it, or,
+ * when `complete`, when there is no such record.
+ */
+export async function recordAt(
+  text: string,
+  complete: boolean,
+  csv: CsvOptions,
+  index: number,
+): Promise<string[] | undefined | { error: string }> {
+  // A record is whole once another one has started after it.
+  const parsed = await parseRows(text, csv, index + 2);
+  if (parsed.error && (complete || parsed.rows.length <= index)) return { error: parsed.error };
+  if (parsed.rows.length > index + 1 || complete) return parsed.rows[index];
+  return undefined;
+}
+
+// fast-csv tokenizes whatever it is given: handing it the text a piece at a time, and stopping once
+// it has the rows asked for, makes finding a header cost what the header costs, not the whole head.
+const PARSE_PIECE = 2048;
+
 async function parseRows(
   text: string,
   csv: CsvOptions,
   maxRows: number,
 ): Promise<{ rows: string[][]; error?: string }> {
   const rows: string[][] = [];
+  const parser = parse<string[], string[]>({
+    delimiter: csv.delimiter,
+    quote: csv.quote === '' ? null : csv.quote,
+    maxRows,
+    ignoreEmpty: true,
+  });
   return new Promise((resolve) => {
-    parseString<string[], string[]>(text, {
-      delimiter: csv.delimiter,
-      quote: csv.quote === '' ? null : csv.quote,
-      maxRows,
-      ignoreEmpty: true,
-    })
+    parser
       .on('error', (error: Error) => resolve({ rows, error: error.message }))
       .on('data', (row: string[]) => rows.push(row))
       .on('end', () => resolve({ rows }));
+    for (let at = 0; at < text.length && rows.length < maxRows; at += PARSE_PIECE) {
+      parser.write(text.slice(at, at + PARSE_PIECE));
+    }
+    parser.end();
   });
 }
 
