@@ -5,9 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
-
-export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
-export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
+import { EVENT_TYPES } from './events';
 
 /** The values a definition may leave to the environment, written `${NAME}`. */
 export const PLACEHOLDERS = ['PROJECT_ID', 'REGION', 'BUCKET'] as const;
@@ -58,11 +56,11 @@ const subscriptionSchema = z
 const eventSchema = z.discriminatedUnion('type', [
   z
     .object({
-      type: z.literal(STORAGE_FINALIZED),
+      type: z.literal(EVENT_TYPES.finalized),
       bucket: z.string().regex(BUCKET, 'is not a valid bucket name'),
     })
     .strict(),
-  z.object({ type: z.literal(PUBSUB_PUBLISHED), topic: pubsubId('topic') }).strict(),
+  z.object({ type: z.literal(EVENT_TYPES.messagePublished), topic: pubsubId('topic') }).strict(),
 ]);
 
 const definitionSchema = z
@@ -224,7 +222,7 @@ export function planTriggers(definitions: readonly Definition[], project: string
 
   const topics = unique(
     definitions.flatMap((d) => [
-      ...(d.event.type === PUBSUB_PUBLISHED ? [d.event.topic] : []),
+      ...(d.event.type === EVENT_TYPES.messagePublished ? [d.event.topic] : []),
       d.subscription.deadLetterTopic,
     ]),
   );
@@ -298,7 +296,7 @@ export function planTriggers(definitions: readonly Definition[], project: string
   for (const d of definitions) {
     const where = [p, `--location=${d.location}`];
     const filters =
-      d.event.type === STORAGE_FINALIZED
+      d.event.type === EVENT_TYPES.finalized
         ? [`--event-filters=type=${d.event.type}`, `--event-filters=bucket=${d.event.bucket}`]
         : [`--event-filters=type=${d.event.type}`, `--transport-topic=${topicPath(d.event.topic)}`];
     const sub: Word = [{ ref: subscriptionVariable(d.name) }];
