@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
+import { BUCKET_NAME, DOMAIN_PROJECT_ID } from './names';
 import { compilePattern, type CompiledPattern } from './pattern';
 
 export const WRITE_MODES = ['append', 'truncate', 'partition'] as const;
@@ -102,14 +103,9 @@ const routeSchema = z
   .strict();
 const fileSchema = z
   .object({
-    project: z
-      .string()
-      .regex(/^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'is not a valid project id')
-      .optional(),
+    project: z.string().regex(DOMAIN_PROJECT_ID, 'is not a valid project id').optional(),
     location: z.string().min(1).optional(),
-    buckets: z
-      .array(z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'is not a valid bucket name'))
-      .optional(),
+    buckets: z.array(z.string().regex(BUCKET_NAME, 'is not a valid bucket name')).optional(),
     defaults: defaultsSchema.optional(),
     reprocess: z
       .object({

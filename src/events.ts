@@ -1,6 +1,7 @@
 import { HTTP, type CloudEvent } from 'cloudevents';
 import { z } from 'zod';
 import { RequestError, errorMessage } from './errors';
+import { isBucketName } from './names';
 
 export const EVENT_TYPES = {
   finalized: 'google.cloud.storage.object.v1.finalized',
@@ -241,11 +242,8 @@ function checkRef<T extends ObjectRef>(ref: T, where: string): ObjectRef {
   return out;
 }
 
-// Cloud Storage bucket naming rules: 3-63 characters (222 with dots), lower-case letters, digits, - _ .
-const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
-
 export function checkBucket(bucket: string, where: string): void {
-  if (!BUCKET.test(bucket) || bucket.includes('..')) {
+  if (!isBucketName(bucket)) {
     throw new RequestError(`${where}: "${printable(bucket)}" is not a valid bucket name`);
   }
 }

@@ -19,6 +19,7 @@ import {
   tableId,
   type Destination,
   type LoadJob,
+  type LoadResult,
   type Warehouse,
 } from './warehouses/warehouse';
 
@@ -210,17 +211,30 @@ async function loadBatch(
   }
 
   const result = await services.warehouse.load(job);
-  const where = { destination: tableId(destination), jobId: result.jobId };
   for (const object of sources) {
     if (result.outcome === 'rejected') {
       results.push(
         await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false),
       );
     } else {
-      results.push({ ...identify(object), outcome: result.outcome, ...where, rows: result.rows });
+      results.push({ ...identify(object), ...loadOutcome(result, destination) });
     }
   }
   return results;
+}
+
+/** What a finished load says of each of its objects. */
+function loadOutcome(
+  result: Exclude<LoadResult, { outcome: 'rejected' }>,
+  destination: Destination,
+): Omit<ObjectResult, 'uri' | 'generation'> {
+  const where = { destination: tableId(destination), jobId: result.jobId };
+  if (result.outcome === 'replaced') return { outcome: 'skipped', ...where, reason: result.reason };
+  if (result.outcome === 'duplicate') return { outcome: 'duplicate', ...where, rows: result.rows };
+  const bad = result.badRecords;
+  if (!bad || bad.count === 0) return { outcome: 'loaded', ...where, rows: result.rows };
+  const reason = `${bad.count} bad row${bad.count === 1 ? '' : 's'} skipped under maxBadRecords; first: ${bad.first}`;
+  return { outcome: 'loaded', ...where, rows: result.rows, badRecords: bad.count, reason };
 }
 
 async function headProblem(

@@ -11,6 +11,8 @@ export interface ObjectResult {
   destination?: string;
   jobId?: string;
   rows?: number;
+  /** Rows skipped under `maxBadRecords`; `reason` then says why the first was bad. */
+  badRecords?: number;
   reason?: string;
 }
 

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
 import { EVENT_TYPES } from './events';
+import { BUCKET_NAME, PROJECT_ID } from './names';
 
 /** The values a definition may leave to the environment, written `${NAME}`. */
 export const PLACEHOLDERS = ['PROJECT_ID', 'REGION', 'BUCKET'] as const;
@@ -23,9 +24,7 @@ export const PLACEHOLDER_SOURCES: Record<Placeholder, { flag: string; env: strin
 /** Days a message stays in the dead-letter subscription (Pub/Sub's maximum). */
 export const DEAD_LETTER_RETENTION = '7d';
 
-const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 const REGION = /^[a-z]+-[a-z]+[0-9]+$/;
-const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
 const PUBSUB_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
 
 // gcloud takes INTEGER[UNIT] with s, m, h or d; Pub/Sub allows retry delays from 0 to 600 seconds.
@@ -57,7 +56,7 @@ const eventSchema = z.discriminatedUnion('type', [
   z
     .object({
       type: z.literal(EVENT_TYPES.finalized),
-      bucket: z.string().regex(BUCKET, 'is not a valid bucket name'),
+      bucket: z.string().regex(BUCKET_NAME, 'is not a valid bucket name'),
     })
     .strict(),
   z.object({ type: z.literal(EVENT_TYPES.messagePublished), topic: pubsubId('topic') }).strict(),
@@ -99,7 +98,7 @@ export function resolveValues(flags: Values, env: Env): Values {
     const value =
       flags[name] ?? source.env.map((v) => env[v]).find((v) => v !== undefined && v !== '');
     if (value === undefined) continue;
-    const pattern = { PROJECT_ID, REGION, BUCKET }[name];
+    const pattern = { PROJECT_ID, REGION, BUCKET: BUCKET_NAME }[name];
     if (!pattern.test(value)) {
       const where = flags[name] !== undefined ? source.flag : source.env.join(' / ');
       throw new Error(

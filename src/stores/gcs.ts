@@ -1,7 +1,13 @@
 import { Storage, type CopyOptions, type File, type FileMetadata } from '@google-cloud/storage';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError } from '../google-errors';
-import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './store';
+import {
+  BucketNotFoundError,
+  ObjectGoneError,
+  gsUri,
+  type ObjectStore,
+  type StoredObject,
+} from './store';
 
 export interface GcsStoreOptions {
   /** A configured client; default `new Storage()`, which honours STORAGE_EMULATOR_HOST. */
@@ -79,6 +85,9 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
           items = page as unknown[];
           pageToken = next && 'pageToken' in next ? next.pageToken : undefined;
         } catch (error) {
+          if (httpStatusOf(error) === 404) {
+            throw new BucketNotFoundError(`bucket ${bucket} does not exist`, { cause: error });
+          }
           throw toStoreError(error, 'listing', `gs://${bucket}/${prefix}`);
         }
         for (const item of items) yield toStoredObject(item as FileMetadata, bucket, '');

@@ -2,7 +2,13 @@ import { constants, promises as fs, type BigIntStats, type Dirent } from 'node:f
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './store';
+import {
+  BucketNotFoundError,
+  ObjectGoneError,
+  gsUri,
+  type ObjectStore,
+  type StoredObject,
+} from './store';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 const METADATA_SUFFIX = '.metadata.json';
@@ -155,7 +161,9 @@ async function* listObjects(
 ): AsyncGenerator<StoredObject> {
   if (prefix.includes('\0')) throw new Error(`local store: prefix "${prefix}" contains a NUL byte`);
   const dir = bucketDir(base, bucket);
-  if (!(await lstatOrUndefined(dir))?.isDirectory()) return;
+  if (!(await lstatOrUndefined(dir))?.isDirectory()) {
+    throw new BucketNotFoundError(`bucket ${bucket} does not exist (no folder ${dir})`);
+  }
   yield* walk(bucket, dir, '', prefix);
 }
 

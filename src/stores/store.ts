@@ -12,6 +12,11 @@ export class ObjectGoneError extends Error {
   override readonly name = 'ObjectGoneError';
 }
 
+/** The bucket a listing names does not exist. */
+export class BucketNotFoundError extends Error {
+  override readonly name = 'BucketNotFoundError';
+}
+
 /**
  * Where CSV objects live: Cloud Storage in production, a folder locally. Names reaching a store have
  * already been checked by `checkName`; a store must still refuse to act outside its bucket.
@@ -21,7 +26,10 @@ export interface ObjectStore {
   stat(bucket: string, name: string): Promise<StoredObject | undefined>;
   /** At most `maxBytes` from the start of exactly this generation; ObjectGoneError when it is gone. */
   readHead(object: StoredObject, maxBytes: number): Promise<Buffer>;
-  /** Every object whose name starts with `prefix`, in name order, a page at a time. */
+  /**
+   * Every object whose name starts with `prefix`, in name order, a page at a time;
+   * BucketNotFoundError when there is no such bucket.
+   */
   list(bucket: string, prefix: string): AsyncIterable<StoredObject>;
   /** Copies this generation to `targetName` in the same bucket, with `metadata` attached. */
   copyTo(object: StoredObject, targetName: string, metadata: Record<string, string>): Promise<void>;

@@ -198,6 +198,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     },
 
     async close() {},
+
+    async abort() {},
   };
 }
 

@@ -26,12 +26,20 @@ export interface LoadJob {
   deadline: number;
 }
 
+/** Rows a load skipped under `maxBadRecords`, and why the first of them was bad. */
+export interface BadRecords {
+  count: number;
+  first: string;
+}
+
 export type LoadResult =
-  | { outcome: 'loaded'; jobId: string; rows: number }
+  | { outcome: 'loaded'; jobId: string; rows: number; badRecords?: BadRecords }
   /** This job id had already completed: nothing was written now. */
   | { outcome: 'duplicate'; jobId: string; rows?: number }
   /** The data cannot load; nothing of it was written. */
-  | { outcome: 'rejected'; jobId: string; reason: string };
+  | { outcome: 'rejected'; jobId: string; reason: string }
+  /** A source changed while it was read (overwritten in place): nothing was written. */
+  | { outcome: 'replaced'; jobId: string; reason: string };
 
 export interface TableInfo {
   /** `dataset.table` */
@@ -54,7 +62,13 @@ export interface Warehouse {
   /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
   recordRejection(job: LoadJob, reason: string): Promise<void>;
   tables(): Promise<TableInfo[]>;
+  /** Waits for the work queued so far, then lets go of what the warehouse holds. */
   close(): Promise<void>;
+  /**
+   * Stops work in flight and queued: each such `load` rejects with a TransientError having written
+   * nothing (a load that already committed still reports its result). Resolves when nothing runs.
+   */
+  abort(reason: string): Promise<void>;
 }
 
 /** `project.dataset.table`, or `dataset.table` when the client's default project applies. */

@@ -1,5 +1,10 @@
 import type { OutgoingMessage, Publisher } from '../../src/publisher';
-import { ObjectGoneError, type ObjectStore, type StoredObject } from '../../src/stores/store';
+import {
+  BucketNotFoundError,
+  ObjectGoneError,
+  type ObjectStore,
+  type StoredObject,
+} from '../../src/stores/store';
 import type { LoadJob, LoadResult, TableInfo, Warehouse } from '../../src/warehouses/warehouse';
 
 /** An ObjectStore in memory: a real implementation of the port, for fast tests of the use case. */
@@ -9,11 +14,13 @@ export class MemoryStore implements ObjectStore {
     { object: StoredObject; content: Buffer; metadata: Record<string, string> }
   >();
   readonly headReads: { uri: string; bytes: number }[] = [];
+  readonly buckets = new Set<string>();
   private nextGeneration = 1_000_000;
 
   put(bucket: string, name: string, content: string | Buffer): StoredObject {
     const bytes = Buffer.isBuffer(content) ? content : Buffer.from(content);
     const object = { bucket, name, generation: String(this.nextGeneration++), size: bytes.length };
+    this.buckets.add(bucket);
     this.objects.set(`${bucket}/${name}`, { object, content: bytes, metadata: {} });
     return object;
   }
@@ -39,6 +46,7 @@ export class MemoryStore implements ObjectStore {
   }
 
   async *list(bucket: string, prefix: string): AsyncIterable<StoredObject> {
+    if (!this.buckets.has(bucket)) throw new BucketNotFoundError(`bucket ${bucket} does not exist`);
     const names = [...this.objects.values()]
       .map((e) => e.object)
       .filter((o) => o.bucket === bucket && o.name.startsWith(prefix))
@@ -109,6 +117,8 @@ export class MemoryWarehouse implements Warehouse {
   }
 
   async close(): Promise<void> {}
+
+  async abort(): Promise<void> {}
 }
 
 export class MemoryPublisher implements Publisher {

@@ -38,7 +38,7 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
     () => completed.clear(),
   );
   const remember = (result: LoadResult): LoadResult => {
-    if (result.outcome !== 'rejected') {
+    if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
       completed.set(result.jobId, result.rows ?? 0);
       if (completed.size > COMPLETED_CACHE_SIZE)
         completed.delete(completed.keys().next().value as string);
@@ -55,6 +55,7 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
     close: () => db.close(),
+    abort: async () => undefined,
   };
 }
 
