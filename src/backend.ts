@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { Config } from './config';
-import type { Services } from './ingest';
+import type { Services } from './services';
 import { createPubSubPublisher } from './publisher';
 import type { ObjectStore } from './stores/store';
 import type { Warehouse } from './warehouses/warehouse';

@@ -1,8 +1,8 @@
-import type { Config, Route } from './config';
+import type { Route } from './config';
 import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
-import { HEAD_BYTES, checkHead } from './header';
+import { buildJob, headProblem, loadOutcome } from './jobs';
 import {
   identify,
   overallOutcome,
@@ -10,25 +10,20 @@ import {
   type ObjectResult,
   type Outcome,
 } from './outcomes';
+import { rebuildPartition } from './partition';
 import { expandPrefix } from './prefix';
-import type { Publisher } from './publisher';
+import { reject } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
-import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
+import type { Services } from './services';
+import { BucketNotFoundError, gsUri, type StoredObject } from './stores/store';
 import {
   partitionedTableId,
   tableId,
   type Destination,
   type LoadJob,
-  type LoadResult,
-  type Warehouse,
 } from './warehouses/warehouse';
 
-export interface Services {
-  config: Config;
-  store: ObjectStore;
-  warehouse: Warehouse;
-  publisher: Publisher;
-}
+export type { Services } from './services';
 
 const PARALLEL = 16;
 
@@ -50,7 +45,17 @@ export async function ingest(
     const reason = `bucket ${bucket} is not in the allowlist`;
     results.push({ uri: `gs://${bucket}/${prefix}`, outcome: 'skipped', reason });
   } else if (request.prefix) {
-    const expanded = await expandPrefix(request.prefix, request, services);
+    const expanded = await expandPrefix(request.prefix, request, services).catch(
+      (error: unknown) => {
+        if (!(error instanceof BucketNotFoundError)) throw error;
+        const { bucket, prefix } = request.prefix!;
+        return {
+          queued: [
+            { uri: `gs://${bucket}/${prefix}`, outcome: 'skipped' as const, reason: error.message },
+          ],
+        };
+      },
+    );
     if ('queued' in expanded) results.push(...expanded.queued);
     else refs = expanded.refs;
   }
@@ -58,9 +63,13 @@ export async function ingest(
   return { outcome: overallOutcome(results), objects: results };
 }
 
-type Prepared =
-  | { kind: 'done'; result: ObjectResult }
-  | { kind: 'ready'; object: StoredObject; route: Route; destination: Destination };
+interface Ready {
+  kind: 'ready';
+  object: StoredObject;
+  route: Route;
+  destination: Destination;
+}
+type Prepared = { kind: 'done'; result: ObjectResult } | Ready;
 
 async function ingestObjects(
   refs: ObjectRef[],
@@ -81,7 +90,7 @@ async function ingestObjects(
     await mapParallel(refs, (ref) => settle(async () => [await prepare(ref, services)]))
   ).flat();
   const results: ObjectResult[] = [];
-  const batches = new Map<string, Extract<Prepared, { kind: 'ready' }>[]>();
+  const batches = new Map<string, Ready[]>();
   for (const p of prepared) {
     if (p.kind === 'done') {
       results.push(p.result);
@@ -95,7 +104,12 @@ async function ingestObjects(
     batches.set(key, [...(batches.get(key) ?? []), p]);
   }
   const loaded = await mapParallel([...batches.values()], (batch) =>
-    settle(() => loadBatch(batch, request, services, deadline)),
+    settle(() => {
+      const { route, destination } = batch[0] as Ready;
+      if (route.write !== 'partition') return loadBatch(batch, request, services, deadline);
+      const objects = batch.map((b) => b.object);
+      return rebuildPartition(objects, route, destination, request, services, deadline);
+    }),
   );
   results.push(...loaded.flat());
   if (transient.length > 0) {
@@ -149,27 +163,22 @@ async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): 
 }
 
 async function loadBatch(
-  batch: Extract<Prepared, { kind: 'ready' }>[],
+  batch: Ready[],
   request: IngestRequest,
   services: Services,
   deadline: number,
 ): Promise<ObjectResult[]> {
-  const { route, destination } = batch[0] as (typeof batch)[0];
+  const { route, destination } = batch[0] as Ready;
   const forceId = request.force ? request.forceId : undefined;
-  const build = (sources: StoredObject[]): LoadJob => ({
-    jobId: jobIdFor(sources, destination, route.write, forceId),
-    sources,
-    destination,
-    write: route.write,
-    schema: route.schema,
-    csv: route.csv,
-    createDisposition: route.createDisposition,
-    timePartitioning: route.timePartitioning,
-    clustering: route.clustering,
-    location: services.config.location,
-    labels: jobLabels(sources[0] as StoredObject, route),
-    deadline,
-  });
+  const build = (sources: StoredObject[]): LoadJob =>
+    buildJob(
+      sources,
+      route,
+      destination,
+      services.config,
+      jobIdFor(sources, destination, route.write, forceId),
+      deadline,
+    );
   const results: ObjectResult[] = [];
   let sources = batch.map((b) => b.object);
   const tooLarge = batchLimitProblem(sources);
@@ -221,85 +230,6 @@ async function loadBatch(
     }
   }
   return results;
-}
-
-/** What a finished load says of each of its objects. */
-function loadOutcome(
-  result: Exclude<LoadResult, { outcome: 'rejected' }>,
-  destination: Destination,
-): Omit<ObjectResult, 'uri' | 'generation'> {
-  const where = { destination: tableId(destination), jobId: result.jobId };
-  if (result.outcome === 'replaced') return { outcome: 'skipped', ...where, reason: result.reason };
-  if (result.outcome === 'duplicate') return { outcome: 'duplicate', ...where, rows: result.rows };
-  const bad = result.badRecords;
-  if (!bad || bad.count === 0) return { outcome: 'loaded', ...where, rows: result.rows };
-  const reason = `${bad.count} bad row${bad.count === 1 ? '' : 's'} skipped under maxBadRecords; first: ${bad.first}`;
-  return { outcome: 'loaded', ...where, rows: result.rows, badRecords: bad.count, reason };
-}
-
-async function headProblem(
-  object: StoredObject,
-  route: Route,
-  store: ObjectStore,
-): Promise<string | undefined> {
-  let head: Buffer;
-  try {
-    head = await store.readHead(object, HEAD_BYTES);
-  } catch (error) {
-    if (error instanceof ObjectGoneError) return 'gone';
-    throw error;
-  }
-  return checkHead({
-    head,
-    complete: head.length >= object.size,
-    gzip: /\.gz$/i.test(object.name),
-    csv: route.csv,
-    schema: route.schema,
-  });
-}
-
-/** Copies the object to the quarantine prefix with why, and records the attempt. */
-async function reject(
-  object: StoredObject,
-  reason: string,
-  job: LoadJob | undefined,
-  { store, warehouse, config }: Pick<Services, 'store' | 'warehouse' | 'config'>,
-  record = true,
-): Promise<ObjectResult> {
-  const target = `${config.quarantinePrefix}${object.name}`;
-  const metadata: Record<string, string> = {
-    'ingest-reason': reason.slice(0, 1024),
-    'ingest-source': gsUri(object),
-    'ingest-generation': object.generation,
-  };
-  if (job) metadata['ingest-job-id'] = job.jobId;
-  let note = '';
-  try {
-    await store.copyTo(object, target, metadata);
-  } catch (error) {
-    if (!(error instanceof ObjectGoneError)) throw error;
-    note = ' (not quarantined: the object is gone)';
-  }
-  if (job && record) await warehouse.recordRejection(job, reason);
-  const result: ObjectResult = { ...identify(object), outcome: 'rejected', reason: reason + note };
-  if (job) Object.assign(result, { destination: tableId(job.destination), jobId: job.jobId });
-  return result;
-}
-
-// Label values: lower-case letters, digits, _ and -, at most 63 characters.
-function labelValue(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, '_')
-    .slice(0, 63);
-}
-
-function jobLabels(object: StoredObject, route: Route): Record<string, string> {
-  return {
-    component: 'gcs-bq-ingest',
-    bucket: labelValue(object.bucket),
-    route: `route-${route.index}`,
-  };
 }
 
 async function mapParallel<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {

@@ -1,7 +1,7 @@
 import { RequestError } from './errors';
 import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './events';
 import { fanOutMessages, type FanOut } from './fanout';
-import type { Services } from './ingest';
+import type { Services } from './services';
 import { identify, type ObjectResult } from './outcomes';
 import { routeObject } from './routing';
 import type { StoredObject } from './stores/store';

@@ -86,27 +86,41 @@ export interface JobSource {
   generation: string;
 }
 
+/** What makes a partition rebuild's job its own (see partition.ts). */
+export interface RebuildKey {
+  /** The objects whose event asked for the rebuild. */
+  rebuiltFor: JobSource[];
+  /** The job this one follows within the same request, when the partition changed after it. */
+  after?: string;
+}
+
 /**
  * `ingest_` + hex(sha256(sources, destination, write mode)): the same object generation loaded into
  * the same place always gets the same job id, so redeliveries collide instead of loading twice.
  * A forced reprocess adds its Pub/Sub message id: a new request loads again, its redelivery does not.
+ * A partition rebuild adds what asked for it, so that each event writes the partition once itself.
  */
 export function jobIdFor(
   sources: JobSource[],
   destination: Destination,
   write: WriteMode,
   forcedBy?: string,
+  rebuild?: RebuildKey,
 ): string {
-  const ordered = [...sources]
-    .map((s) => [s.bucket, s.name, s.generation])
-    .sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : 1));
   const key = JSON.stringify({
-    sources: ordered,
+    sources: ordered(sources),
     destination: partitionedTableId(destination),
     write,
+    ...(rebuild ? { rebuiltFor: ordered(rebuild.rebuiltFor), after: rebuild.after ?? null } : {}),
   });
   const id = `ingest_${createHash('sha256').update(key).digest('hex')}`;
   return forcedBy === undefined
     ? id
     : `${id}_r${forcedBy.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 128)}`;
+}
+
+function ordered(sources: JobSource[]): string[][] {
+  return sources
+    .map((s) => [s.bucket, s.name, s.generation])
+    .sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : 1));
 }

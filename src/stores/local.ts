@@ -93,13 +93,31 @@ function toStored(bucket: string, name: string, stats: BigIntStats): StoredObjec
   return { bucket, name, generation: generationOf(stats), size: Number(stats.size) };
 }
 
+/** The object with the custom metadata copyTo left beside it, if any. */
+async function withMetadata(object: StoredObject, file: string): Promise<StoredObject> {
+  let text: string;
+  try {
+    text = await fs.readFile(`${file}${METADATA_SUFFIX}`, 'utf8');
+  } catch (error) {
+    if (isGone(error)) return object;
+    throw error;
+  }
+  const parsed: unknown = JSON.parse(text);
+  if (typeof parsed !== 'object' || parsed === null) return object;
+  const metadata = Object.fromEntries(
+    Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+  );
+  return { ...object, metadata };
+}
+
 async function statObject(
   base: string,
   bucket: string,
   name: string,
 ): Promise<StoredObject | undefined> {
-  const stats = await lstatInside(resolveObject(base, bucket, name));
-  return stats?.isFile() ? toStored(bucket, name, stats) : undefined;
+  const target = resolveObject(base, bucket, name);
+  const stats = await lstatInside(target);
+  return stats?.isFile() ? withMetadata(toStored(bucket, name, stats), target.file) : undefined;
 }
 
 /**
@@ -203,7 +221,9 @@ async function* walk(
         yield* walk(bucket, file, folder, prefix);
     } else if (name.startsWith(prefix)) {
       const stats = await lstatOrUndefined(file);
-      if (stats?.isFile()) yield toStored(bucket, name, stats);
+      if (!stats?.isFile()) continue;
+      const object = toStored(bucket, name, stats);
+      yield files.has(entry.name + METADATA_SUFFIX) ? await withMetadata(object, file) : object;
     }
   }
 }

@@ -5,6 +5,8 @@ export interface StoredObject {
   generation: string;
   size: number;
   contentType?: string;
+  /** Custom metadata (e.g. what a quarantine copy records), as stat and list return it. */
+  metadata?: Record<string, string>;
 }
 
 /** The object, or that generation of it, no longer exists. */

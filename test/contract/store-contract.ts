@@ -1,5 +1,10 @@
 import { expect } from 'chai';
-import { ObjectGoneError, type ObjectStore, type StoredObject } from '../../src/stores/store';
+import {
+  BucketNotFoundError,
+  ObjectGoneError,
+  type ObjectStore,
+  type StoredObject,
+} from '../../src/stores/store';
 
 export interface StoreFixture {
   store: ObjectStore;
@@ -158,6 +163,15 @@ export function testObjectStore(name: string, setup: () => Promise<StoreFixture>
         expect(await listNames(BUCKET, 'a/x.csv.')).to.deep.equal([]);
       });
 
+      it('throws BucketNotFoundError for a bucket that does not exist', async () => {
+        await fixture.put(BUCKET, 'a.csv', 'x');
+        const error = await listNames('no-such-bucket-here', '').then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(BucketNotFoundError);
+      });
+
       it('yields every object across pages', async () => {
         const count = 1200;
         const names = Array.from(
@@ -188,6 +202,17 @@ export function testObjectStore(name: string, setup: () => Promise<StoreFixture>
         );
         const source = await store.stat(BUCKET, 'in/bad.csv');
         expect(source?.generation).to.equal(object.generation);
+      });
+
+      it('returns the metadata with the copy from stat and list', async () => {
+        const object = await fixture.put(BUCKET, 'in/m.csv', 'a\n1\n');
+        await store.copyTo(object, 'q/in/m.csv', { 'ingest-generation': object.generation });
+        const stat = await store.stat(BUCKET, 'q/in/m.csv');
+        expect(stat?.metadata).to.deep.include({ 'ingest-generation': object.generation });
+        const listed: StoredObject[] = [];
+        for await (const o of store.list(BUCKET, 'q/')) listed.push(o);
+        expect(listed.map((o) => o.name)).to.deep.equal(['q/in/m.csv']);
+        expect(listed[0]?.metadata).to.deep.include({ 'ingest-generation': object.generation });
       });
 
       it('replaces an earlier copy', async () => {

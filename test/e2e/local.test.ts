@@ -23,6 +23,10 @@ routes:
     dataset: typed
     table: items
     schema: schema.json
+  - match: "sales/{table}/{yyyy}/{mm}/{dd}/*.csv"
+    dataset: sales
+    table: "{table}"
+    write: partition
   - match: "**/*.csv"
   - match: "**/*.csv.gz"
 `;
@@ -229,6 +233,37 @@ describe('end to end: the receiver on the local backend', function () {
       for (const table of written) expect(await count(String(table)), `${table}`).to.equal(0);
     });
   }
+
+  it('keeps every file of a partition: p2 (2 rows) then p3 (1 row) leave 3 rows', async () => {
+    const day = 'sales/orders/2024/03/01';
+    await put('shop', `${day}/p2.csv`, 'id,v\n1,a\n2,b\n');
+    expect((await emit('shop', `${day}/p2.csv`)).body).to.deep.include({ outcome: 'loaded' });
+    await put('shop', `${day}/p3.csv`, 'id,v\n3,c\n');
+    const answer = await emit('shop', `${day}/p3.csv`);
+    expect((answer.body as { objects: object[] }).objects[0]).to.include({
+      outcome: 'loaded',
+      rows: 3,
+      reason: 'partition 20240301 holds 2 objects',
+    });
+    const rows = await queryDuckDb(
+      warehouse(),
+      `SELECT id FROM sales.orders WHERE _PARTITIONDATE = DATE '2024-03-01' ORDER BY id`,
+    );
+    expect(rows.map((r) => Number(r.id))).to.deep.equal([1, 2, 3]);
+  });
+
+  it('ends with every file of the day when several land and are delivered at once', async () => {
+    const day = 'sales/orders/2024/03/02';
+    const names = Array.from({ length: 6 }, (_, i) => `${day}/part-${i}.csv`);
+    for (const [i, name] of names.entries()) await put('shop', name, `id,v\n${i},x\n`);
+    const answers = await Promise.all([...names, ...names].map((name) => emit('shop', name)));
+    expect(answers.map((a) => a.status)).to.deep.equal(answers.map(() => 200));
+    const rows = await queryDuckDb(
+      warehouse(),
+      `SELECT id FROM sales.orders WHERE _PARTITIONDATE = DATE '2024-03-02' ORDER BY id`,
+    );
+    expect(rows.map((r) => Number(r.id))).to.deep.equal([0, 1, 2, 3, 4, 5]);
+  });
 
   it('loads a good typed file and gzip input', async () => {
     await put('good', 'typed/ok.csv', 'id,name,amount,day\n1,a,2.5,2026-01-01\n2,,3,2026-01-02\n');

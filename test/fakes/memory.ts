@@ -30,7 +30,13 @@ export class MemoryStore implements ObjectStore {
   }
 
   async stat(bucket: string, name: string): Promise<StoredObject | undefined> {
-    return this.objects.get(`${bucket}/${name}`)?.object;
+    return this.described(this.objects.get(`${bucket}/${name}`));
+  }
+
+  private described(entry: { object: StoredObject; metadata: Record<string, string> } | undefined) {
+    if (!entry) return undefined;
+    const hasMetadata = Object.keys(entry.metadata).length > 0;
+    return hasMetadata ? { ...entry.object, metadata: { ...entry.metadata } } : entry.object;
   }
 
   async readHead(object: StoredObject, maxBytes: number): Promise<Buffer> {
@@ -47,11 +53,10 @@ export class MemoryStore implements ObjectStore {
 
   async *list(bucket: string, prefix: string): AsyncIterable<StoredObject> {
     if (!this.buckets.has(bucket)) throw new BucketNotFoundError(`bucket ${bucket} does not exist`);
-    const names = [...this.objects.values()]
-      .map((e) => e.object)
-      .filter((o) => o.bucket === bucket && o.name.startsWith(prefix))
-      .sort((a, b) => (a.name < b.name ? -1 : 1));
-    yield* names;
+    const objects = [...this.objects.values()]
+      .filter((e) => e.object.bucket === bucket && e.object.name.startsWith(prefix))
+      .sort((a, b) => (a.object.name < b.object.name ? -1 : 1));
+    for (const entry of objects) yield this.described(entry) as StoredObject;
   }
 
   async copyTo(

@@ -3,7 +3,12 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createLocalStore, localObjectPath } from '../../src/stores/local';
-import { ObjectGoneError, type ObjectStore, type StoredObject } from '../../src/stores/store';
+import {
+  BucketNotFoundError,
+  ObjectGoneError,
+  type ObjectStore,
+  type StoredObject,
+} from '../../src/stores/store';
 import { testObjectStore } from '../contract/store-contract';
 
 /**
@@ -182,7 +187,8 @@ describe('local store', () => {
     it('does not serve a bucket folder that is itself a symlink', async () => {
       await fs.symlink(outside, path.join(root, 'buckets', 'linked'));
       expect(await store.stat('linked', 'secret.csv')).to.equal(undefined);
-      expect(await listNames('linked', '')).to.deep.equal([]);
+      const listed = await listNames('linked', '').catch((e: unknown) => e);
+      expect(listed).to.be.instanceOf(BucketNotFoundError);
     });
   });
 
@@ -199,8 +205,10 @@ describe('local store', () => {
       expect(await store.stat('b', 'folder/')).to.equal(undefined);
     });
 
-    it('lists nothing for a bucket that does not exist', async () => {
-      expect(await listNames('nope', '')).to.deep.equal([]);
+    it('refuses to list a bucket that does not exist', async () => {
+      const listed = await listNames('nope', '').catch((e: unknown) => e);
+      expect(listed).to.be.instanceOf(BucketNotFoundError);
+      expect((listed as Error).message).to.contain('bucket nope does not exist');
     });
 
     it('writes metadata next to the copy and hides it from listings', async () => {
