@@ -105,7 +105,9 @@ async function withMetadata(object: StoredObject, file: string): Promise<StoredO
   const parsed: unknown = JSON.parse(text);
   if (typeof parsed !== 'object' || parsed === null) return object;
   const metadata = Object.fromEntries(
-    Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'),
+    Object.entries(parsed).filter(
+      (entry): entry is [string, string] => typeof entry[1] === 'string',
+    ),
   );
   return { ...object, metadata };
 }
