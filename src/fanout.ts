@@ -51,10 +51,10 @@ export async function* fanOutMessages(
 
 export function batchLimitProblem(sources: StoredObject[]): string | undefined {
   if (sources.length > MAX_URIS_PER_JOB) {
-    return `${sources.length} objects for one truncating destination exceed BigQuery's ${MAX_URIS_PER_JOB} URIs per load job`;
+    return `${sources.length} objects for one destination exceed BigQuery's ${MAX_URIS_PER_JOB} URIs per load job`;
   }
   const bytes = sources.reduce((sum, s) => sum + s.size, 0);
   if (bytes > MAX_BYTES_PER_JOB)
-    return `${bytes} bytes for one truncating destination exceed BigQuery's 15 TB per load job`;
+    return `${bytes} bytes for one destination exceed BigQuery's 15 TB per load job`;
   return undefined;
 }

@@ -1,6 +1,7 @@
 import type { Route } from './config';
 import { TransientError } from './errors';
 import type { IngestRequest } from './events';
+import { batchLimitProblem } from './fanout';
 import { buildJob, headProblem, loadOutcome } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
@@ -68,6 +69,14 @@ export async function rebuildPartition(
   let sources = listed.objects.filter((o) => !isAmong(o, triggers) || isAmong(o, live));
   let after: string | undefined;
   for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const tooLarge = batchLimitProblem(sources);
+    if (tooLarge) {
+      const reason = `partition ${destination.partition ?? ''} cannot be rebuilt in one job: ${tooLarge}`;
+      return [
+        ...results,
+        ...live.map((o) => ({ ...identify(o), outcome: 'rejected' as const, reason })),
+      ];
+    }
     const jobId = jobIdFor(sources, destination, route.write, forcedBy, {
       rebuiltFor: live,
       after,

@@ -167,6 +167,18 @@ describe('partition rebuilds', () => {
     expect(held()).to.deep.equal([day('a.csv')]);
   });
 
+  it('rejects a day of more files than one load job takes, before any job runs', async () => {
+    const { store, warehouse, event, day } = setup();
+    for (let i = 0; i < 10_000; i++) store.put('landing', day(`part-${i}.csv`), 'id\n1\n');
+    const last = store.put('landing', day('last.csv'), 'id\n1\n');
+    const result = await event(last);
+    expect(result.objects[0]?.outcome).to.equal('rejected');
+    expect(result.objects[0]?.reason).to.match(
+      /10001 objects for one destination exceed BigQuery's 10000 URIs/,
+    );
+    expect(warehouse.jobs).to.have.length(0);
+  });
+
   it('loads again when forced, even a quarantined file', async () => {
     const { store, warehouse, run, event, day, held } = setup();
     const p = store.put('landing', day('p.csv'), 'id\n1\n');
