@@ -88,7 +88,8 @@ export async function rebuildPartition(
       const named = sources.filter((o) => names(result.reason, o));
       const culprits = named.length > 0 ? named : live;
       for (const object of culprits) {
-        const rejected = await reject(object, result.reason, job, services);
+        // The warehouse has recorded the failed job with all its sources.
+        const rejected = await reject(object, result.reason, job, services, false);
         if (isAmong(object, live)) results.push(rejected);
       }
       const remaining = live.filter((o) => !isAmong(o, culprits));
