@@ -35,10 +35,10 @@ describe("the README's example ingest.yaml, saved in the repository's root", fun
   }
 
   before(async () => {
-    // A copy of the repository's root as far as the example needs it: ingest.yaml and fixtures/.
+    // A copy of the repository's root as far as the example needs it: ingest.yaml and schemas/.
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-readme-'));
     fs.writeFileSync(path.join(dir, 'ingest.yaml'), readmeExample());
-    fs.cpSync(path.join(REPO_ROOT, 'fixtures'), path.join(dir, 'fixtures'), { recursive: true });
+    fs.cpSync(path.join(REPO_ROOT, 'schemas'), path.join(dir, 'schemas'), { recursive: true });
     server = await startReceiver({ LOCAL_DATA_DIR: data() }, dir);
   });
   after(async () => {
