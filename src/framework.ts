@@ -89,9 +89,7 @@ function finalHandler(res: http.ServerResponse, error: unknown): void {
  * SIGTERM before stopping an instance and waits 10 s: `onSignal` replaces the framework's handlers
  * once its server listens, so in-flight loads can finish.
  */
-export function takeOverShutdown(
-  onSignal: (server: http.Server, signal: NodeJS.Signals) => void,
-): void {
+export function takeOverShutdown(onSignal: (signal: NodeJS.Signals) => void): void {
   const createServer = http.createServer;
   const patched = ((...args: Parameters<typeof http.createServer>) => {
     const server = createServer(...args);
@@ -100,7 +98,7 @@ export function takeOverShutdown(
       setImmediate(() => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) {
           process.removeAllListeners(signal);
-          process.on(signal, () => onSignal(server, signal));
+          process.on(signal, () => onSignal(signal));
         }
       }),
     );
