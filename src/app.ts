@@ -24,7 +24,6 @@ export interface HttpResponse {
  * start, so that a cold start answers health checks at once.
  */
 export function createReceiver(config: Config, services: () => Promise<Services>, logger: Logger) {
-  let inFlight = 0;
   let draining = false;
 
   async function respond(req: ReceiverRequest): Promise<HttpResponse> {
@@ -71,21 +70,43 @@ export function createReceiver(config: Config, services: () => Promise<Services>
     }
   }
 
+  /** Every request being handled, until its answer has been written out. */
+  const open = new Map<ServerResponse, Promise<void>>();
+
+  async function waitUntil(done: () => boolean, ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+    return done();
+  }
+
   return {
     respond,
     async handle(req: ReceiverRequest, res: ServerResponse): Promise<void> {
-      inFlight++;
+      open.set(
+        res,
+        new Promise<void>((resolve) => res.once('close', resolve).once('finish', resolve)),
+      );
       try {
         send(res, await respond(req));
       } finally {
-        inFlight--;
+        // The answer may still be on its way out; `answered()` waits for it.
+        void open.get(res)?.then(() => open.delete(res));
       }
     },
-    /** Refuse new events and wait (up to `graceMs`) for those in flight. */
-    async drain(graceMs: number): Promise<void> {
+    /** Refuses new events with 503 and waits up to `ms` for those in flight; true when all were answered. */
+    async drain(ms: number): Promise<boolean> {
       draining = true;
-      const until = Date.now() + graceMs;
-      while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+      return waitUntil(() => [...open.keys()].every((res) => res.headersSent), ms);
+    },
+    /** Answers every event still being handled with a retryable 503; its own answer, if it comes, is dropped. */
+    refuseUnanswered(reason: string): number {
+      const unanswered = [...open.keys()].filter((res) => !res.headersSent);
+      for (const res of unanswered) send(res, unavailable(reason));
+      return unanswered.length;
+    },
+    /** Resolves when every answer sent has been written out (or its connection closed), or after `ms`. */
+    async answered(ms: number): Promise<boolean> {
+      return waitUntil(() => open.size === 0, ms);
     },
   };
 }

@@ -1,6 +1,9 @@
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import { send } from './app';
+import { send, type HttpResponse } from './app';
+
+// Bodies over the limit are read and dropped up to this size before the connection is cut.
+const DISCARD_LIMIT_BYTES = 64 * 1024 * 1024;
 
 // The Functions Framework owns the HTTP server. Two of its defaults do not fit a service whose every
 // answer must be JSON and whose in-flight loads must finish on shutdown; both are adjusted here, at
@@ -25,7 +28,7 @@ interface BodyParserError {
  * Errors raised before the function runs (malformed JSON, an unsupported charset, a body over the
  * framework's limit) reach Express's final handler, which answers with an HTML page and a stack trace.
  * Express accepts a final handler per request through `app.handle`'s callback: ours answers JSON.
- * Bodies announced larger than `maxBodyBytes` are refused before they are read.
+ * Bodies announced larger than `maxBodyBytes` are refused without being kept.
  */
 export function installJsonFinalHandler(maxBodyBytes: number): void {
   const fromFramework = createRequire(require.resolve('@google-cloud/functions-framework'));
@@ -34,8 +37,7 @@ export function installJsonFinalHandler(maxBodyBytes: number): void {
   application.handle = function (req, res, callback) {
     const length = Number(req.headers['content-length'] ?? 0);
     if (length > maxBodyBytes) {
-      res.setHeader('Connection', 'close');
-      send(res, {
+      refuseBody(req, res, {
         status: 413,
         body: { error: `body: ${length} bytes is over the limit of ${maxBodyBytes}` },
       });
@@ -43,6 +45,27 @@ export function installJsonFinalHandler(maxBodyBytes: number): void {
     }
     handle.call(this, req, res, callback ?? ((error?: unknown) => finalHandler(res, error)));
   };
+}
+
+/**
+ * Reads and drops the body, then answers: a client still sending its body does not read the answer if
+ * the connection is closed on it (it sees a reset, not the 413), and Node's own client stops reading an
+ * answer that comes before its body is sent. A body past DISCARD_LIMIT_BYTES is answered and cut off.
+ */
+function refuseBody(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  answer: HttpResponse,
+): void {
+  let discarded = 0;
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded <= DISCARD_LIMIT_BYTES) return;
+    res.setHeader('Connection', 'close');
+    send(res, answer);
+    req.destroy();
+  });
+  req.once('end', () => send(res, answer));
 }
 
 function finalHandler(res: http.ServerResponse, error: unknown): void {
@@ -66,9 +89,7 @@ function finalHandler(res: http.ServerResponse, error: unknown): void {
  * SIGTERM before stopping an instance and waits 10 s: `onSignal` replaces the framework's handlers
  * once its server listens, so in-flight loads can finish.
  */
-export function takeOverShutdown(
-  onSignal: (server: http.Server, signal: NodeJS.Signals) => void,
-): void {
+export function takeOverShutdown(onSignal: (signal: NodeJS.Signals) => void): void {
   const createServer = http.createServer;
   const patched = ((...args: Parameters<typeof http.createServer>) => {
     const server = createServer(...args);
@@ -77,7 +98,7 @@ export function takeOverShutdown(
       setImmediate(() => {
         for (const signal of ['SIGTERM', 'SIGINT'] as const) {
           process.removeAllListeners(signal);
-          process.on(signal, () => onSignal(server, signal));
+          process.on(signal, () => onSignal(signal));
         }
       }),
     );

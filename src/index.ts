@@ -11,23 +11,81 @@ import { createLogger } from './log';
 const logger = createLogger(process.env.LOG_LEVEL ?? 'info');
 const config = startupConfig();
 const graceMs = Number(process.env.INGEST_SHUTDOWN_GRACE_SECONDS ?? 10) * 1000;
+// Bounds on the shutdown steps after the grace: stopping the loads, letting their requests answer,
+// writing the answers out, closing the warehouse.
+const ABORT_MS = 3000;
+const SETTLE_MS = 1000;
+const FLUSH_MS = 1000;
+const CLOSE_MS = 2000;
+let shuttingDown = false;
 
 let backend: Promise<Backend> | undefined;
 const services = () => (backend ??= createBackend(config));
 const receiver = createReceiver(config, services, logger);
 
 installJsonFinalHandler(config.maxBodyBytes);
-takeOverShutdown((server, signal) => {
+takeOverShutdown((signal) => {
+  if (shuttingDown) return;
+  shuttingDown = true;
   logger.info(
     `${signal}: finishing in-flight events (up to ${graceMs / 1000} s), refusing new ones with 503`,
   );
-  void receiver
-    .drain(graceMs)
-    .then(() => server.close())
-    .then(async () => (backend ? (await backend).close() : undefined))
-    .catch((error: unknown) => logger.error({ err: error }, 'shutdown did not complete cleanly'))
-    .finally(() => process.exit(0));
+  void shutDown().then(
+    (end) => (end === 'kill' ? process.kill(process.pid, 'SIGKILL') : process.exit(0)),
+    (error: unknown) => {
+      logger.error({ err: error }, 'shutdown did not complete cleanly');
+      process.exit(0);
+    },
+  );
 });
+
+/**
+ * The grace is a limit: events in flight get that long, then the loads still running are stopped and
+ * their events answered 503 (their redelivery loads them). Every request is answered before the exit,
+ * and each later step has its own short bound, so the whole takes about the grace.
+ */
+async function shutDown(): Promise<'exit' | 'kill'> {
+  const drained = await receiver.drain(graceMs);
+  const services = backend && (await backend);
+  if (!drained && services) {
+    const stopped = services.warehouse.abort('shutting down: the grace period ran out');
+    if (!(await within(stopped, ABORT_MS)))
+      logger.warn(`loads still running ${ABORT_MS} ms after abort`);
+    // Requests whose loads ended (committed or stopped) answer for themselves.
+    await receiver.drain(SETTLE_MS);
+  }
+  const refused = receiver.refuseUnanswered(
+    'shutting down before this event was handled; nothing of it was loaded, redeliver',
+  );
+  await receiver.answered(FLUSH_MS);
+  if (refused > 0) {
+    // Their loads outlived the abort: they must not commit after their events were answered 503, and
+    // a normal exit lets DuckDB finish what runs. Killed, they end uncommitted, as after a crash.
+    logger.warn(`${refused} events answered 503 at shutdown; ending their loads with the process`);
+    return 'kill';
+  }
+  if (services && !(await within(services.close(), CLOSE_MS)))
+    logger.warn(`the backend did not close within ${CLOSE_MS} ms`);
+  return 'exit';
+}
+
+/** Whether `work` settled within `ms`; its failure is logged, not thrown. */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = work.then(
+    () => true,
+    (error: unknown) => {
+      logger.error({ err: error }, 'shutdown step failed');
+      return true;
+    },
+  );
+  try {
+    return await Promise.race([settled, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 functions.http('ingest', (req, res) => {
   // The framework runs each request inside a Node `domain` (deprecated) only to turn a stray throw

@@ -1,10 +1,15 @@
 import { BigQuery } from '@google-cloud/bigquery';
 import type bigquery from '@google-cloud/bigquery/build/src/types';
+import { Storage } from '@google-cloud/storage';
+import { setMaxListeners } from 'node:events';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
 import type { SchemaField } from '../config';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
-import { gsUri } from '../stores/store';
-import type { LoadJob, LoadResult, TableInfo, Warehouse } from './warehouse';
+import { gsUri, type StoredObject } from '../stores/store';
+import type { BadRecords, LoadJob, LoadResult, TableInfo, Warehouse } from './warehouse';
 
 export interface BigQueryWarehouseOptions {
   /** A configured client; default `new BigQuery({projectId: project, location})`. */
@@ -21,6 +26,8 @@ export interface BigQueryWarehouseOptions {
   maxAttempts?: number;
   /** Longest wait for one API call (never past the job's deadline, but at least 1 s); default 60 s. */
   requestTimeoutMs?: number;
+  /** Reads `.gz` sources to check them before a load; default `new Storage()` (honours STORAGE_EMULATOR_HOST). */
+  storage?: Storage;
 }
 
 type JobResource = bigquery.IJob;
@@ -43,6 +50,16 @@ type ErrorProto = bigquery.IErrorProto;
  * - jobs.insert with an existing job id: HTTP 409, reason `duplicate` (error table; the client's own
  *   createJob handles 409 the same way for ids it generated).
  * - statistics.load.outputRows is an int64, sent as a JSON string (REST reference, JobStatistics3).
+ * - Rows skipped under maxBadRecords: the job succeeds (no errorResult) with statistics.load.badRecords
+ *   (int64 string, JobStatistics3) and one ErrorProto per skipped row in status.errors ("the first errors
+ *   encountered during the running of the job", REST reference JobStatus; python-bigquery#5624).
+ * - A truncated gzip source: nothing we could find documents that a load job fails on a gzip stream that
+ *   ends early (docs "Load CSV data from Cloud Storage" only say gzip is read serially, up to 4 GB; the
+ *   issue trackers searched - googleapis/google-cloud-python, python-bigquery, m-lab/etl-gardener - show
+ *   row-level `invalid` errors, none about an unexpected end of a gzip stream). A stream cut at a flush
+ *   point decompresses to whole rows, so no CSV error need follow either. So a job may load the part
+ *   before the cut and succeed: each `.gz` source is read through gunzip before the job is inserted
+ *   (`gzip -t`), and a source whose gzip stream ends early is rejected.
  */
 const TRANSIENT_JOB_REASONS = new Set([
   'backendError',
@@ -82,10 +99,18 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   const retryDelayMs = options.retryDelayMs ?? 1000;
   const maxAttempts = options.maxAttempts ?? 5;
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  let storage = options.storage;
+  // abort() stops every wait at once; a job already inserted runs on in BigQuery, and the redelivery
+  // finds it under the same id.
+  const stopping = new AbortController();
+  // Every wait in flight listens to it: as many as there are concurrent loads.
+  setMaxListeners(0, stopping.signal);
+  const running = new Set<Promise<unknown>>();
   const call = <T>(work: Promise<T>, what: string, deadline = Infinity): Promise<T> => {
     const ms = Math.min(requestTimeoutMs, Math.max(deadline - Date.now(), MIN_REQUEST_TIMEOUT_MS));
-    return withTimeout(work, ms, what);
+    return unlessStopped(withTimeout(work, ms, what), stopping.signal);
   };
+  const pause = (ms: number) => unlessStopped(sleep(ms), stopping.signal);
   // The client substitutes its project for this token when it sends a request.
   const defaultProject = options.project ?? client.projectId;
 
@@ -152,37 +177,76 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
           `BigQuery load job ${jobId} still running; redelivery will await it`,
         );
       }
-      await sleep(Math.min(pollIntervalMs, left));
+      await pause(Math.min(pollIntervalMs, left));
       current = await getJob(jobId, job);
     }
     return current;
   }
 
-  return {
-    async load(job) {
-      let lastFailure = '';
-      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        const jobId = attemptId(job.jobId, attempt);
-        const inserted = await insert(job, jobId);
-        if (inserted.kind === 'invalid')
-          return { outcome: 'rejected', jobId, reason: inserted.reason };
-        const done = await awaitDone(inserted.job, jobId, job);
-        const result = toResult(done, jobId, inserted.kind === 'existing');
-        if (result) return result;
-        lastFailure = describe(done.status?.errorResult);
-        const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
-        if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
-          const next = attemptId(job.jobId, attempt + 1);
-          throw new TransientError(
-            `BigQuery load job ${jobId} failed (${lastFailure}); redelivery will try ${next}`,
-          );
-        }
-        if (attempt < maxAttempts) await sleep(delay);
+  /** Whether this job id was inserted before (by an earlier delivery, which checked the sources). */
+  async function inserted(jobId: string, job: LoadJob): Promise<boolean> {
+    try {
+      const what = `reading BigQuery job ${jobId}`;
+      await call(client.job(jobId, { location: job.location }).getMetadata(), what, job.deadline);
+      return true;
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return false;
+      if (error instanceof TransientError) throw error;
+      throw toWarehouseError(error, `reading BigQuery job ${jobId}`);
+    }
+  }
+
+  /** Why a gzip source cannot load whole, or undefined when every gzip source ends as it must. */
+  async function truncatedGzip(job: LoadJob): Promise<string | undefined> {
+    const gzipped = job.sources.filter((source) => /\.gz$/i.test(source.name));
+    if (gzipped.length === 0 || (await inserted(job.jobId, job))) return undefined;
+    storage ??= new Storage(options.project ? { projectId: options.project } : {});
+    for (const source of gzipped) {
+      const signal = AbortSignal.any([
+        stopping.signal,
+        AbortSignal.timeout(Math.max(job.deadline - Date.now(), 0)),
+      ]);
+      const problem = await checkGzip(storage, source, signal);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+
+  async function load(job: LoadJob): Promise<LoadResult> {
+    stopping.signal.throwIfAborted();
+    const truncated = await truncatedGzip(job);
+    if (truncated) return { outcome: 'rejected', jobId: job.jobId, reason: truncated };
+    let lastFailure = '';
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const jobId = attemptId(job.jobId, attempt);
+      const inserted = await insert(job, jobId);
+      if (inserted.kind === 'invalid')
+        return { outcome: 'rejected', jobId, reason: inserted.reason };
+      const done = await awaitDone(inserted.job, jobId, job);
+      const result = toResult(done, jobId, inserted.kind === 'existing');
+      if (result) return result;
+      lastFailure = describe(done.status?.errorResult);
+      const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+      if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
+        const next = attemptId(job.jobId, attempt + 1);
+        throw new TransientError(
+          `BigQuery load job ${jobId} failed (${lastFailure}); redelivery will try ${next}`,
+        );
       }
-      throw new TransientError(
-        `BigQuery load job ${job.jobId} failed ${maxAttempts} times for transient reasons (last: ${lastFailure}); ` +
-          'a forced reprocess starts a new series of attempts',
-      );
+      if (attempt < maxAttempts) await pause(delay);
+    }
+    throw new TransientError(
+      `BigQuery load job ${job.jobId} failed ${maxAttempts} times for transient reasons (last: ${lastFailure}); ` +
+        'a forced reprocess starts a new series of attempts',
+    );
+  }
+
+  return {
+    load(job) {
+      const work = load(job);
+      running.add(work);
+      void work.catch(() => undefined).finally(() => running.delete(work));
+      return work;
     },
 
     // Nothing to record: for BigQuery the failed job (INFORMATION_SCHEMA.JOBS) and the quarantine
@@ -199,7 +263,10 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
 
     async close() {},
 
-    async abort() {},
+    async abort(reason) {
+      stopping.abort(new TransientError(`${reason}; a redelivery awaits the same BigQuery job`));
+      await Promise.allSettled([...running]);
+    },
   };
 }
 
@@ -285,8 +352,10 @@ function toResult(job: JobResource, jobId: string, foundExisting: boolean): Load
   const failure = job.status?.errorResult;
   if (!failure) {
     const rows = Number(job.statistics?.load?.outputRows ?? 0);
-    return foundExisting
-      ? { outcome: 'duplicate', jobId, rows }
+    if (foundExisting) return { outcome: 'duplicate', jobId, rows };
+    const badRecords = skippedRows(job);
+    return badRecords
+      ? { outcome: 'loaded', jobId, rows, badRecords }
       : { outcome: 'loaded', jobId, rows };
   }
   const reason = failure.reason ?? '';
@@ -295,6 +364,14 @@ function toResult(job: JobResource, jobId: string, foundExisting: boolean): Load
     return { outcome: 'rejected', jobId, reason: contentReason(job.status ?? {}) };
   }
   throw new Error(`BigQuery load job ${jobId} failed: ${describe(failure)}`);
+}
+
+/** Rows a successful job skipped under maxBadRecords, with the first row error it reported. */
+function skippedRows(job: JobResource): BadRecords | undefined {
+  const count = Number(job.statistics?.load?.badRecords ?? 0);
+  if (!(count > 0)) return undefined;
+  const first = job.status?.errors?.find((e) => e.message && !SUMMARY_MESSAGE.test(e.message));
+  return { count, first: first ? describe(first) : 'BigQuery reported no row error' };
 }
 
 function contentReason(status: bigquery.IJobStatus): string {
@@ -363,6 +440,45 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
     );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Reads a gzip source through gunzip to its end, keeping nothing: the reason it is not a complete gzip
+ * stream (as `gzip -t` words it), or undefined.
+ */
+async function checkGzip(
+  storage: Storage,
+  object: StoredObject,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  const file = storage.bucket(object.bucket).file(object.name, { generation: object.generation });
+  const source = file.createReadStream({ decompress: false, validation: false });
+  const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
+  try {
+    await pipeline(source, zlib.createGunzip(), discard, { signal });
+    return undefined;
+  } catch (error) {
+    const uri = gsUri(object);
+    if (signal.aborted) {
+      const why = signal.reason instanceof TransientError ? signal.reason.message : 'out of time';
+      throw new TransientError(`checking gzip stream ${uri}: ${why}`, { cause: error });
+    }
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && code.startsWith('Z_')) {
+      return `${uri} is not a complete gzip stream (${errorMessage(error)}); nothing of it was loaded`;
+    }
+    throw toWarehouseError(error, `reading ${uri} to check its gzip stream`);
+  }
+}
+
+/** The work's result, or the abort reason as soon as `signal` aborts. */
+function unlessStopped<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', stop, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -112,16 +112,43 @@ describe('security on the running receiver', function () {
     );
   });
 
-  it('answers 413 to a body announced over the limit without reading it', async () => {
-    const answer = await fetch(server.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: Buffer.alloc(2 * 1024 * 1024, 0x20),
-    });
-    expect(answer.status).to.equal(413);
-    expect(await answer.json())
-      .to.have.property('error')
-      .that.matches(/over the limit of 1048576/);
+  it('answers 413 to a body announced over the limit, and the client receives it', async () => {
+    for (const mib of [2, 33]) {
+      const answer = await fetch(server.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.alloc(mib * 1024 * 1024, 0x20),
+      });
+      expect(answer.status, `${mib} MiB`).to.equal(413);
+      expect(await answer.json())
+        .to.have.property('error')
+        .that.matches(/over the limit of 1048576/);
+    }
+  });
+
+  it('drops a refused body as it arrives instead of keeping it in memory', async () => {
+    const pid = server.process.pid as number;
+    const rss = () =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
+    const before = rss();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 5);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const answer = await fetch(server.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: Buffer.alloc(60 * 1024 * 1024, 0x20),
+        });
+        expect(answer.status).to.equal(413);
+        await answer.text();
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    // Kept, each 60 MiB body would hold at least 60 MiB (twice that once joined); dropped, only what
+    // the garbage collector has not yet reclaimed.
+    expect((peak - before) / 2 ** 20, 'MiB the receiver grew by').to.be.below(100);
   });
 
   it('answers 400 to names that escape their bucket, for events and for messages', async () => {

@@ -38,9 +38,9 @@ describe('shutdown and crash safety on the local backend', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('on SIGTERM finishes the load in flight, refuses new events with 503, and closes DuckDB cleanly', async () => {
+  it('on SIGTERM finishes the load in flight within the grace, refuses new events with 503, and closes DuckDB cleanly', async () => {
     const { object, rows } = await bigObject('slow.csv', 100 * 1024 * 1024);
-    server = await startReceiver(env());
+    server = await startReceiver({ ...env(), INGEST_SHUTDOWN_GRACE_SECONDS: '120' });
     let answered = false;
     const inFlight = sendEvent(server.url, finalizedEvent(object)).finally(() => (answered = true));
     while (!answered && fileSize(warehouse()) < 2 * 1024 * 1024)
@@ -65,6 +65,84 @@ describe('shutdown and crash safety on the local backend', function () {
       'SELECT count(*)::INTEGER AS n FROM ingest.slow',
     );
     expect(count?.n).to.equal(rows);
+  });
+
+  it('when the grace runs out, answers every request 200 or 503, exits, and a redelivery loads each 503 once', async () => {
+    const graceSeconds = 2;
+    const files = await Promise.all(
+      [0, 1, 2, 3].map((i) => bigObject(`stop-${i}.csv`, 50 * 1024 * 1024)),
+    );
+    server = await startReceiver({
+      ...env(),
+      INGEST_SHUTDOWN_GRACE_SECONDS: String(graceSeconds),
+    });
+    const answers = files.map(({ object }) =>
+      sendEvent(server!.url, finalizedEvent(object)).then(
+        (answer) => answer,
+        (error: unknown) => ({ status: 0, body: String((error as Error).cause ?? error) }),
+      ),
+    );
+    while (fileSize(warehouse()) < 2 * 1024 * 1024) await new Promise((r) => setTimeout(r, 5));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      server?.process.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    const signalled = Date.now();
+    server.process.kill('SIGTERM');
+    const settled: EventAnswer[] = await Promise.all(answers);
+    const { code, signal } = await exited;
+    const seconds = (Date.now() - signalled) / 1000;
+
+    // A load the warehouse's abort did not stop is ended by the process killing itself (its event was
+    // answered 503 and must not commit); when abort stops every load, the process exits normally.
+    const outlived = settled.some((a) =>
+      /before this event was handled/.test(JSON.stringify(a.body)),
+    );
+    if (outlived) expect(signal).to.equal('SIGKILL');
+    else expect(code).to.equal(0);
+    // A hang guard, not a speed test: the grace plus the bounded steps after it.
+    expect(seconds, 'seconds from SIGTERM to exit').to.be.below(graceSeconds + 8);
+    const statuses = settled.map((a) => a.status);
+    expect(
+      statuses.every((s) => s === 200 || s === 503),
+      JSON.stringify(settled),
+    ).to.equal(true);
+    expect(
+      statuses,
+      'the grace ran out before every load finished: make the files larger',
+    ).to.include(503);
+    for (const answer of settled) {
+      if (answer.status === 200) expect(answer.body).to.deep.include({ outcome: 'loaded' });
+      else expect(answer.body).to.deep.include({ retryable: true });
+    }
+
+    const countIn = async (table: string) => {
+      const found = await queryDuckDb(
+        warehouse(),
+        `SELECT count(*)::INTEGER AS n FROM information_schema.tables WHERE table_schema = 'ingest' AND table_name = '${table}'`,
+      );
+      if (found[0]?.n === 0) return 0;
+      const [row] = await queryDuckDb(
+        warehouse(),
+        `SELECT count(*)::INTEGER AS n, count(DISTINCT id)::INTEGER AS ids FROM ingest.${table}`,
+      );
+      expect(row?.n, `${table}: every row once`).to.equal(row?.ids);
+      return row?.n;
+    };
+    for (const [i, { rows }] of files.entries()) {
+      const expected = statuses[i] === 200 ? rows : 0;
+      expect(await countIn(`stop_${i}`), `stop-${i}.csv answered ${statuses[i]}`).to.equal(
+        expected,
+      );
+    }
+
+    server = await startReceiver(env());
+    for (const [i, { object }] of files.entries()) {
+      const again = await sendEvent(server.url, finalizedEvent(object));
+      const outcome = statuses[i] === 200 ? 'duplicate' : 'loaded';
+      expect(again.body, `redelivery of stop-${i}.csv`).to.deep.include({ outcome });
+    }
+    await server.stop();
+    for (const [i, { rows }] of files.entries()) expect(await countIn(`stop_${i}`)).to.equal(rows);
   });
 
   it('after kill -9 in the middle of a 100 MB load, the redelivery loads exactly one copy', async () => {

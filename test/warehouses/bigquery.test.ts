@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type bigquery from '@google-cloud/bigquery/build/src/types';
 import * as fc from 'fast-check';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import * as ts from 'typescript';
 import { DEFAULT_CSV, FIELD_TYPES, WRITE_MODES } from '../../src/config';
 import { TransientError } from '../../src/errors';
@@ -23,7 +24,12 @@ import {
   type BigQueryServer,
   type ErrorProto,
 } from '../servers/bigquery-server';
-import { startGcsServer, type GcsServer, type ObjectResource } from '../servers/gcs-server';
+import {
+  startGcsServer,
+  storageClient,
+  type GcsServer,
+  type ObjectResource,
+} from '../servers/gcs-server';
 
 const PROJECT = 'test-project';
 const BUCKET = 'landing';
@@ -51,6 +57,7 @@ for (const jobDurationMs of [0, 30]) {
     return {
       warehouse: createBigQueryWarehouse({
         bigquery: bigQueryClient(bq),
+        storage: storageClient(gcs),
         pollIntervalMs: 5,
         retryDelayMs: 1,
       }),
@@ -74,7 +81,12 @@ describe('createBigQueryWarehouse', () => {
     bq = await startBigQueryServer({ gcs, jobDurationMs: 20 });
     // No client retries: each fault must surface as the warehouse's own error.
     const client = bigQueryClient(bq, { retryOptions: { autoRetry: false } });
-    warehouse = createBigQueryWarehouse({ bigquery: client, pollIntervalMs: 5, retryDelayMs: 1 });
+    warehouse = createBigQueryWarehouse({
+      bigquery: client,
+      storage: storageClient(gcs),
+      pollIntervalMs: 5,
+      retryDelayMs: 1,
+    });
   });
   after(async () => {
     await bq.close();
@@ -275,25 +287,110 @@ describe('createBigQueryWarehouse', () => {
     });
   });
 
-  it('rows rejected under maxBadRecords do not fail the load (status.errors on a successful job)', async () => {
-    const object = toStored(gcs.put(BUCKET, 'in/some-bad.csv', 'id,n\n1,1\n2,two\n3,3\n'));
+  it('rows skipped under maxBadRecords are reported with the count and the first row error', async () => {
+    const object = toStored(gcs.put(BUCKET, 'in/some-bad.csv', 'id,n\n1,1\n2,two\n3,3\n4,four\n'));
     const load = job([object], {
       schema: [
         { name: 'id', type: 'INT64' },
         { name: 'n', type: 'INT64' },
       ],
-      csv: { ...DEFAULT_CSV, maxBadRecords: 1 },
+      csv: { ...DEFAULT_CSV, maxBadRecords: 2 },
       destination: { dataset: 'partial', table: 'rows' },
     });
     bq.script(load.jobId, { durationMs: 0 });
+    const uri = `gs://${BUCKET}/${object.name}`;
+    expect(await warehouse.load(load)).to.deep.equal({
+      outcome: 'loaded',
+      jobId: load.jobId,
+      rows: 2,
+      badRecords: {
+        count: 2,
+        first:
+          "invalid: Error while reading data, error message: Could not parse 'two' as INT64 for field n " +
+          `(position 1) starting at location 9  with message 'Unable to parse' (location: ${uri})`,
+      },
+    });
+    const done = bq.job(PROJECT, load.jobId) as {
+      status: { errors?: unknown[] };
+      statistics: { load: { badRecords: unknown } };
+    };
+    expect(done.statistics.load.badRecords, 'an int64 string, as BigQuery sends it').to.equal('2');
+    expect(done.status.errors).to.have.length(2);
+    expect(bq.rows(PROJECT, 'partial', 'rows')).to.equal(2);
+  });
+
+  it('a load without skipped rows carries no badRecords', async () => {
+    const load = job([csvObject(2)], { csv: { ...DEFAULT_CSV, maxBadRecords: 5 } });
     expect(await warehouse.load(load)).to.deep.equal({
       outcome: 'loaded',
       jobId: load.jobId,
       rows: 2,
     });
-    expect((bq.job(PROJECT, load.jobId)?.status as { errors?: unknown[] }).errors).to.have.length(
-      1,
-    );
+  });
+
+  describe('gzip sources', () => {
+    const rows = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `${from + i},item ${from + i}\n`).join('');
+    /** A gzip stream cut at a flush point: whole rows decompress, then it ends (`gzip -t`: unexpected end of file). */
+    const cutAtFlush = (text: string) =>
+      zlib.gzipSync(text, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+
+    it('the test server, like BigQuery as far as anyone documents, loads the rows before the cut', async () => {
+      const object = toStored(
+        gcs.put(BUCKET, 'in/server-cut.csv.gz', cutAtFlush(`id,name\n${rows(0, 50)}`)),
+      );
+      const client = bigQueryClient(bq, { retryOptions: { autoRetry: false } });
+      bq.script('server_cut_1', { durationMs: 0 });
+      const [, resource] = await client.createJob({
+        configuration: toJobConfiguration(
+          job([object], { destination: { dataset: 'gz', table: 'server_cut' } }),
+          PROJECT,
+        ),
+        jobId: 'server_cut_1',
+      });
+      expect(resource.status).to.deep.equal({ state: 'DONE' });
+      expect(bq.rows(PROJECT, 'gz', 'server_cut')).to.equal(50);
+    });
+
+    it("rejects a truncated .csv.gz with gzip -t's reason, before any job is inserted", async () => {
+      const object = toStored(
+        gcs.put(BUCKET, 'in/cut.csv.gz', cutAtFlush(`id,name\n${rows(0, 50)}`)),
+      );
+      const load = job([object], { destination: { dataset: 'gz', table: 'cut' } });
+      expect(await warehouse.load(load)).to.deep.equal({
+        outcome: 'rejected',
+        jobId: load.jobId,
+        reason: `gs://${BUCKET}/in/cut.csv.gz is not a complete gzip stream (unexpected end of file); nothing of it was loaded`,
+      });
+      expect(bq.count(isInsert)).to.equal(0);
+      expect(bq.rows(PROJECT, 'gz', 'cut')).to.equal(undefined);
+    });
+
+    it('rejects a whole batch when one of its gzip sources is cut', async () => {
+      const whole = toStored(
+        gcs.put(BUCKET, 'in/whole.csv.gz', zlib.gzipSync(`id,name\n${rows(0, 5)}`)),
+      );
+      const cut = toStored(
+        gcs.put(BUCKET, 'in/cut-2.csv.gz', cutAtFlush(`id,name\n${rows(5, 9)}`)),
+      );
+      const result = await warehouse.load(job([whole, cut]));
+      expect(result.outcome).to.equal('rejected');
+      expect(result.outcome === 'rejected' && result.reason).to.include('in/cut-2.csv.gz');
+      expect(bq.count(isInsert)).to.equal(0);
+    });
+
+    it('loads a complete .csv.gz, and a redelivery does not read it again', async () => {
+      const object = toStored(
+        gcs.put(BUCKET, 'in/whole-2.csv.gz', zlib.gzipSync(`id,name\n${rows(0, 7)}`)),
+      );
+      const load = job([object], { destination: { dataset: 'gz', table: 'whole' } });
+      expect(await warehouse.load(load)).to.include({ outcome: 'loaded', rows: 7 });
+      const reads = () => gcs.requests.filter((r) => r.query.alt === 'media').length;
+      const before = reads();
+      expect(await warehouse.load(load)).to.include({ outcome: 'duplicate', rows: 7 });
+      expect(reads() - before).to.equal(0);
+      expect(bq.rows(PROJECT, 'gz', 'whole')).to.equal(7);
+    });
   });
 
   for (const reason of ['rateLimitExceeded', 'backendError', 'internalError', 'jobBackendError']) {
@@ -359,6 +456,47 @@ describe('createBigQueryWarehouse', () => {
     expect(bq.job(PROJECT, `${load.jobId}_2`)).to.equal(undefined);
     expect(bq.requests.filter(isJobGet).length).to.be.at.least(2);
     expect(bq.rows(PROJECT, 'slow', 'items')).to.equal(5);
+  });
+
+  it('abort stops waiting on running jobs: loads end with a TransientError, the redelivery awaits the same ids', async () => {
+    const client = bigQueryClient(bq, { retryOptions: { autoRetry: false } });
+    const stopping = createBigQueryWarehouse({
+      bigquery: client,
+      storage: storageClient(gcs),
+      pollIntervalMs: 5,
+    });
+    const loads = [3, 4].map((rows) =>
+      job([csvObject(rows)], { destination: { dataset: 'abort', table: `t${rows}` } }),
+    );
+    for (const load of loads) bq.script(load.jobId, { durationMs: Infinity });
+    const pending = loads.map((load) => caught(stopping.load(load)));
+    while (bq.count(isInsert) < loads.length) await new Promise((r) => setTimeout(r, 5));
+
+    await stopping.abort('shutting down');
+    for (const error of await Promise.all(pending)) {
+      expect(error).to.be.instanceOf(TransientError);
+      expect((error as Error).message).to.match(/^shutting down; a redelivery awaits/);
+    }
+    const late = await caught(stopping.load(job([csvObject(1)])));
+    expect(late, 'no job is inserted after abort').to.be.instanceOf(TransientError);
+    expect(insertedIds()).to.deep.equal(loads.map((l) => l.jobId));
+
+    // The jobs run on in BigQuery; the redelivery (here another instance) finds and awaits them.
+    for (const load of loads) bq.finish(PROJECT, load.jobId);
+    const redelivered = await Promise.all(loads.map((load) => warehouse.load(load)));
+    expect(redelivered).to.deep.equal([
+      { outcome: 'duplicate', jobId: loads[0]?.jobId, rows: 3 },
+      { outcome: 'duplicate', jobId: loads[1]?.jobId, rows: 4 },
+    ]);
+    expect(bq.rows(PROJECT, 'abort', 't3')).to.equal(3);
+    expect(bq.rows(PROJECT, 'abort', 't4')).to.equal(4);
+    expect(bq.job(PROJECT, `${loads[0]?.jobId}_2`)).to.equal(undefined);
+  });
+
+  it('abort with nothing running resolves at once', async () => {
+    const idle = createBigQueryWarehouse({ bigquery: bigQueryClient(bq), pollIntervalMs: 5 });
+    await idle.abort('shutting down');
+    expect(bq.requests).to.have.length(0);
   });
 
   describe('HTTP failures', () => {
