@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /** A request the service cannot act on: answered 400 (or 413) and never retried. */
 export class RequestError extends Error {
   override readonly name = 'RequestError';
@@ -42,4 +44,32 @@ export function fieldPath(parts: readonly PropertyKey[]): string {
   return parts
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
     .join('');
+}
+
+/** Where in a document the first schema problem is and what is wrong there, worded the same everywhere. */
+export function describeIssue(
+  error: z.ZodError,
+  input: unknown,
+): { path: PropertyKey[]; problem: string } {
+  const issue = error.issues[0];
+  if (!issue) return { path: [], problem: 'is invalid' };
+  if (issue.code === 'unrecognized_keys')
+    return { path: [...issue.path, issue.keys[0] ?? ''], problem: 'is not a known field' };
+  if (valueAt(input, issue.path) === undefined) return { path: issue.path, problem: 'is missing' };
+  return { path: issue.path, problem: issue.message };
+}
+
+/** A schema problem in a configuration file (or the environment) as one line naming the field. */
+export function toConfigError(file: string, error: z.ZodError, input: unknown): ConfigError {
+  const { path, problem } = describeIssue(error, input);
+  return new ConfigError(file, fieldPath(path), problem);
+}
+
+function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {
+  let current = node;
+  for (const key of at) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
 }
