@@ -55,7 +55,15 @@ export function describeIssue(
   if (!issue) return { path: [], problem: 'is invalid' };
   if (issue.code === 'unrecognized_keys')
     return { path: [...issue.path, issue.keys[0] ?? ''], problem: 'is not a known field' };
-  if (valueAt(input, issue.path) === undefined) return { path: issue.path, problem: 'is missing' };
+  const value = valueAt(input, issue.path);
+  if (value === undefined) return { path: issue.path, problem: 'is missing' };
+  const placeholder = unquotedPlaceholder(value);
+  if (issue.code === 'invalid_type' && issue.expected === 'string' && placeholder) {
+    const key = issue.path.at(-1);
+    const hint = typeof key === 'string' ? `${key}: "${placeholder}"` : `"${placeholder}"`;
+    const problem = `${placeholder} is read by YAML as a mapping: quote it: ${hint}`;
+    return { path: issue.path, problem };
+  }
   return { path: issue.path, problem: issue.message };
 }
 
@@ -63,6 +71,14 @@ export function describeIssue(
 export function toConfigError(file: string, error: z.ZodError, input: unknown): ConfigError {
   const { path, problem } = describeIssue(error, input);
   return new ConfigError(file, fieldPath(path), problem);
+}
+
+/** `{table}` written without quotes: YAML reads it as the mapping {table: null}. */
+function unquotedPlaceholder(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const entries = Object.entries(value);
+  const [only] = entries;
+  return entries.length === 1 && only && only[1] === null ? `{${only[0]}}` : undefined;
 }
 
 function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {

@@ -204,6 +204,12 @@ routes:
       error: 'ingest.yaml: defaults.dataset: uses {team}, which match "a/*.csv" does not capture',
     },
     {
+      name: 'an unquoted placeholder, which YAML reads as a mapping',
+      files: { 'ingest.yaml': 'routes:\n  - match: "in/{name}.csv"\n    table: {name}\n' },
+      error:
+        'ingest.yaml: routes[0].table: {name} is read by YAML as a mapping: quote it: table: "{name}"',
+    },
+    {
       name: 'a table template with a character no table name may have',
       files: { 'ingest.yaml': 'routes: [{match: "in/{name}.csv", table: "raw-{name}"}]' },
       error:
