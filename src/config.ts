@@ -1,8 +1,15 @@
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { Alias, isPair, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
-import { BUCKET_NAME, DOMAIN_PROJECT_ID } from './names';
+import {
+  ConfigError,
+  describeIssue,
+  errorMessage,
+  fieldPath,
+  firstLine,
+  toConfigError,
+} from './errors';
+import { BIGQUERY_NAME, BUCKET_NAME, DOMAIN_PROJECT_ID, isPartitionDate } from './names';
 import { compilePattern, type CompiledPattern } from './pattern';
 
 export const WRITE_MODES = ['append', 'truncate', 'partition'] as const;
@@ -125,6 +132,7 @@ const fileSchema = z
   })
   .strict();
 
+const PORT_RULE = 'must be a port number, an integer from 0 to 65535';
 const envSchema = z.object({
   INGEST_BACKEND: z.enum(BACKENDS).default('local'),
   LOCAL_DATA_DIR: z.string().min(1).default('./local-data'),
@@ -136,6 +144,12 @@ const envSchema = z.object({
     .positive()
     .default(1024 * 1024),
   INGEST_MAX_OBJECT_BYTES: z.coerce.number().int().positive().optional(),
+  PORT: z
+    .string()
+    .regex(/^[0-9]{1,5}$/, PORT_RULE)
+    .transform(Number)
+    .refine((port) => port <= 65_535, PORT_RULE)
+    .optional(),
 });
 
 export const DEFAULT_CSV: CsvOptions = {
@@ -176,6 +190,8 @@ export interface Config {
   quarantinePrefix: string;
   reprocess: { topic?: string; inlineLimit: number };
   routes: Route[];
+  /** The listen port from PORT; absent = the Functions Framework's default (8080). */
+  port?: number;
   waitSeconds: number;
   maxBodyBytes: number;
   maxObjectBytes?: number;
@@ -193,7 +209,7 @@ const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [
 /** Reads INGEST_CONFIG (or ./ingest.yaml when present) and the environment into a checked Config. */
 export function loadConfig(env: Env, readFile: ReadFile): Config {
   const settings = envSchema.safeParse(env);
-  if (!settings.success) throw toConfigError('environment', settings.error);
+  if (!settings.success) throw toConfigError('environment', settings.error, env);
   const explicit = env.INGEST_CONFIG || undefined;
   const file = explicit ?? 'ingest.yaml';
   let text: string | undefined;
@@ -204,17 +220,10 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       throw new ConfigError(file, '(file)', `cannot be read: ${errorMessage(error)}`);
     }
   }
-  let raw: unknown = {};
-  if (text !== undefined) {
-    try {
-      raw = parseYaml(text) ?? {};
-    } catch (error) {
-      throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)));
-    }
-  }
+  const raw = text === undefined ? {} : (parseYamlText(file, text) ?? {});
   const source = text === undefined ? BUILT_IN : file;
   const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) throw toConfigError(source, parsed.error);
+  if (!parsed.success) throw toConfigError(source, parsed.error, raw);
   const doc = parsed.data;
   const baseDir = text === undefined ? '.' : path.dirname(file);
   const defaults = doc.defaults ?? {};
@@ -229,19 +238,23 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       throw new ConfigError(source, field('match'), errorMessage(error));
     }
     const write = r.write ?? defaults.write ?? 'append';
+    const dataset = r.dataset ?? defaults.dataset ?? 'ingest';
     const partition = r.partition ?? (write === 'partition' ? '{yyyy}{mm}{dd}' : undefined);
-    const templates: [string, string | undefined][] = [
-      ['dataset', r.dataset],
-      ['table', r.table],
-      ['partition', partition],
+    const templates: [TemplateKind, string, string | undefined][] = [
+      ['dataset', r.dataset === undefined ? 'defaults.dataset' : field('dataset'), dataset],
+      ['table', field('table'), r.table],
+      ['partition', field('partition'), partition],
     ];
-    for (const [name, template] of templates) {
-      for (const used of placeholders(template ?? '')) {
+    for (const [kind, where, template] of templates) {
+      if (template === undefined) continue;
+      for (const used of placeholders(template)) {
         if (!pattern.names.includes(used)) {
           const problem = `uses {${used}}, which match "${r.match}" does not capture`;
-          throw new ConfigError(source, field(name), problem);
+          throw new ConfigError(source, where, problem);
         }
       }
+      const problem = templateProblem(kind, template);
+      if (problem) throw new ConfigError(source, where, problem);
     }
     const schemaPath = r.schema ?? defaults.schema ?? 'auto';
     const schemaField = r.schema ? field('schema') : 'defaults.schema';
@@ -249,7 +262,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       index,
       match: r.match,
       pattern,
-      dataset: r.dataset ?? defaults.dataset ?? 'ingest',
+      dataset,
       table: r.table,
       write,
       partition,
@@ -274,6 +287,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     quarantinePrefix,
     reprocess: { topic: doc.reprocess?.topic, inlineLimit: doc.reprocess?.inlineLimit ?? 100 },
     routes,
+    port: settings.data.PORT,
     waitSeconds: settings.data.INGEST_WAIT_SECONDS,
     maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
     maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,
@@ -300,15 +314,15 @@ function readSchema(
   }
   // BigQuery's own schema files are a bare field array; `bq show --schema` and table resources wrap it.
   const fields = Array.isArray(json) ? json : (json as { fields?: unknown } | null)?.fields;
+  if (fields === undefined) {
+    const problem = `schema file ${schemaPath}: must be a list of fields or {"fields": [...]}`;
+    throw new ConfigError(source, field, problem);
+  }
   const parsed = bigQuerySchemaFile.safeParse(fields);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue && issue.path.length > 0 ? `[${issue.path.join('].')}` : '';
-    throw new ConfigError(
-      source,
-      field,
-      `schema file ${schemaPath}${where}: ${issue?.message ?? 'invalid'}`,
-    );
+    const { path: at, problem } = describeIssue(parsed.error, fields);
+    const where = at.length > 0 ? fieldPath(at) : '';
+    throw new ConfigError(source, field, `schema file ${schemaPath}${where}: ${problem}`);
   }
   return parsed.data;
 }
@@ -317,13 +331,69 @@ export function placeholders(template: string): string[] {
   return [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1] ?? '');
 }
 
-function toConfigError(source: string, error: z.ZodError): ConfigError {
-  const issue = error.issues[0];
-  const field = issue ? fieldPath(issue.path) : '(root)';
-  let problem = issue?.message ?? 'invalid';
-  if (issue?.code === 'unrecognized_keys')
-    problem = `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return new ConfigError(source, field, problem);
+type TemplateKind = 'dataset' | 'table' | 'partition';
+
+/**
+ * Why a template can never fill to a valid name, or undefined. Every placeholder captures at least
+ * one character, so the shortest fill puts one character in each.
+ */
+function templateProblem(kind: TemplateKind, template: string): string | undefined {
+  const fixed = template.split(/\{[^}]*\}/).join('');
+  const count = placeholders(template).length;
+  if (kind === 'partition') {
+    const what = `"${template}" can never be a partition date (YYYYMMDD)`;
+    const bad = /[^0-9]/.exec(fixed);
+    if (bad) return `${what}: "${bad[0]}" is not allowed (digits only)`;
+    if (fixed.length + count > 8) return `${what}: it has at least ${fixed.length + count} digits`;
+    if (count === 0 && !isPartitionDate(template)) return `${what}: it is not a calendar date`;
+    return undefined;
+  }
+  const what = `"${template}" can never be a valid BigQuery ${kind} name`;
+  const bad = /[^A-Za-z0-9_]/.exec(fixed);
+  if (bad) return `${what}: "${bad[0]}" is not allowed (letters, digits and underscores only)`;
+  if (!BIGQUERY_NAME.test(template.replace(/\{[^}]*\}/g, 'x')))
+    return `${what}: it has more than 1024 characters`;
+  return undefined;
+}
+
+/** YAML text -> plain data; a syntax error is one line naming the file, the line and the column. */
+export function parseYamlText(file: string, text: string): unknown {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const at = (offset: number) => {
+    const { line, col } = lines.linePos(offset);
+    return `line ${line}, column ${col}`;
+  };
+  const syntax = doc.errors[0];
+  if (syntax) throw new ConfigError(file, at(syntax.pos[0]), firstLine(syntax.message));
+  const alias = unresolvedAlias(doc);
+  if (alias) {
+    const written = `*${alias.node.source}`;
+    const quoted = `'${written.replace(/'/g, "''")}'`;
+    const hint = alias.key === undefined ? quoted : `${alias.key}: ${quoted}`;
+    const problem = `"${written}" starts with "*", which YAML reads as an alias: quote it: ${hint}`;
+    throw new ConfigError(file, at(alias.node.range?.[0] ?? 0), problem);
+  }
+  try {
+    return doc.toJS();
+  } catch (error) {
+    throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)));
+  }
+}
+
+/** The first alias whose anchor is not defined before it (an unquoted `*.csv`), and its key. */
+function unresolvedAlias(doc: Document): { node: Alias; key?: string } | undefined {
+  let found: { node: Alias; key?: string } | undefined;
+  visit(doc, {
+    Alias(_, node, path) {
+      if (node.resolve(doc) !== undefined) return undefined;
+      const parent = path[path.length - 1];
+      const key = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : undefined;
+      found = { node, key };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function isNotFound(error: unknown): boolean {

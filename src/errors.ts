@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /** A request the service cannot act on: answered 400 (or 413) and never retried. */
 export class RequestError extends Error {
   override readonly name = 'RequestError';
@@ -42,4 +44,48 @@ export function fieldPath(parts: readonly PropertyKey[]): string {
   return parts
     .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
     .join('');
+}
+
+/** Where in a document the first schema problem is and what is wrong there, worded the same everywhere. */
+export function describeIssue(
+  error: z.ZodError,
+  input: unknown,
+): { path: PropertyKey[]; problem: string } {
+  const issue = error.issues[0];
+  if (!issue) return { path: [], problem: 'is invalid' };
+  if (issue.code === 'unrecognized_keys')
+    return { path: [...issue.path, issue.keys[0] ?? ''], problem: 'is not a known field' };
+  const value = valueAt(input, issue.path);
+  if (value === undefined) return { path: issue.path, problem: 'is missing' };
+  const placeholder = unquotedPlaceholder(value);
+  if (issue.code === 'invalid_type' && issue.expected === 'string' && placeholder) {
+    const key = issue.path.at(-1);
+    const hint = typeof key === 'string' ? `${key}: "${placeholder}"` : `"${placeholder}"`;
+    const problem = `${placeholder} is read by YAML as a mapping: quote it: ${hint}`;
+    return { path: issue.path, problem };
+  }
+  return { path: issue.path, problem: issue.message };
+}
+
+/** A schema problem in a configuration file (or the environment) as one line naming the field. */
+export function toConfigError(file: string, error: z.ZodError, input: unknown): ConfigError {
+  const { path, problem } = describeIssue(error, input);
+  return new ConfigError(file, fieldPath(path), problem);
+}
+
+/** `{table}` written without quotes: YAML reads it as the mapping {table: null}. */
+function unquotedPlaceholder(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const entries = Object.entries(value);
+  const [only] = entries;
+  return entries.length === 1 && only && only[1] === null ? `{${only[0]}}` : undefined;
+}
+
+function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {
+  let current = node;
+  for (const key of at) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
 }

@@ -1,6 +1,7 @@
 /**
  * Route patterns: `{name}` captures one path segment, `*` matches within a segment,
- * `**` (a whole segment) matches any number of segments.
+ * `**` (a whole segment) matches any number of segments. A `.csv` or `.csv.gz` ending matches in
+ * any case, as the check for CSV objects does; the rest is case-sensitive, as object names are.
  */
 export interface CompiledPattern {
   regex: RegExp;
@@ -8,6 +9,7 @@ export interface CompiledPattern {
 }
 
 const PLACEHOLDER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const CSV_ENDING = /\.csv(\.gz)?$/i;
 
 export function compilePattern(pattern: string): CompiledPattern {
   if (pattern.startsWith('/')) throw new Error('must be relative to the bucket (no leading "/")');
@@ -21,7 +23,9 @@ export function compilePattern(pattern: string): CompiledPattern {
       return;
     }
     if (segment === '') throw new Error('has an empty path segment');
-    source += compileSegment(segment, names) + (last ? '' : '/');
+    const ending = last ? (CSV_ENDING.exec(segment)?.[0] ?? '') : '';
+    const rest = segment.slice(0, segment.length - ending.length);
+    source += compileSegment(rest, names) + anyCase(ending) + (last ? '' : '/');
   });
   return { regex: new RegExp(source + '$', 'u'), names };
 }
@@ -50,6 +54,13 @@ function compileSegment(segment: string, names: string[]): string {
     }
   }
   return out;
+}
+
+/** `.csv` -> `\.[cC][sS][vV]` */
+function anyCase(text: string): string {
+  return [...text]
+    .map((c) => (c === '.' ? '\\.' : `[${c.toLowerCase()}${c.toUpperCase()}]`))
+    .join('');
 }
 
 /** The captured placeholders when `name` matches, else undefined. */

@@ -2,9 +2,9 @@
  * Eventarc trigger definitions (eventarc/*.yaml) -> the gcloud commands that create them and set the
  * retry and dead-letter policy of the Pub/Sub subscription each trigger delivers through. Pure: no I/O.
  */
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, errorMessage, fieldPath, firstLine } from './errors';
+import { parseYamlText } from './config';
+import { ConfigError, fieldPath, toConfigError } from './errors';
 import { EVENT_TYPES } from './events';
 import { BUCKET_NAME, PROJECT_ID } from './names';
 
@@ -112,25 +112,44 @@ export function resolveValues(flags: Values, env: Env): Values {
 
 /** One definition file's text -> a checked Definition, or a ConfigError naming the file and the field. */
 export function parseDefinition(file: string, text: string, values: Values): Definition {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)).replace(/:$/, ''));
-  }
-  const substituted = substitute(file, raw ?? {}, [], values);
+  return checkDefinition(file, readDefinition(file, text), values);
+}
+
+/** A definition file's YAML -> its document, placeholders not yet filled in. */
+export function readDefinition(file: string, text: string): unknown {
+  return parseYamlText(file, text) ?? {};
+}
+
+/** A definition document with its placeholders filled in -> a checked Definition. */
+export function checkDefinition(file: string, raw: unknown, values: Values): Definition {
+  const substituted = substitute(file, raw, [], values);
   const parsed = definitionSchema.safeParse(substituted);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (!issue) throw new ConfigError(file, '(root)', 'is invalid');
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0] ?? '';
-    throw new ConfigError(file, fieldPath([...issue.path, key]), 'is not a known field');
-  }
-  const field = fieldPath(issue.path);
-  if (valueAt(substituted, issue.path) === undefined)
-    throw new ConfigError(file, field, 'is missing');
-  throw new ConfigError(file, field, issue.message);
+  if (!parsed.success) throw toConfigError(file, parsed.error, substituted);
+  return parsed.data;
+}
+
+/**
+ * Stops with one line naming the flag (and variables) of each value the documents use, or the plan
+ * always needs (the project), that neither a flag nor the environment gave.
+ */
+export function requireValues(
+  documents: readonly unknown[],
+  values: Values,
+): asserts values is Values & { PROJECT_ID: string } {
+  const used = new Set<string>(['PROJECT_ID', ...documents.flatMap(placeholdersIn)]);
+  const missing = PLACEHOLDERS.filter((name) => used.has(name) && values[name] === undefined);
+  if (missing.length === 0) return;
+  const wanted = missing.map((name) => {
+    const source = PLACEHOLDER_SOURCES[name];
+    return `${source.flag} (or set ${source.env.join(' or ')})`;
+  });
+  throw new Error(`missing ${wanted.join(', ')}`);
+}
+
+function placeholdersIn(node: unknown): string[] {
+  if (typeof node === 'string') return [...node.matchAll(/\$\{([^}]*)\}/g)].map((m) => m[1] ?? '');
+  if (node !== null && typeof node === 'object') return Object.values(node).flatMap(placeholdersIn);
+  return [];
 }
 
 function substitute(file: string, node: unknown, at: PropertyKey[], values: Values): unknown {
@@ -162,15 +181,6 @@ function substitute(file: string, node: unknown, at: PropertyKey[], values: Valu
     return Object.fromEntries(entries);
   }
   return node;
-}
-
-function valueAt(node: unknown, at: readonly PropertyKey[]): unknown {
-  let current = node;
-  for (const key of at) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
 
 /** A reference to a value an earlier `capture` step printed, such as the project number. */
@@ -211,20 +221,29 @@ export function subscriptionVariable(trigger: string): string {
  * subscription its policy. Running them again changes nothing that exists except that policy.
  */
 export function planTriggers(definitions: readonly Definition[], project: string): Plan {
+  checkUniqueNames(definitions);
+  const p = `--project=${project}`;
+  const sections = [
+    projectNumberSection(project),
+    topicsSection(definitions, p),
+    deadLetterSection(deadLetterTopics(definitions), p),
+    ...definitions.map((d) => triggerSection(d, project)),
+  ];
+  return { sections: sections.filter((s) => s.steps.length > 0) };
+}
+
+type Section = Plan['sections'][number];
+
+function checkUniqueNames(definitions: readonly Definition[]): void {
   const names = new Set<string>();
   for (const d of definitions) {
     if (names.has(d.name)) throw new Error(`two definitions name the trigger "${d.name}"`);
     names.add(d.name);
   }
-  const p = `--project=${project}`;
-  const topicPath = (topic: string) => `projects/${project}/topics/${topic}`;
+}
 
-  const topics = unique(
-    definitions.flatMap((d) => [
-      ...(d.event.type === EVENT_TYPES.messagePublished ? [d.event.topic] : []),
-      d.subscription.deadLetterTopic,
-    ]),
-  );
+/** Each dead-letter subscription and the one topic it reads. */
+function deadLetterTopics(definitions: readonly Definition[]): Map<string, string> {
   const deadLetters = new Map<string, string>();
   for (const d of definitions) {
     const { deadLetterSubscription: sub, deadLetterTopic: topic } = d.subscription;
@@ -236,137 +255,152 @@ export function planTriggers(definitions: readonly Definition[], project: string
     }
     deadLetters.set(sub, topic);
   }
+  return deadLetters;
+}
 
-  const sections: Plan['sections'] = [
-    {
-      title:
-        'The project number names the Pub/Sub service agent, which moves messages to the dead-letter topic.',
-      steps: [
-        {
-          kind: 'capture',
-          into: PROJECT_NUMBER,
-          argv: ['gcloud', 'projects', 'describe', project, '--format=value(projectNumber)'],
-        },
-      ],
-    },
-    {
-      title: 'Topics the triggers deliver through or dead-letter to.',
-      steps: topics.map((topic) => ({
+function projectNumberSection(project: string): Section {
+  return {
+    title:
+      'The project number names the Pub/Sub service agent, which moves messages to the dead-letter topic.',
+    steps: [
+      {
+        kind: 'capture',
+        into: PROJECT_NUMBER,
+        argv: ['gcloud', 'projects', 'describe', project, '--format=value(projectNumber)'],
+      },
+    ],
+  };
+}
+
+function topicsSection(definitions: readonly Definition[], p: string): Section {
+  const topics = unique(
+    definitions.flatMap((d) => [
+      ...(d.event.type === EVENT_TYPES.messagePublished ? [d.event.topic] : []),
+      d.subscription.deadLetterTopic,
+    ]),
+  );
+  return {
+    title: 'Topics the triggers deliver through or dead-letter to.',
+    steps: topics.map((topic) => ({
+      kind: 'ensure',
+      check: ['gcloud', 'pubsub', 'topics', 'describe', topic, p, '--format=none'],
+      create: ['gcloud', 'pubsub', 'topics', 'create', topic, p],
+    })),
+  };
+}
+
+function deadLetterSection(deadLetters: ReadonlyMap<string, string>, p: string): Section {
+  return {
+    title: `Dead letters are kept for ${DEAD_LETTER_RETENTION} in their own subscription; the service agent may publish them.`,
+    steps: [
+      ...[...deadLetters].map(([sub, topic]): Step => ({
         kind: 'ensure',
-        check: ['gcloud', 'pubsub', 'topics', 'describe', topic, p, '--format=none'],
-        create: ['gcloud', 'pubsub', 'topics', 'create', topic, p],
+        check: ['gcloud', 'pubsub', 'subscriptions', 'describe', sub, p, '--format=none'],
+        create: [
+          'gcloud',
+          'pubsub',
+          'subscriptions',
+          'create',
+          sub,
+          p,
+          `--topic=${topic}`,
+          `--message-retention-duration=${DEAD_LETTER_RETENTION}`,
+        ],
       })),
-    },
-    {
-      title: `Dead letters are kept for ${DEAD_LETTER_RETENTION} in their own subscription; the service agent may publish them.`,
-      steps: [
-        ...[...deadLetters].map(([sub, topic]): Step => ({
-          kind: 'ensure',
-          check: ['gcloud', 'pubsub', 'subscriptions', 'describe', sub, p, '--format=none'],
-          create: [
-            'gcloud',
-            'pubsub',
-            'subscriptions',
-            'create',
-            sub,
-            p,
-            `--topic=${topic}`,
-            `--message-retention-duration=${DEAD_LETTER_RETENTION}`,
-          ],
-        })),
-        ...unique([...deadLetters.values()]).map((topic): Step => ({
-          kind: 'run',
-          argv: [
-            'gcloud',
-            'pubsub',
-            'topics',
-            'add-iam-policy-binding',
-            topic,
-            p,
-            ['--member=', ...PUBSUB_AGENT],
-            '--role=roles/pubsub.publisher',
-            '--format=none',
-          ],
-        })),
-      ],
-    },
-  ];
+      ...unique([...deadLetters.values()]).map((topic): Step => ({
+        kind: 'run',
+        argv: [
+          'gcloud',
+          'pubsub',
+          'topics',
+          'add-iam-policy-binding',
+          topic,
+          p,
+          ['--member=', ...PUBSUB_AGENT],
+          '--role=roles/pubsub.publisher',
+          '--format=none',
+        ],
+      })),
+    ],
+  };
+}
 
-  for (const d of definitions) {
-    const where = [p, `--location=${d.location}`];
-    const filters =
-      d.event.type === EVENT_TYPES.finalized
-        ? [`--event-filters=type=${d.event.type}`, `--event-filters=bucket=${d.event.bucket}`]
-        : [`--event-filters=type=${d.event.type}`, `--transport-topic=${topicPath(d.event.topic)}`];
-    const sub: Word = [{ ref: subscriptionVariable(d.name) }];
-    const s = d.subscription;
-    sections.push({
-      title: `Trigger ${d.name}: ${d.event.type} -> Cloud Run service ${d.destination.service}, path ${d.destination.path}; then its subscription's retry and dead-letter policy.`,
-      steps: [
-        {
-          kind: 'ensure',
-          check: ['gcloud', 'eventarc', 'triggers', 'describe', d.name, ...where, '--format=none'],
-          create: [
-            'gcloud',
-            'eventarc',
-            'triggers',
-            'create',
-            d.name,
-            ...where,
-            ...filters,
-            `--destination-run-service=${d.destination.service}`,
-            `--destination-run-region=${d.destination.region}`,
-            `--destination-run-path=${d.destination.path}`,
-            `--service-account=${d.serviceAccount}`,
-          ],
-        },
-        {
-          kind: 'capture',
-          into: subscriptionVariable(d.name),
-          argv: [
-            'gcloud',
-            'eventarc',
-            'triggers',
-            'describe',
-            d.name,
-            ...where,
-            '--format=value(transport.pubsub.subscription)',
-          ],
-        },
-        {
-          kind: 'run',
-          argv: [
-            'gcloud',
-            'pubsub',
-            'subscriptions',
-            'update',
-            sub,
-            p,
-            `--ack-deadline=${s.ackDeadlineSeconds}`,
-            `--min-retry-delay=${s.minRetryDelay}s`,
-            `--max-retry-delay=${s.maxRetryDelay}s`,
-            `--max-delivery-attempts=${s.maxDeliveryAttempts}`,
-            `--dead-letter-topic=${topicPath(s.deadLetterTopic)}`,
-          ],
-        },
-        {
-          kind: 'run',
-          argv: [
-            'gcloud',
-            'pubsub',
-            'subscriptions',
-            'add-iam-policy-binding',
-            sub,
-            p,
-            ['--member=', ...PUBSUB_AGENT],
-            '--role=roles/pubsub.subscriber',
-            '--format=none',
-          ],
-        },
-      ],
-    });
-  }
-  return { sections: sections.filter((s) => s.steps.length > 0) };
+/** Creates the trigger unless it exists, then sets its subscription's retry and dead-letter policy. */
+function triggerSection(d: Definition, project: string): Section {
+  const p = `--project=${project}`;
+  const topicPath = (topic: string) => `projects/${project}/topics/${topic}`;
+  const where = [p, `--location=${d.location}`];
+  const filters =
+    d.event.type === EVENT_TYPES.finalized
+      ? [`--event-filters=type=${d.event.type}`, `--event-filters=bucket=${d.event.bucket}`]
+      : [`--event-filters=type=${d.event.type}`, `--transport-topic=${topicPath(d.event.topic)}`];
+  const sub: Word = [{ ref: subscriptionVariable(d.name) }];
+  const s = d.subscription;
+  return {
+    title: `Trigger ${d.name}: ${d.event.type} -> Cloud Run service ${d.destination.service}, path ${d.destination.path}; then its subscription's retry and dead-letter policy.`,
+    steps: [
+      {
+        kind: 'ensure',
+        check: ['gcloud', 'eventarc', 'triggers', 'describe', d.name, ...where, '--format=none'],
+        create: [
+          'gcloud',
+          'eventarc',
+          'triggers',
+          'create',
+          d.name,
+          ...where,
+          ...filters,
+          `--destination-run-service=${d.destination.service}`,
+          `--destination-run-region=${d.destination.region}`,
+          `--destination-run-path=${d.destination.path}`,
+          `--service-account=${d.serviceAccount}`,
+        ],
+      },
+      {
+        kind: 'capture',
+        into: subscriptionVariable(d.name),
+        argv: [
+          'gcloud',
+          'eventarc',
+          'triggers',
+          'describe',
+          d.name,
+          ...where,
+          '--format=value(transport.pubsub.subscription)',
+        ],
+      },
+      {
+        kind: 'run',
+        argv: [
+          'gcloud',
+          'pubsub',
+          'subscriptions',
+          'update',
+          sub,
+          p,
+          `--ack-deadline=${s.ackDeadlineSeconds}`,
+          `--min-retry-delay=${s.minRetryDelay}s`,
+          `--max-retry-delay=${s.maxRetryDelay}s`,
+          `--max-delivery-attempts=${s.maxDeliveryAttempts}`,
+          `--dead-letter-topic=${topicPath(s.deadLetterTopic)}`,
+        ],
+      },
+      {
+        kind: 'run',
+        argv: [
+          'gcloud',
+          'pubsub',
+          'subscriptions',
+          'add-iam-policy-binding',
+          sub,
+          p,
+          ['--member=', ...PUBSUB_AGENT],
+          '--role=roles/pubsub.subscriber',
+          '--format=none',
+        ],
+      },
+    ],
+  };
 }
 
 function unique<T>(items: readonly T[]): T[] {

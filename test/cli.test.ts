@@ -26,6 +26,7 @@ describe('gcs-bq-ingest CLI', function () {
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-cli-'));
+    fs.cpSync(path.join(REPO_ROOT, 'eventarc'), path.join(dir, 'eventarc'), { recursive: true });
     fs.writeFileSync(
       path.join(dir, 'snap.yaml'),
       'routes:\n  - match: "snap/{table}/*.csv"\n    table: "{table}"\n    write: truncate\n  - match: "**/*.csv"\n',
@@ -52,7 +53,15 @@ describe('gcs-bq-ingest CLI', function () {
     });
   }
 
-  const errors: { args: string[]; error: RegExp }[] = [
+  // no value for the trigger definitions comes from the environment of the test
+  const noTriggerValues = {
+    GOOGLE_CLOUD_PROJECT: '',
+    CLOUDSDK_CORE_PROJECT: '',
+    INGEST_REGION: '',
+    CLOUDSDK_RUN_REGION: '',
+    INGEST_BUCKET: '',
+  };
+  const errors: { args: string[]; env?: Record<string, string>; error: RegExp }[] = [
     { args: ['nonsense'], error: /unknown command 'nonsense'/ },
     {
       args: ['reprocess', '--topic', 't', '--bucket', 'demo'],
@@ -66,6 +75,34 @@ describe('gcs-bq-ingest CLI', function () {
       args: ['reprocess', '--bucket', 'demo', '--name', 'a'],
       error: /required option '--topic <topic>'/,
     },
+    ...['abc', '0', '1.5', '12abc', ' 12'].map((generation) => ({
+      args: ['reprocess', '--topic', 't', '--bucket', 'demo', '--name', 'p/a.csv'].concat([
+        '--generation',
+        generation,
+        '--dry-run',
+      ]),
+      error: new RegExp(`^gcs-bq-ingest: --generation: "${generation}" is not a positive integer$`),
+    })),
+    ...[
+      ['--prefix', 'p/'],
+      ['--prefix', 'p/', '--expand'],
+      ['--prefix', ''],
+      ['--name', 'p/a.csv'],
+    ].map((target) => ({
+      args: ['reprocess', '--topic', 't', '--bucket', 'nope', ...target, '--dry-run'],
+      error: /^gcs-bq-ingest: --bucket: bucket nope does not exist \(no folder .*buckets\/nope\)$/,
+    })),
+    {
+      args: ['triggers'],
+      env: noTriggerValues,
+      error:
+        /^gcs-bq-ingest: missing --project \(or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT\), --region \(or set INGEST_REGION or CLOUDSDK_RUN_REGION\), --bucket \(or set INGEST_BUCKET\)$/,
+    },
+    {
+      args: ['triggers', '--project', 'test-project', '--bucket', 'test-landing'],
+      env: noTriggerValues,
+      error: /^gcs-bq-ingest: missing --region \(or set INGEST_REGION or CLOUDSDK_RUN_REGION\)$/,
+    },
     {
       args: ['emit', 'nowhere.csv'],
       error: /^gcs-bq-ingest: nowhere\.csv is not inside .*buckets\/<bucket>\/$/,
@@ -75,9 +112,9 @@ describe('gcs-bq-ingest CLI', function () {
       error: /^gcs-bq-ingest: gs:\/\/demo\/missing\.csv does not exist in the local store$/,
     },
   ];
-  for (const { args, error } of errors) {
+  for (const { args, env, error } of errors) {
     it(`${args.join(' ')} fails with one clear line`, () => {
-      const result = run(args);
+      const result = run(args, env);
       expect(result.status).to.not.equal(0);
       expect(result.stderr.trim().split('\n')).to.have.length(1);
       expect(result.stderr.trim()).to.match(error);
@@ -98,6 +135,25 @@ describe('gcs-bq-ingest CLI', function () {
     ]);
     expect(result.status, result.stderr).to.equal(0);
     expect(result.stdout).to.equal('would publish {"bucket":"demo","prefix":"p/","force":true}\n');
+  });
+
+  it('reprocess --dry-run prints the one object with its generation', () => {
+    const result = run([
+      'reprocess',
+      '--topic',
+      't',
+      '--bucket',
+      'demo',
+      '--name',
+      'p/a.csv',
+      '--generation',
+      '1712345678901234',
+      '--dry-run',
+    ]);
+    expect(result.status, result.stderr).to.equal(0);
+    expect(result.stdout).to.equal(
+      'would publish {"bucket":"demo","name":"p/a.csv","generation":"1712345678901234"}\n',
+    );
   });
 
   it('reprocess --expand lists here: one message per appending object, one per truncating destination', () => {

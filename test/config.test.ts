@@ -78,6 +78,36 @@ routes:
     );
   });
 
+  it('reads PORT as a number, absent when unset', () => {
+    expect(loadConfig({ PORT: '8081' }, files({})).port).to.equal(8081);
+    expect(loadConfig({ PORT: '0' }, files({})).port).to.equal(0);
+    expect(loadConfig({}, files({})).port).to.equal(undefined);
+  });
+
+  it('accepts templates that can form valid names', () => {
+    const yaml = `
+routes:
+  - match: "{team}/{table}/{yyyy}/{mm}/{dd}/*.csv"
+    dataset: "team_{team}"
+    table: "{table}_v2"
+    write: partition
+  - match: "{yyyy}/{mm}/*.csv"
+    write: partition
+    partition: "{yyyy}{mm}01"
+  - match: "fixed/*.csv"
+    dataset: Raw_2026
+    table: orders
+    write: partition
+    partition: "20260101"
+`;
+    const routes = loadConfig({}, files({ 'ingest.yaml': yaml })).routes;
+    expect(routes.map((r) => [r.dataset, r.table, r.partition])).to.deep.equal([
+      ['team_{team}', '{table}_v2', '{yyyy}{mm}{dd}'],
+      ['ingest', undefined, '{yyyy}{mm}01'],
+      ['Raw_2026', 'orders', '20260101'],
+    ]);
+  });
+
   it('accepts a schema file wrapped in {"fields": [...]}', () => {
     const yaml = 'routes: [{match: "*.csv", schema: s.json}]';
     const config = loadConfig(
@@ -97,11 +127,31 @@ routes:
       files: {},
       error: 'missing.yaml: (file): cannot be read: ENOENT',
     },
-    { name: 'broken YAML', files: { 'ingest.yaml': 'routes: [' }, error: 'ingest.yaml: (yaml): ' },
+    {
+      name: 'broken YAML',
+      files: { 'ingest.yaml': 'location: EU\nroutes: [\n' },
+      error:
+        'ingest.yaml: line 3, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    },
+    {
+      name: 'an unquoted glob, which YAML reads as an alias',
+      files: { 'ingest.yaml': 'routes:\n  - match: "in/*.csv"\n  - match: **/*.csv\n' },
+      error: `ingest.yaml: line 3, column 12: "**/*.csv" starts with "*", which YAML reads as an alias: quote it: match: '**/*.csv'`,
+    },
+    {
+      name: 'an unquoted glob in a list',
+      files: { 'ingest.yaml': 'buckets:\n  - *.csv\n' },
+      error: `ingest.yaml: line 2, column 5: "*.csv" starts with "*", which YAML reads as an alias: quote it: '*.csv'`,
+    },
+    {
+      name: 'a tab as indentation',
+      files: { 'ingest.yaml': 'defaults:\n\tdataset: raw\n' },
+      error: 'ingest.yaml: line 2, column 1: Tabs are not allowed as indentation',
+    },
     {
       name: 'an unknown top-level field',
       files: { 'ingest.yaml': 'rutes: []' },
-      error: 'ingest.yaml: (root): unknown field "rutes"',
+      error: 'ingest.yaml: rutes: is not a known field',
     },
     {
       name: 'an unknown write mode',
@@ -111,12 +161,12 @@ routes:
     {
       name: 'a route without match',
       files: { 'ingest.yaml': 'routes: [{dataset: x}]' },
-      error: 'ingest.yaml: routes[0].match: ',
+      error: 'ingest.yaml: routes[0].match: is missing',
     },
     {
       name: 'an unknown csv option',
       files: { 'ingest.yaml': 'defaults: {csv: {delim: ";"}}' },
-      error: 'ingest.yaml: defaults.csv: unknown field "delim"',
+      error: 'ingest.yaml: defaults.csv.delim: is not a known field',
     },
     {
       name: 'a two-character delimiter',
@@ -149,6 +199,79 @@ routes:
       error: 'ingest.yaml: routes[0].partition: uses {yyyy}',
     },
     {
+      name: 'a default dataset with a placeholder no route captures',
+      files: { 'ingest.yaml': 'defaults: {dataset: "{team}"}\nroutes: [{match: "a/*.csv"}]' },
+      error: 'ingest.yaml: defaults.dataset: uses {team}, which match "a/*.csv" does not capture',
+    },
+    {
+      name: 'an unquoted placeholder, which YAML reads as a mapping',
+      files: { 'ingest.yaml': 'routes:\n  - match: "in/{name}.csv"\n    table: {name}\n' },
+      error:
+        'ingest.yaml: routes[0].table: {name} is read by YAML as a mapping: quote it: table: "{name}"',
+    },
+    {
+      name: 'a table template with a character no table name may have',
+      files: { 'ingest.yaml': 'routes: [{match: "in/{name}.csv", table: "raw-{name}"}]' },
+      error:
+        'ingest.yaml: routes[0].table: "raw-{name}" can never be a valid BigQuery table name: "-" is not allowed (letters, digits and underscores only)',
+    },
+    {
+      name: 'a fixed table name that is not valid',
+      files: { 'ingest.yaml': 'routes: [{match: "in/*.csv", table: "sales.orders"}]' },
+      error:
+        'ingest.yaml: routes[0].table: "sales.orders" can never be a valid BigQuery table name: "." is not allowed (letters, digits and underscores only)',
+    },
+    {
+      name: 'a fixed table name over 1024 characters',
+      files: { 'ingest.yaml': `routes: [{match: "in/*.csv", table: "${'t'.repeat(1025)}"}]` },
+      error: 'can never be a valid BigQuery table name: it has more than 1024 characters',
+    },
+    {
+      name: 'a table template whose fixed part alone is 1024 characters',
+      files: {
+        'ingest.yaml': `routes: [{match: "in/{name}.csv", table: "${'t'.repeat(1024)}{name}"}]`,
+      },
+      error: 'can never be a valid BigQuery table name: it has more than 1024 characters',
+    },
+    {
+      name: 'a dataset template with a character no dataset name may have',
+      files: { 'ingest.yaml': 'routes: [{match: "{team}/*.csv", dataset: "team {team}"}]' },
+      error:
+        'ingest.yaml: routes[0].dataset: "team {team}" can never be a valid BigQuery dataset name: " " is not allowed (letters, digits and underscores only)',
+    },
+    {
+      name: 'a default dataset that is not a valid name',
+      files: { 'ingest.yaml': 'defaults: {dataset: my-data}' },
+      error:
+        'ingest.yaml: defaults.dataset: "my-data" can never be a valid BigQuery dataset name: "-" is not allowed (letters, digits and underscores only)',
+    },
+    {
+      name: 'a partition template with separators',
+      files: {
+        'ingest.yaml':
+          'routes: [{match: "{y}/{m}/{d}/*.csv", write: partition, partition: "{y}-{m}-{d}"}]',
+      },
+      error:
+        'ingest.yaml: routes[0].partition: "{y}-{m}-{d}" can never be a partition date (YYYYMMDD): "-" is not allowed (digits only)',
+    },
+    {
+      name: 'a partition template longer than YYYYMMDD',
+      files: {
+        'ingest.yaml':
+          'routes: [{match: "{y}/{m}/{d}/*.csv", write: partition, partition: "2026{m}{d}001"}]',
+      },
+      error:
+        'ingest.yaml: routes[0].partition: "2026{m}{d}001" can never be a partition date (YYYYMMDD): it has at least 9 digits',
+    },
+    {
+      name: 'a fixed partition that is not a date',
+      files: {
+        'ingest.yaml': 'routes: [{match: "*.csv", write: partition, partition: "20261301"}]',
+      },
+      error:
+        'ingest.yaml: routes[0].partition: "20261301" can never be a partition date (YYYYMMDD): it is not a calendar date',
+    },
+    {
       name: 'a match with ** inside a segment',
       files: { 'ingest.yaml': 'routes: [{match: "a**/x.csv"}]' },
       error: 'ingest.yaml: routes[0].match: uses "**" inside a segment',
@@ -167,6 +290,17 @@ routes:
       error: 'ingest.yaml: defaults.schema: schema file s.json[0].type: ',
     },
     {
+      name: 'a schema file that is neither a list nor {"fields": [...]}',
+      files: { 'ingest.yaml': 'defaults: {schema: s.json}', 's.json': '{"columns": []}' },
+      error:
+        'ingest.yaml: defaults.schema: schema file s.json: must be a list of fields or {"fields": [...]}',
+    },
+    {
+      name: 'a schema field without a type',
+      files: { 'ingest.yaml': 'defaults: {schema: s.json}', 's.json': '[{"name": "a"}]' },
+      error: 'ingest.yaml: defaults.schema: schema file s.json[0].type: is missing',
+    },
+    {
       name: 'a schema with duplicate columns',
       files: {
         'ingest.yaml': 'defaults: {schema: s.json}',
@@ -179,6 +313,18 @@ routes:
       env: { INGEST_BACKEND: 'aws' },
       files: {},
       error: 'environment: INGEST_BACKEND: ',
+    },
+    {
+      name: 'a PORT that is not a number',
+      env: { PORT: 'abc' },
+      files: {},
+      error: 'environment: PORT: must be a port number, an integer from 0 to 65535',
+    },
+    {
+      name: 'a PORT over 65535',
+      env: { PORT: '65536' },
+      files: {},
+      error: 'environment: PORT: must be a port number, an integer from 0 to 65535',
     },
     {
       name: 'a non-numeric wait',

@@ -16,6 +16,16 @@ describe('route patterns', () => {
     ['a/**/z.csv', 'a/z.csv', {}],
     ['a/**/z.csv', 'a/b/c/z.csv', {}],
     ['x.csv', 'xycsv', undefined],
+    // the CSV ending matches in any case; the rest of the pattern stays case-sensitive
+    ['**/*.csv', 'Orders.CSV', {}],
+    ['**/*.csv', 'in/orders.Csv', {}],
+    ['**/*.CSV', 'orders.csv', {}],
+    ['**/*.csv.gz', 'in/Orders.CSV.GZ', {}],
+    ['**/*.csv', 'Orders.CSV.GZ', undefined],
+    ['{name}.csv', 'Orders.CSV', { name: 'Orders' }],
+    ['in/*.csv', 'IN/orders.csv', undefined],
+    ['orders.csv', 'ORDERS.csv', undefined],
+    ['a.csv/*.csv', 'a.CSV/b.csv', undefined],
   ];
   for (const [pattern, name, expected] of cases) {
     it(`${pattern} ${expected ? 'matches' : 'does not match'} ${name}`, () => {

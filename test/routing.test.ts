@@ -23,6 +23,7 @@ const config: Config = loadConfig({}, (file) => {
 const defaults: Config = loadConfig({}, () => {
   throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
 });
+const salesOnly: Config = { ...config, routes: config.routes.slice(0, 1) };
 
 describe('routeObject', () => {
   const cases: {
@@ -39,6 +40,33 @@ describe('routeObject', () => {
     {
       name: 'Deep/Path/My File-2026.CSV',
       config: defaults,
+      expected: { kind: 'route', destination: { dataset: 'ingest', table: 'my_file_2026' } },
+    },
+    {
+      name: 'Orders.CSV',
+      config: defaults,
+      expected: { kind: 'route', destination: { dataset: 'ingest', table: 'orders' } },
+    },
+    {
+      name: 'in/Orders.Csv.GZ',
+      config: defaults,
+      expected: { kind: 'route', destination: { dataset: 'ingest', table: 'orders' } },
+    },
+    {
+      name: 'sales/orders/2026/11/28/PART-1.CSV',
+      expected: {
+        kind: 'route',
+        destination: {
+          project: 'my-project',
+          dataset: 'sales',
+          table: 'orders',
+          partition: '20261128',
+        },
+      },
+    },
+    {
+      name: 'Sales/orders/2026/11/28/part-1.csv',
+      config: salesOnly,
       expected: { kind: 'skip', reason: 'no route matches' },
     },
     {

@@ -200,7 +200,12 @@ describe('trigger definitions', () => {
       title: 'broken YAML',
       text: 'name: [a\n',
       error:
-        'x.yaml: (yaml): Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1',
+        'x.yaml: line 2, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    },
+    {
+      title: 'an unquoted value that YAML reads as an alias',
+      text: stringify(storage).replace('path: /', 'path: */ingest'),
+      error: `x.yaml: line 9, column 9: "*/ingest" starts with "*", which YAML reads as an alias: quote it: path: '*/ingest'`,
     },
   ];
   for (const c of invalid) {
@@ -498,19 +503,30 @@ describe('gcs-bq-ingest triggers --print', () => {
   const failures: { title: string; args: string[]; env?: Record<string, string>; error: string }[] =
     [
       {
+        title: 'no arguments at all',
+        args: ['--dir', EVENTARC],
+        error:
+          'missing --project (or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT), --region (or set INGEST_REGION or CLOUDSDK_RUN_REGION), --bucket (or set INGEST_BUCKET)',
+      },
+      {
+        title: 'no region',
+        args: ['--dir', EVENTARC, '--project', 'test-project', '--bucket', 'b-landing'],
+        error: 'missing --region (or set INGEST_REGION or CLOUDSDK_RUN_REGION)',
+      },
+      {
         title: 'no bucket',
         args: ['--dir', EVENTARC, '--project', 'test-project', '--region', 'europe-west1'],
-        error: `${path.join(EVENTARC, 'storage-finalized.yaml')}: event.bucket: needs \${BUCKET}: pass --bucket or set INGEST_BUCKET`,
+        error: 'missing --bucket (or set INGEST_BUCKET)',
       },
       {
         title: 'no project',
         args: ['--dir', EVENTARC, '--region', 'europe-west1', '--bucket', 'b-landing'],
-        error: `${path.join(EVENTARC, 'pubsub-reprocess.yaml')}: serviceAccount: needs \${PROJECT_ID}: pass --project or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT`,
+        error: 'missing --project (or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT)',
       },
       {
         title: 'a folder without definitions',
         args: ['--dir', os.tmpdir() + '/no-such-folder-for-triggers'],
-        error: 'cannot read the trigger definitions',
+        error: `${os.tmpdir()}/no-such-folder-for-triggers: cannot read the trigger definitions: ENOENT: no such file or directory, scandir '${os.tmpdir()}/no-such-folder-for-triggers'`,
       },
     ];
   for (const c of failures) {
@@ -518,10 +534,27 @@ describe('gcs-bq-ingest triggers --print', () => {
       let error: unknown;
       await printed(c.args, c.env).catch((e: unknown) => (error = e));
       expect(error).to.be.instanceOf(Error);
-      expect((error as Error).message).to.contain(c.error);
-      expect((error as Error).message).not.to.contain('\n');
+      expect((error as Error).message).to.equal(c.error);
     });
   }
+
+  it('asks only for the values the definitions use', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggers-defs-'));
+    try {
+      fs.copyFileSync(path.join(EVENTARC, 'pubsub-reprocess.yaml'), path.join(dir, 'r.yaml'));
+      const script = await printed(['--dir', dir, '--project', 'test-project'], {
+        INGEST_REGION: 'europe-west1',
+      });
+      expect(script).to.contain('gcloud eventarc triggers create ingest-reprocess');
+      let error: unknown;
+      await printed(['--dir', dir, '--project', 'test-project']).catch((e: unknown) => (error = e));
+      expect((error as Error).message).to.equal(
+        'missing --region (or set INGEST_REGION or CLOUDSDK_RUN_REGION)',
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('does not take --print and --apply together', async () => {
     const command = triggersCommand()

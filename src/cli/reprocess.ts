@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { fanOutMessages } from '../fanout';
 import { createPubSubPublisher, type OutgoingMessage } from '../publisher';
-import type { ObjectStore } from '../stores/store';
+import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import { createStore } from '../backend';
 import { readConfig } from './context';
 
@@ -40,7 +40,11 @@ export function reprocessCommand(): Command {
         throw new Error('one of --name or --prefix is required');
       if (options.expand && options.prefix === undefined)
         throw new Error('--expand goes with --prefix');
+      if (options.generation !== undefined && !/^[1-9][0-9]*$/.test(options.generation))
+        throw new Error(`--generation: "${options.generation}" is not a positive integer`);
       const config = readConfig();
+      const store = await createStore(config);
+      await requireBucket(store, options.bucket, options.prefix ?? options.name ?? '');
       const publisher = createPubSubPublisher(config.project);
       const send = async (messages: OutgoingMessage[]) => {
         if (options.dryRun) {
@@ -66,7 +70,6 @@ export function reprocessCommand(): Command {
           await send([{ json }]);
           return;
         }
-        const store = await createStore(config);
         const counts = await publishExpanded(store, options, config, send);
         const verb = options.dryRun ? 'would publish' : 'published';
         console.log(
@@ -77,6 +80,20 @@ export function reprocessCommand(): Command {
         await publisher.close();
       }
     });
+}
+
+/** A request for a bucket that does not exist would only report 0 objects: stop here instead. */
+async function requireBucket(store: ObjectStore, bucket: string, prefix: string): Promise<void> {
+  const listing = store.list(bucket, prefix)[Symbol.asyncIterator]();
+  try {
+    await listing.next();
+  } catch (error) {
+    if (error instanceof BucketNotFoundError)
+      throw new Error(`--bucket: ${error.message}`, { cause: error });
+    throw error;
+  } finally {
+    await listing.return?.();
+  }
 }
 
 async function publishExpanded(

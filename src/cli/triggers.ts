@@ -4,11 +4,13 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { errorMessage, firstLine } from '../errors';
 import {
-  parseDefinition,
+  checkDefinition,
   planTriggers,
+  readDefinition,
   renderScript,
   renderStep,
   resolveArgv,
+  requireValues,
   resolveValues,
   type Env,
   type Plan,
@@ -82,15 +84,16 @@ function loadPlan(options: TriggersOptions, env: Env): Plan {
     throw new Error(`${options.dir}: cannot read the trigger definitions: ${errorMessage(error)}`);
   }
   if (files.length === 0) throw new Error(`${options.dir}: no trigger definitions (*.yaml)`);
-  const definitions = files.sort().map((f) => {
+  const documents = files.sort().map((f) => {
     const file = path.join(options.dir, f);
-    return parseDefinition(file, fs.readFileSync(file, 'utf8'), values);
+    return { file, raw: readDefinition(file, fs.readFileSync(file, 'utf8')) };
   });
-  if (values.PROJECT_ID === undefined) {
-    throw new Error(
-      'no project: pass --project or set GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT',
-    );
-  }
+  // A missing flag is named as such, before any definition says it lacks the value.
+  requireValues(
+    documents.map((d) => d.raw),
+    values,
+  );
+  const definitions = documents.map((d) => checkDefinition(d.file, d.raw, values));
   return planTriggers(definitions, values.PROJECT_ID);
 }
 
