@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Config, Route, WriteMode } from './config';
+import { BIGQUERY_NAME, isPartitionDate } from './names';
 import { matchPattern } from './pattern';
 import { partitionedTableId, type Destination } from './warehouses/warehouse';
 
@@ -9,9 +10,6 @@ export type Routing =
   | { kind: 'reject'; reason: string; route: Route };
 
 const CSV_ENDING = /\.csv(\.gz)?$/i;
-// Stricter than BigQuery, which also allows some Unicode in table names: a name built from a path is
-// accepted only when it needs no quoting anywhere, so look-alikes and punctuation never reach SQL.
-const IDENTIFIER = /^[A-Za-z0-9_]{1,1024}$/;
 
 /** Which route, dataset and table an object goes to, or why it goes nowhere. Pure. */
 export function routeObject(object: { bucket: string; name: string }, config: Config): Routing {
@@ -42,7 +40,7 @@ function toDestination(
     ['dataset', dataset],
     ['table', table],
   ] as const) {
-    if (!IDENTIFIER.test(value)) {
+    if (!BIGQUERY_NAME.test(value)) {
       const reason = `${what} "${value}" from route "${route.match}" is not a valid BigQuery ${what} name (letters, digits and underscores only, at most 1024)`;
       return { kind: 'reject', reason, route };
     }
@@ -51,7 +49,7 @@ function toDestination(
   if (config.project) destination.project = config.project;
   if (route.write === 'partition') {
     const partition = fill(route.partition ?? '', captured);
-    if (!isCalendarDate(partition)) {
+    if (!isPartitionDate(partition)) {
       const reason = `partition "${partition}" from route "${route.match}" is not a date (YYYYMMDD)`;
       return { kind: 'reject', reason, route };
     }
@@ -68,16 +66,6 @@ export function tableFromFileName(name: string): string {
 
 function fill(template: string, captured: Record<string, string>): string {
   return template.replace(/\{([^}]*)\}/g, (_, key: string) => captured[key] ?? '');
-}
-
-function isCalendarDate(yyyymmdd: string): boolean {
-  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(yyyymmdd);
-  if (!m) return false;
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  const date = new Date(Date.UTC(year, month - 1, day));
-  return (
-    date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
-  );
 }
 
 export interface JobSource {

@@ -15,7 +15,7 @@ describe('the Functions Framework target at start', () => {
     {
       name: 'broken YAML',
       yaml: 'routes: [',
-      line: /^gcs-bq-ingest: configuration error: ingest\.yaml: \(yaml\): /,
+      line: /^gcs-bq-ingest: configuration error: ingest\.yaml: line 1, column 10: /,
     },
     {
       name: 'a missing schema file',
