@@ -14,7 +14,10 @@ export interface Backend extends Services {
  * chosen: the cloud path never loads DuckDB, the local one never loads the Google clients.
  */
 export async function createBackend(config: Config): Promise<Backend> {
-  const [store, warehouse] = await Promise.all([createStore(config), createWarehouse(config)]);
+  const [store, warehouse] =
+    config.backend === 'gcp'
+      ? await createGoogleCloud(config)
+      : await Promise.all([createStore(config), createLocalWarehouse(config)]);
   const publisher = createPubSubPublisher(config.project);
   const close = async () => {
     await Promise.all([warehouse.close(), publisher.close()]);
@@ -27,12 +30,21 @@ export async function createStore(config: Config): Promise<ObjectStore> {
   return (await import('./stores/local')).createLocalStore(localRoot(config));
 }
 
-async function createWarehouse(config: Config): Promise<Warehouse> {
-  if (config.backend === 'gcp') {
-    return (await import('./warehouses/bigquery')).createBigQueryWarehouse({
-      project: config.project,
-    });
-  }
+/** Cloud Storage and BigQuery, sharing one Storage client (the warehouse reads .gz objects too). */
+async function createGoogleCloud(config: Config): Promise<[ObjectStore, Warehouse]> {
+  const [{ Storage }, { createGcsStore }, { createBigQueryWarehouse }] = await Promise.all([
+    import('@google-cloud/storage'),
+    import('./stores/gcs'),
+    import('./warehouses/bigquery'),
+  ]);
+  const storage = new Storage();
+  return [
+    createGcsStore({ storage }),
+    createBigQueryWarehouse({ project: config.project, storage }),
+  ];
+}
+
+async function createLocalWarehouse(config: Config): Promise<Warehouse> {
   const [{ localObjectPath }, { createDuckDbWarehouse }] = await Promise.all([
     import('./stores/local'),
     import('./warehouses/duckdb'),
