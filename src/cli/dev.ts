@@ -1,10 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command } from 'commander';
-import { describeAnswer, finalizedEvent, sendEvent } from './events';
-import { localObjectName, readConfig, statObject } from './context';
-import { errorMessage } from '../errors';
+import { Command, Option } from 'commander';
+import { localWarehouseFile } from '../backend';
+import { errorMessage, firstLine } from '../errors';
+import { createLocalStore } from '../stores/local';
+import { readConfig } from './context';
+import { startLocalEventarc, type ScanSummary } from './local-eventarc';
+import { checkPortFree, parsePort } from './port';
+import { startReceiver } from './receiver';
+import { readSettledKeys } from './settled';
 
 const PACKAGE_ROOT = path.resolve(__dirname, '..', '..', '..');
 const DEMO_SOURCE = path.join(PACKAGE_ROOT, 'fixtures', 'us-states.csv');
@@ -12,39 +16,73 @@ const DEMO_SOURCE = path.join(PACKAGE_ROOT, 'fixtures', 'us-states.csv');
 export function devCommand(): Command {
   return new Command('dev')
     .description('run the receiver on the local backend, with a folder watcher acting as Eventarc')
-    .option('--port <port>', 'listen port', process.env.PORT ?? '8080')
-    .action(async (options: { port: string }) => {
-      const env = { ...process.env, INGEST_BACKEND: 'local', PORT: options.port };
+    .addOption(
+      new Option('--port <port>', 'listen port').env('PORT').default(8080).argParser(parsePort),
+    )
+    .action(async (options: { port: number }) => {
+      const env = { ...process.env, INGEST_BACKEND: 'local', PORT: String(options.port) };
       const config = readConfig(env); // a bad configuration stops here, before anything starts
+      await checkPortFree(options.port); // before anything is sent to whatever holds it
       const dataDir = path.resolve(config.localDataDir);
       const buckets = path.join(dataDir, 'buckets');
       seedDemo(dataDir);
+      fs.mkdirSync(buckets, { recursive: true });
+      const settled = await readSettledKeys(localWarehouseFile(config)).catch((error: unknown) => {
+        console.error(
+          `the ledger cannot be read (${firstLine(errorMessage(error))}): every object is sent again`,
+        );
+        return new Set<string>();
+      });
+
+      const receiver = await startReceiver(env, options.port);
+      let stopping = false;
+      const stopRequested = new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      void stopRequested.then(() => receiver.process.kill('SIGTERM'));
       const url = `http://localhost:${options.port}/`;
-      const server = startReceiver(env);
-      const exited = new Promise<number>((resolve) => server.once('exit', (c) => resolve(c ?? 0)));
-      // The watcher is closed once the receiver has exited, below.
-      const stop = () => server.kill('SIGTERM');
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      await waitForHealth(url, server);
       console.log(`receiver on ${url} (local backend, data in ${dataDir})`);
+
+      const eventarc = await startLocalEventarc({
+        buckets,
+        quarantinePrefix: config.quarantinePrefix,
+        store: createLocalStore(dataDir),
+        url,
+        settled,
+        print: (line) => console.log(line),
+        warn: (line) => console.error(line),
+      });
+      // Stopping (or a receiver that stopped by itself) ends redelivery at once; what is still in
+      // flight gets its answer, typically a 503 from the receiver's shutdown.
+      const stopped = Promise.race([stopRequested, receiver.exited]).then(() => {
+        stopping = true;
+        return eventarc.stop();
+      });
       console.log(
         `watching ${buckets}: copy a CSV to ${path.join(buckets, '<bucket>', '<path>.csv')} to load it`,
       );
+      void eventarc.scan().then(
+        (summary) => !stopping && console.log(describeScan(summary)),
+        (error: unknown) => console.error(`start-up scan: ${errorMessage(error)}`),
+      );
 
-      const { watch } = await import('chokidar');
-      const files = watch(buckets, {
-        ignoreInitial: false,
-        awaitWriteFinish: { stabilityThreshold: 150, pollInterval: 25 },
-        ignored: (file) => isIgnored(buckets, file, config.quarantinePrefix),
-      });
-      const onFile = (file: string) => void deliver(url, config, file);
-      files.on('add', onFile).on('change', onFile);
-      files.on('error', (error) => console.error(`watcher: ${errorMessage(error)}`));
-      const code = await exited;
-      await files.close();
+      const code = await receiver.exited;
+      const unsent = await stopped;
+      if (unsent.length > 0) console.log(describeUnsent(unsent));
       process.exitCode = code;
     });
+}
+
+export function describeScan(summary: ScanSummary): string {
+  return `start-up scan: ${summary.settled} already loaded or rejected (not sent again), ${summary.sent} sent, ${summary.skipped} skipped`;
+}
+
+export function describeUnsent(uris: string[]): string {
+  const shown = uris.slice(0, 5).join(', ');
+  const more = uris.length > 5 ? ` and ${uris.length - 5} more` : '';
+  const objects = uris.length === 1 ? '1 object was' : `${uris.length} objects were`;
+  return `stopped: ${objects} not loaded and will be sent again on the next start: ${shown}${more}`;
 }
 
 /** Copies the demo CSV on the first run only, so that deleting it is respected. */
@@ -55,61 +93,4 @@ function seedDemo(dataDir: string): void {
   fs.mkdirSync(path.dirname(target), { recursive: true });
   if (!fs.existsSync(target)) fs.copyFileSync(DEMO_SOURCE, target);
   fs.writeFileSync(marker, `seeded ${new Date().toISOString()}\n`);
-}
-
-function startReceiver(env: NodeJS.ProcessEnv): ChildProcess {
-  const framework = path.join(
-    path.dirname(require.resolve('@google-cloud/functions-framework')),
-    'main.js',
-  );
-  // The receiver logs JSON for Cloud Logging; here the watcher prints one readable line per outcome.
-  return spawn(
-    process.execPath,
-    [framework, '--target=ingest', '--signature-type=http', `--source=${PACKAGE_ROOT}`],
-    {
-      env: { LOG_LEVEL: 'error', NODE_ENV: 'production', ...env },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    },
-  );
-}
-
-async function waitForHealth(url: string, server: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`the receiver stopped (${server.exitCode ?? server.signalCode})`);
-    }
-    try {
-      if ((await fetch(new URL('health', url))).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  server.kill();
-  throw new Error(`the receiver did not answer on ${url}health within 30 s`);
-}
-
-function isIgnored(buckets: string, file: string, quarantinePrefix: string): boolean {
-  const relative = path.relative(buckets, file).split(path.sep);
-  const name = relative.slice(1).join('/');
-  return (
-    relative.some((part) => part.startsWith('.')) ||
-    (name !== '' && name.startsWith(quarantinePrefix))
-  );
-}
-
-async function deliver(
-  url: string,
-  config: ReturnType<typeof readConfig>,
-  file: string,
-): Promise<void> {
-  try {
-    const { bucket, name } = localObjectName(config.localDataDir, file);
-    const object = await statObject(config, bucket, name);
-    for (const line of describeAnswer(await sendEvent(url, finalizedEvent(object))))
-      console.log(line);
-  } catch (error) {
-    console.error(`${file}: ${errorMessage(error)}`);
-  }
 }

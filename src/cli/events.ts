@@ -2,6 +2,7 @@ import { CloudEvent, Mode, emitterFor, type Message } from 'cloudevents';
 import { randomUUID } from 'node:crypto';
 import { EVENT_TYPES } from '../events';
 import type { StoredObject } from '../stores/store';
+import { errorMessage } from '../errors';
 
 export interface EventAnswer {
   status: number;
@@ -29,6 +30,35 @@ export function finalizedEvent(object: StoredObject): CloudEvent<object> {
       contentType: object.contentType ?? 'text/csv',
       timeCreated: now,
       updated: now,
+    },
+  });
+}
+
+/**
+ * The `google.cloud.pubsub.topic.v1.messagePublished` event of a forced reprocess of one object
+ * generation: the receiver loads it again, once per message id.
+ */
+export function forcedReloadEvent(object: StoredObject, project: string): CloudEvent<object> {
+  const now = new Date().toISOString();
+  const request = {
+    bucket: object.bucket,
+    name: object.name,
+    generation: object.generation,
+    force: true,
+  };
+  return new CloudEvent({
+    id: randomUUID(),
+    type: EVENT_TYPES.messagePublished,
+    source: `//pubsub.googleapis.com/projects/${project}/topics/gcs-bq-ingest-emit`,
+    time: now,
+    datacontenttype: 'application/json',
+    data: {
+      message: {
+        data: Buffer.from(JSON.stringify(request)).toString('base64'),
+        messageId: randomUUID(),
+        publishTime: now,
+      },
+      subscription: `projects/${project}/subscriptions/gcs-bq-ingest-emit`,
     },
   });
 }
@@ -62,6 +92,20 @@ interface AnswerBody {
     rows?: number;
     reason?: string;
   }[];
+}
+
+/** The top-level outcome of a 200 answer. */
+export function answerOutcome(answer: EventAnswer): string | undefined {
+  const body = answer.body as { outcome?: unknown } | null;
+  return answer.status === 200 && typeof body?.outcome === 'string' ? body.outcome : undefined;
+}
+
+/** A request that got no answer: which URL, and why (connection refused, reset, ...). */
+export function describeSendError(url: string, error: unknown): string {
+  const cause =
+    error instanceof Error ? (error.cause as NodeJS.ErrnoException | undefined) : undefined;
+  const why = cause?.code ?? (cause instanceof Error ? cause.message : errorMessage(error));
+  return `no answer from ${url} (${why})`;
 }
 
 /** One readable line per object outcome. */

@@ -1,0 +1,140 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { errorMessage } from '../errors';
+import type { ObjectStore, StoredObject } from '../stores/store';
+import { createDelivery } from './delivery';
+import { createFinalityGate } from './finality';
+import { settledKey } from './settled';
+import { classifyPath } from './watch-paths';
+
+export interface LocalEventarcOptions {
+  /** `<LOCAL_DATA_DIR>/buckets`, absolute. */
+  buckets: string;
+  quarantinePrefix: string;
+  store: ObjectStore;
+  url: string;
+  /** Object generations already loaded or rejected: never sent again. */
+  settled: ReadonlySet<string>;
+  print: (line: string) => void;
+  warn: (line: string) => void;
+}
+
+export interface ScanSummary {
+  settled: number;
+  skipped: number;
+  sent: number;
+}
+
+export interface LocalEventarc {
+  /** Sends every object already in the buckets that the ledger has not settled. */
+  scan(): Promise<ScanSummary>;
+  /** Stops watching and redelivering; resolves with the objects left unsent, once nothing is in flight. */
+  stop(): Promise<string[]>;
+}
+
+/**
+ * Plays Eventarc for the buckets folder: one `finalized` event per object generation, sent once the
+ * file counts as finalized, redelivered on a 5xx or no answer. Resolves once the watcher is ready.
+ */
+export async function startLocalEventarc(options: LocalEventarcOptions): Promise<LocalEventarc> {
+  const { buckets, store } = options;
+  const warned = new Set<string>();
+  const warnOnce = (key: string, line: string) => {
+    if (!warned.has(key)) options.warn(line);
+    warned.add(key);
+  };
+  const ignored = (file: string) => {
+    const kind = classifyPath(buckets, file, options.quarantinePrefix);
+    if (kind.kind === 'invalid-bucket') warnOnce(kind.bucket, kind.warning);
+    return kind.kind !== 'watch';
+  };
+  const fileOf = (object: { bucket: string; name: string }) =>
+    path.join(buckets, object.bucket, ...object.name.split('/'));
+  const gate = createFinalityGate();
+  const delivery = createDelivery({
+    url: options.url,
+    restat: (object) => store.stat(object.bucket, object.name),
+    resendHint: (object) => `gcs-bq-ingest emit ${path.relative(process.cwd(), fileOf(object))}`,
+    print: options.print,
+  });
+  // Object generations settled or being sent: a second event for one of them sends nothing.
+  const known = new Set(options.settled);
+
+  async function handle(file: string, startup: boolean): Promise<string | undefined> {
+    const [bucket, ...rest] = path.relative(buckets, file).split(path.sep);
+    if (bucket === undefined || rest.length === 0) {
+      const line = `ignoring ${file}: objects go in ${path.join(buckets, '<bucket>', '<name>')}`;
+      warnOnce(file, line);
+      return undefined;
+    }
+    if (!(await gate.whenFinal(file))) return undefined;
+    let object: StoredObject | undefined;
+    try {
+      object = await store.stat(bucket, rest.join('/'));
+    } catch (error) {
+      options.warn(`${file}: ${errorMessage(error)}`);
+      return undefined;
+    }
+    if (!object) return undefined;
+    const key = settledKey(object);
+    if (known.has(key)) return 'known';
+    known.add(key);
+    const outcome = await delivery.send(object, { quietSkip: startup });
+    if (outcome === undefined) known.delete(key);
+    return outcome;
+  }
+
+  const { watch } = await import('chokidar');
+  const watcher = watch(buckets, { ignoreInitial: true, ignored });
+  watcher.on('add', (file) => void handle(file, false));
+  watcher.on('change', (file) => void handle(file, false));
+  watcher.on('error', (error) => options.warn(`watcher: ${errorMessage(error)}`));
+  await new Promise<void>((resolve) => watcher.once('ready', resolve));
+
+  async function scan(): Promise<ScanSummary> {
+    const summary: ScanSummary = { settled: 0, skipped: 0, sent: 0 };
+    const handled: Promise<void>[] = [];
+    for (const entry of await fs.readdir(buckets, { withFileTypes: true })) {
+      const top = path.join(buckets, entry.name);
+      if (ignored(top)) continue;
+      if (!entry.isDirectory()) {
+        handled.push(handle(top, true).then(() => undefined));
+        continue;
+      }
+      try {
+        for await (const object of store.list(entry.name, '')) {
+          const file = fileOf(object);
+          if (ignored(file)) continue;
+          if (known.has(settledKey(object))) {
+            summary.settled += 1;
+            continue;
+          }
+          handled.push(
+            handle(file, true).then((outcome) => {
+              if (outcome === 'skipped') summary.skipped += 1;
+              else if (outcome !== undefined) summary.sent += 1;
+            }),
+          );
+        }
+      } catch (error) {
+        options.warn(`${top}: ${errorMessage(error)}`);
+      }
+    }
+    await Promise.all(handled);
+    return summary;
+  }
+
+  return {
+    scan,
+    async stop() {
+      const waiting = gate.waiting();
+      gate.close();
+      await watcher.close();
+      const unsent = await delivery.stop();
+      const pending = waiting.map(
+        (file) => `gs://${path.relative(buckets, file).split(path.sep).join('/')}`,
+      );
+      return [...new Set([...unsent, ...pending])].sort();
+    },
+  };
+}
