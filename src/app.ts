@@ -61,11 +61,9 @@ export function createReceiver(config: Config, services: () => Promise<Services>
         return { status: error.status, body: { error: error.message } };
       }
       const message = errorMessage(error);
-      const known = error instanceof TransientError;
-      log.error(
-        { err: known ? undefined : error },
-        `${known ? '' : 'unexpected error: '}${message}`,
-      );
+      // A transient failure is retried by redelivery: a warning. Anything else is a defect to see.
+      if (error instanceof TransientError) log.warn({ status: 503 }, message);
+      else log.error({ err: error }, `unexpected error: ${message}`);
       return unavailable(message);
     }
   }
