@@ -1,11 +1,9 @@
 import { expect } from 'chai';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
 import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
-import { post, startReceiver, type RunningServer } from '../helpers/server';
-import { isInsert, startBigQueryServer, type BigQueryServer } from '../servers/bigquery-server';
-import { startGcsServer, type GcsServer, type ObjectResource } from '../servers/gcs-server';
+import { post } from '../helpers/server';
+import { isInsert, type BigQueryServer } from '../servers/bigquery-server';
+import type { GcsServer, ObjectResource } from '../servers/gcs-server';
 
 const PROJECT = 'test-project';
 const BUCKET = 'landing';
@@ -26,10 +24,9 @@ interface ObjectAnswer {
 
 describe('end to end: partition rebuilds with INGEST_BACKEND=gcp', function () {
   this.timeout(120_000);
+  let cloud: CloudReceiver;
   let gcs: GcsServer;
   let bq: BigQueryServer;
-  let dir: string;
-  let receiver: RunningServer;
 
   async function emit(resource: ObjectResource): Promise<ObjectAnswer> {
     const event = binaryEvent(STORAGE_TYPE, resource, {
@@ -37,33 +34,18 @@ describe('end to end: partition rebuilds with INGEST_BACKEND=gcp', function () {
       'ce-source': `//storage.googleapis.com/projects/_/buckets/${resource.bucket}`,
       'ce-subject': `objects/${resource.name}`,
     });
-    const answer = await post(receiver.url, event.body, event.headers);
-    expect(answer.status, `${answer.text}\n${receiver.output()}`).to.equal(200);
+    const answer = await post(cloud.receiver.url, event.body, event.headers);
+    expect(answer.status, `${answer.text}\n${cloud.receiver.output()}`).to.equal(200);
     return (answer.json as { objects: ObjectAnswer[] }).objects[0] as ObjectAnswer;
   }
   const partitionRows = (table: string, day: string) =>
     bq.table(PROJECT, 'sales', table)?.partitions.get(day);
 
   before(async () => {
-    gcs = await startGcsServer();
-    bq = await startBigQueryServer({ gcs });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-gcp-partition-'));
-    fs.writeFileSync(path.join(dir, 'ingest.yaml'), CONFIG);
-    receiver = await startReceiver({
-      INGEST_BACKEND: 'gcp',
-      INGEST_CONFIG: path.join(dir, 'ingest.yaml'),
-      STORAGE_EMULATOR_HOST: gcs.url,
-      BIGQUERY_EMULATOR_HOST: bq.url,
-      CLOUDSDK_CONFIG: dir,
-      HOME: dir,
-    });
+    cloud = await startCloudReceiver(CONFIG);
+    ({ gcs, bq } = cloud);
   });
-  after(async () => {
-    await receiver?.stop();
-    await bq?.close();
-    await gcs?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => cloud?.stop());
 
   it('keeps every file of the day: p2 (2 rows) then p3 (1 row) leave 3 rows, in one job each', async () => {
     const day = 'sales/orders/2024/03/01';

@@ -1,11 +1,9 @@
 import { expect } from 'chai';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
-import { post, startReceiver, type RunningServer } from '../helpers/server';
-import { isInsert, startBigQueryServer, type BigQueryServer } from '../servers/bigquery-server';
-import { startGcsServer, type GcsServer, type ObjectResource } from '../servers/gcs-server';
+import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
+import { post, type RunningServer } from '../helpers/server';
+import { isInsert, type BigQueryServer } from '../servers/bigquery-server';
+import type { GcsServer, ObjectResource } from '../servers/gcs-server';
 
 const PROJECT = 'test-project';
 const BUCKET = 'landing';
@@ -33,9 +31,9 @@ interface Answer {
 
 describe('end to end: the receiver with INGEST_BACKEND=gcp against Cloud Storage and BigQuery test servers', function () {
   this.timeout(120_000);
+  let cloud: CloudReceiver;
   let gcs: GcsServer;
   let bq: BigQueryServer;
-  let dir: string;
   let receiver: RunningServer;
 
   async function emit(resource: ObjectResource) {
@@ -51,26 +49,10 @@ describe('end to end: the receiver with INGEST_BACKEND=gcp against Cloud Storage
     `${answer.text}\n--- service output ---\n${receiver.output()}`;
 
   before(async () => {
-    gcs = await startGcsServer();
-    bq = await startBigQueryServer({ gcs });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-gcp-e2e-'));
-    fs.writeFileSync(path.join(dir, 'ingest.yaml'), CONFIG);
-    receiver = await startReceiver({
-      INGEST_BACKEND: 'gcp',
-      INGEST_CONFIG: path.join(dir, 'ingest.yaml'),
-      STORAGE_EMULATOR_HOST: gcs.url,
-      BIGQUERY_EMULATOR_HOST: bq.url,
-      // No Application Default Credentials may be found: the BigQuery client then sends no token.
-      CLOUDSDK_CONFIG: dir,
-      HOME: dir,
-    });
+    cloud = await startCloudReceiver(CONFIG);
+    ({ gcs, bq, receiver } = cloud);
   });
-  after(async () => {
-    await receiver?.stop();
-    await bq?.close();
-    await gcs?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => cloud?.stop());
   beforeEach(() => {
     gcs.clearFaults();
     bq.clearFaults();

@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { jobIdFor } from '../../src/routing';
 import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
-import { post, startReceiver, type RunningServer } from '../helpers/server';
-import { isInsert, startBigQueryServer, type BigQueryServer } from '../servers/bigquery-server';
-import { startGcsServer, type GcsServer, type ObjectResource } from '../servers/gcs-server';
+import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
+import { post, type RunningServer } from '../helpers/server';
+import { isInsert, type BigQueryServer } from '../servers/bigquery-server';
+import type { GcsServer, ObjectResource } from '../servers/gcs-server';
 
 const PROJECT = 'test-project';
 const OBJECTS = 200;
@@ -14,9 +12,9 @@ const FAULT_RATE = 0.2;
 
 describe('faults on the cloud path: 20% of Cloud Storage and BigQuery calls fail', function () {
   this.timeout(600_000);
+  let cloud: CloudReceiver;
   let gcs: GcsServer;
   let bq: BigQueryServer;
-  let dir: string;
   let receiver: RunningServer;
   // A fixed sequence, so that a failure can be replayed.
   let seed = 7;
@@ -24,26 +22,11 @@ describe('faults on the cloud path: 20% of Cloud Storage and BigQuery calls fail
   const sometimes = () => random() < FAULT_RATE / 4;
 
   before(async () => {
-    gcs = await startGcsServer();
-    bq = await startBigQueryServer({ gcs, jobDurationMs: 50 });
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-faults-'));
-    receiver = await startReceiver({
-      INGEST_BACKEND: 'gcp',
-      INGEST_CONFIG: '',
-      // A short budget turns a slow BigQuery answer into a timeout the redelivery retries.
-      INGEST_WAIT_SECONDS: '3',
-      STORAGE_EMULATOR_HOST: gcs.url,
-      BIGQUERY_EMULATOR_HOST: bq.url,
-      CLOUDSDK_CONFIG: dir,
-      HOME: dir,
-    });
+    // A short budget turns a slow BigQuery answer into a timeout the redelivery retries.
+    cloud = await startCloudReceiver('', { env: { INGEST_WAIT_SECONDS: '3' }, jobDurationMs: 50 });
+    ({ gcs, bq, receiver } = cloud);
   });
-  after(async () => {
-    await receiver?.stop();
-    await bq?.close();
-    await gcs?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(async () => cloud?.stop());
 
   it(`loads each of ${OBJECTS} objects exactly once when every 503 is redelivered`, async () => {
     const objects: ObjectResource[] = [];
