@@ -7,6 +7,9 @@ import { createFinalityGate } from './finality';
 import { settledKey } from './settled';
 import { classifyPath } from './watch-paths';
 
+/** When a new folder is read again after chokidar reports it. */
+const RESCAN_NEW_FOLDER_MS = [100, 1000];
+
 export interface LocalEventarcOptions {
   /** `<LOCAL_DATA_DIR>/buckets`, absolute. */
   buckets: string;
@@ -86,39 +89,58 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
 
   const { watch } = await import('chokidar');
   const watcher = watch(buckets, { ignoreInitial: true, ignored });
+  const rescans = new Set<NodeJS.Timeout>();
   watcher.on('add', (file) => void handle(file, false));
   watcher.on('change', (file) => void handle(file, false));
+  // chokidar reads a new folder before it watches it: a file created in between has no event. Read
+  // the folder again once it is watched (already known objects are not sent twice).
+  watcher.on('addDir', (dir) => {
+    for (const delay of RESCAN_NEW_FOLDER_MS) {
+      const timer = setTimeout(() => {
+        rescans.delete(timer);
+        void scanFolder(dir, false, { settled: 0, skipped: 0, sent: 0 });
+      }, delay);
+      rescans.add(timer);
+    }
+  });
   watcher.on('error', (error) => options.warn(`watcher: ${errorMessage(error)}`));
   await new Promise<void>((resolve) => watcher.once('ready', resolve));
 
+  /** Sends the objects under `dir` (a bucket folder or one inside it) that are not yet known. */
+  async function scanFolder(dir: string, startup: boolean, summary: ScanSummary): Promise<void> {
+    const [bucket, ...rest] = path.relative(buckets, dir).split(path.sep);
+    if (bucket === undefined || bucket === '' || ignored(dir)) return;
+    const prefix = rest.length > 0 ? `${rest.join('/')}/` : '';
+    const handled: Promise<void>[] = [];
+    try {
+      for await (const object of store.list(bucket, prefix)) {
+        const file = fileOf(object);
+        if (ignored(file)) continue;
+        if (known.has(settledKey(object))) {
+          summary.settled += 1;
+          continue;
+        }
+        handled.push(
+          handle(file, startup).then((outcome) => {
+            if (outcome === 'skipped') summary.skipped += 1;
+            else if (outcome !== undefined && outcome !== 'known') summary.sent += 1;
+          }),
+        );
+      }
+    } catch (error) {
+      if (startup) options.warn(`${dir}: ${errorMessage(error)}`);
+    }
+    await Promise.all(handled);
+  }
+
   async function scan(): Promise<ScanSummary> {
     const summary: ScanSummary = { settled: 0, skipped: 0, sent: 0 };
-    const handled: Promise<void>[] = [];
+    const handled: Promise<unknown>[] = [];
     for (const entry of await fs.readdir(buckets, { withFileTypes: true })) {
       const top = path.join(buckets, entry.name);
       if (ignored(top)) continue;
-      if (!entry.isDirectory()) {
-        handled.push(handle(top, true).then(() => undefined));
-        continue;
-      }
-      try {
-        for await (const object of store.list(entry.name, '')) {
-          const file = fileOf(object);
-          if (ignored(file)) continue;
-          if (known.has(settledKey(object))) {
-            summary.settled += 1;
-            continue;
-          }
-          handled.push(
-            handle(file, true).then((outcome) => {
-              if (outcome === 'skipped') summary.skipped += 1;
-              else if (outcome !== undefined) summary.sent += 1;
-            }),
-          );
-        }
-      } catch (error) {
-        options.warn(`${top}: ${errorMessage(error)}`);
-      }
+      if (entry.isDirectory()) handled.push(scanFolder(top, true, summary));
+      else handled.push(handle(top, true));
     }
     await Promise.all(handled);
     return summary;
@@ -127,6 +149,7 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
   return {
     scan,
     async stop() {
+      for (const timer of rescans) clearTimeout(timer);
       const waiting = gate.waiting();
       gate.close();
       await watcher.close();
