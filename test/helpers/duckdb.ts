@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { DuckDBInstance } from '@duckdb/node-api';
 
 /** Runs a read-only query against a warehouse file, waiting while the receiver holds it. */
@@ -21,4 +22,42 @@ export async function queryDuckDb(file: string, sql: string): Promise<Record<str
       instance?.closeSync();
     }
   }
+}
+
+export interface LockHolder {
+  pid: number;
+  /** Resolves when the holder has let go and exited. */
+  exited: Promise<void>;
+  /** Ends the holder now. */
+  release(): Promise<void>;
+}
+
+/**
+ * Opens the file read-write in another process and keeps it open for `ms` (or until `release`).
+ * Resolves once it is open.
+ */
+export function holdLock(file: string, ms: number): Promise<LockHolder> {
+  const script = `
+    const { DuckDBInstance } = require(${JSON.stringify(require.resolve('@duckdb/node-api'))});
+    DuckDBInstance.create(${JSON.stringify(file)}).then((db) => {
+      console.log('open');
+      setTimeout(() => db.closeSync(), ${ms});
+    });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((done) => child.once('exit', () => done()));
+    child.once('error', reject);
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (!chunk.toString().includes('open')) return;
+      resolve({
+        pid: child.pid ?? 0,
+        exited,
+        release: async () => {
+          if (child.exitCode === null && child.signalCode === null) child.kill();
+          await exited;
+        },
+      });
+    });
+    void exited.then(() => reject(new Error('the lock holder exited before it opened the file')));
+  });
 }
