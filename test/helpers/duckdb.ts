@@ -1,29 +1,16 @@
 import { spawn } from 'node:child_process';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { closeSession, openSession } from '../../src/warehouses/duckdb/session';
 
-/** Runs a read-only query against a warehouse file, waiting while the receiver holds it. */
+/** Runs a read-only query against a warehouse file, waiting (up to 10 s) while the receiver holds it. */
 export async function queryDuckDb(file: string, sql: string): Promise<Record<string, unknown>[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    let instance: DuckDBInstance | undefined;
-    try {
-      instance = await DuckDBInstance.create(file, { access_mode: 'READ_ONLY' });
-      const connection = await instance.connect();
-      const rows = (await connection.runAndReadAll(sql)).getRowObjectsJson() as Record<
-        string,
-        unknown
-      >[];
-      connection.closeSync();
-      return rows;
-    } catch (error) {
-      if (Date.now() > deadline || !/lock/i.test(String(error))) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    } finally {
-      instance?.closeSync();
-    }
+  const session = await openSession(file, 10_000, true);
+  try {
+    const reader = await session.connection.runAndReadAll(sql);
+    return reader.getRowObjectsJson() as Record<string, unknown>[];
+  } finally {
+    closeSession(session);
   }
 }
-
 export interface LockHolder {
   pid: number;
   /** Resolves when the holder has let go and exited. */

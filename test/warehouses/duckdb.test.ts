@@ -966,6 +966,30 @@ describe('DuckDB warehouse', function () {
       }
     });
 
+    // Letting go forgets the jobs known to be completed: that is how these two tests see it.
+    for (const { what, waiting, keeps } of [
+      { what: 'keeps the file between loads while nobody waits', waiting: false, keeps: true },
+      {
+        what: 'lets go between two loads while another process waits',
+        waiting: true,
+        keeps: false,
+      },
+    ]) {
+      it(what, async () => {
+        const busy = await makeLocal({ idleMs: 60_000, holdMs: 0, gapMs: 1 });
+        try {
+          const a = contractJob([await busy.put('in/a.csv', 'a\n1\n')]);
+          const b = contractJob([await busy.put('in/b.csv', 'a\n2\n')]);
+          expect((await busy.warehouse.load(a)).outcome).to.equal('loaded');
+          if (waiting) await fs.writeFile(`${busy.file}.wait`, '');
+          expect((await busy.warehouse.load(b)).outcome).to.equal('loaded');
+          expect(busy.warehouse.completedRows?.(a.jobId) !== undefined).to.equal(keeps);
+        } finally {
+          await busy.cleanup();
+        }
+      });
+    }
+
     it('names the process that holds the file when giving up', async () => {
       const object = await local.put('in/x.csv', 'a\n1\n');
       expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');

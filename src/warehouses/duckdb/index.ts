@@ -17,21 +17,24 @@ export interface DuckDbWarehouseOptions {
   idleMs?: number;
   /** How long to wait while another process holds the file before giving up with a TransientError. */
   lockWaitMs?: number;
-  /** After holding the file this long through sustained work, it is let go for `gapMs` between two jobs. */
+  /**
+   * While another process waits for the file, it is let go for `gapMs` between two jobs once it has
+   * been held this long.
+   */
   holdMs?: number;
   gapMs?: number;
 }
 
 const DEFAULT_IDLE_MS = 250;
 const DEFAULT_LOCK_WAIT_MS = 5000;
-const DEFAULT_HOLD_MS = 2000;
+const DEFAULT_HOLD_MS = 1000;
 const DEFAULT_GAP_MS = 100;
 const COMPLETED_CACHE_SIZE = 10_000;
 
 /**
  * BigQuery stand-in on an embedded DuckDB file: dataset = schema, table = table. Loads run one at a
- * time through a queue; the file is open only while work is queued, and let go for a moment every
- * `holdMs` of sustained work, so that `gcs-bq-ingest tables` in another process can read it.
+ * time through a queue; the file is open only while work is queued, and let go for a moment during
+ * sustained work when another process waits for it, so that `gcs-bq-ingest tables` can read it.
  */
 export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehouse {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');

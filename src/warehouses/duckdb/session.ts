@@ -16,7 +16,8 @@ export interface SerialDbOptions {
   lockWaitMs: number;
   /**
    * After holding the file this long without a break, it is closed between two pieces of work for
-   * `gapMs`, so that another process (`gcs-bq-ingest tables`) gets a turn during sustained loads.
+   * `gapMs` whenever another process waits for it (`gcs-bq-ingest tables`), so that it gets a turn
+   * during sustained loads.
    */
   holdMs: number;
   gapMs: number;
@@ -48,7 +49,7 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     options.onRelease?.();
   };
   const connect = async (): Promise<DuckDBConnection> => {
-    if (session && Date.now() - openedAt >= options.holdMs) {
+    if (session && Date.now() - openedAt >= options.holdMs && (await someoneWaits(file))) {
       release();
       await new Promise((resolve) => setTimeout(resolve, options.gapMs));
     }
@@ -107,8 +108,9 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
 }
 
 /**
- * Opens the file, retrying while another process holds its lock; a writable session also creates
- * the ledger. Gives up with a FileBusyError when the lock is still held after `lockWaitMs`.
+ * Opens the file, retrying while another process holds its lock (and telling it so); a writable
+ * session also creates the ledger. Gives up with a FileBusyError when the lock is still held after
+ * `lockWaitMs`.
  */
 export async function openSession(
   file: string,
@@ -118,20 +120,20 @@ export async function openSession(
 ): Promise<Session> {
   if (!readOnly) await fs.mkdir(path.dirname(file), { recursive: true });
   const deadline = Date.now() + lockWaitMs;
-  // Short polls: a writer under sustained load lets go only for a moment at a time.
+  let waited = false;
+  // Short polls: a holder under sustained load lets go only for a moment at a time.
   for (let delay = 10; ; delay = Math.min(delay * 2, 50)) {
-    let instance: DuckDBInstance | undefined;
     try {
-      instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
-      const connection = await instance.connect();
-      if (!readOnly) await connection.run(LEDGER_DDL);
-      return { instance, connection };
+      const session = await openOnce(file, readOnly);
+      if (waited) await fs.rm(waitMarker(file), { force: true }).catch(() => undefined);
+      return session;
     } catch (error) {
-      instance?.closeSync();
+      signal?.throwIfAborted();
       const message = errorMessage(error);
       const locked = /Could not set lock|Conflicting lock/i.test(message);
-      signal?.throwIfAborted();
       if (locked && Date.now() + delay < deadline) {
+        waited = true;
+        await sayWaiting(file);
         await new Promise((resolve) => setTimeout(resolve, delay));
         continue;
       }
@@ -141,6 +143,36 @@ export async function openSession(
       throw new Error(problem, { cause: error });
     }
   }
+}
+
+async function openOnce(file: string, readOnly: boolean): Promise<Session> {
+  let instance: DuckDBInstance | undefined;
+  try {
+    instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
+    const connection = await instance.connect();
+    if (!readOnly) await connection.run(LEDGER_DDL);
+    return { instance, connection };
+  } catch (error) {
+    instance?.closeSync();
+    throw error;
+  }
+}
+
+// A process waiting for the file keeps `<file>.wait` fresh; the holder looks for it between two
+// pieces of work, so that letting go costs nothing while nobody waits. A stale one is ignored.
+const WAIT_FRESH_MS = 1000;
+
+function waitMarker(file: string): string {
+  return `${file}.wait`;
+}
+
+async function sayWaiting(file: string): Promise<void> {
+  await fs.writeFile(waitMarker(file), '').catch(() => undefined); // only a hint
+}
+
+async function someoneWaits(file: string): Promise<boolean> {
+  const stats = await fs.stat(waitMarker(file)).catch(() => undefined);
+  return stats !== undefined && Date.now() - stats.mtimeMs < WAIT_FRESH_MS;
 }
 
 /** Another process held the file for longer than the wait. */
