@@ -1,14 +1,31 @@
 import { expect } from 'chai';
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_CSV, type SchemaField } from '../../src/config';
+import { TransientError } from '../../src/errors';
 import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
+import { gzipCutAfter } from '../helpers/gzip';
 
 export interface WarehouseFixture {
   warehouse: Warehouse;
   /** Stores an object where the warehouse can read it. */
   put(bucket: string, name: string, content: Buffer | string): Promise<StoredObject>;
+  /** Another warehouse over the same data, as a restarted process builds it; closed by teardown. */
+  reopen?(): Promise<Warehouse>;
   teardown(): Promise<void>;
+}
+
+/**
+ * Cases a backend runs once it has the behaviour; until then they show as pending. The local DuckDB
+ * backend runs them all.
+ */
+export interface WarehouseContractOptions {
+  /** A `loaded` result counts the rows skipped under maxBadRecords and says why the first was bad. */
+  badRecords?: boolean;
+  /** A gzip source that ends early or fails its check is rejected, the reason naming gzip. */
+  brokenGzip?: boolean;
+  /** `abort` fails the loads in flight and queued with TransientError; needs `reopen`. */
+  abort?: boolean;
 }
 
 const BUCKET = 'contract-bucket';
@@ -34,16 +51,24 @@ export function contractJob(sources: StoredObject[], overrides: Partial<LoadJob>
   };
 }
 
-function csvRows(count: number, start = 0): string {
-  const rows = Array.from(
+function dataRows(count: number, start = 0): string {
+  return Array.from(
     { length: count },
-    (_, i) => `${start + i},name ${start + i},${(start + i) * 1.5}`,
-  );
-  return `id,name,price\n${rows.join('\n')}\n`;
+    (_, i) => `${start + i},name ${start + i},${(start + i) * 1.5}\n`,
+  ).join('');
+}
+
+function csvRows(count: number, start = 0): string {
+  return `id,name,price\n${dataRows(count, start)}`;
 }
 
 /** The behaviour every Warehouse backend shares. `setup` runs before each test, on a fresh warehouse. */
-export function testWarehouse(name: string, setup: () => Promise<WarehouseFixture>): void {
+export function testWarehouse(
+  name: string,
+  setup: () => Promise<WarehouseFixture>,
+  options: WarehouseContractOptions = {},
+): void {
+  const when = (enabled: boolean | undefined) => (enabled ? it : it.skip);
   describe(`Warehouse contract: ${name}`, function () {
     this.timeout(60_000);
     let fixture: WarehouseFixture;
@@ -57,8 +82,8 @@ export function testWarehouse(name: string, setup: () => Promise<WarehouseFixtur
       await fixture.teardown();
     });
 
-    async function rowsIn(table: string): Promise<number | undefined> {
-      const tables = await warehouse.tables();
+    async function rowsIn(table: string, from = warehouse): Promise<number | undefined> {
+      const tables = await from.tables();
       return tables.find((t) => t.table === `${DATASET}.${table}`)?.rows;
     }
 
@@ -222,5 +247,115 @@ export function testWarehouse(name: string, setup: () => Promise<WarehouseFixtur
       const object = await fixture.put(BUCKET, 'in/items.csv', csvRows(1));
       await warehouse.recordRejection(contractJob([object]), 'header does not match the schema');
     });
+
+    describe('rows skipped under maxBadRecords', () => {
+      const schema: SchemaField[] = [
+        { name: 'id', type: 'INT64' },
+        { name: 'name', type: 'STRING' },
+      ];
+      const lenient = (object: StoredObject) =>
+        contractJob([object], {
+          schema,
+          csv: { ...DEFAULT_CSV, maxBadRecords: 2 },
+          destination: { dataset: DATASET, table: 'lenient' },
+        });
+
+      when(options.badRecords)(
+        'are counted in the loaded result, with why the first was bad',
+        async () => {
+          const object = await fixture.put(
+            BUCKET,
+            'in/some-bad.csv',
+            'id,name\n1,a\nx,b\n3,c\n4,d\n',
+          );
+          const result = await warehouse.load(lenient(object));
+          expectLoaded(result, 3);
+          const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
+          expect(bad?.count, JSON.stringify(result)).to.equal(1);
+          expect(bad?.first).to.include('some-bad.csv').and.not.include('\n');
+          expect(await rowsIn('lenient')).to.equal(3);
+        },
+      );
+
+      when(options.badRecords)('are not reported when there are none', async () => {
+        const object = await fixture.put(BUCKET, 'in/all-good.csv', 'id,name\n1,a\n2,b\n');
+        const result = await warehouse.load(lenient(object));
+        expectLoaded(result, 2);
+        expect(result.outcome === 'loaded' && (result.badRecords?.count ?? 0)).to.equal(0);
+      });
+    });
+
+    describe('a broken gzip source', () => {
+      const gzipTable = { dataset: DATASET, table: 'zipped' };
+      async function expectGzipRejected(content: Buffer): Promise<string> {
+        const object = await fixture.put(BUCKET, 'in/broken.csv.gz', content);
+        const reason = expectRejected(
+          await warehouse.load(contractJob([object], { destination: gzipTable })),
+        );
+        expect(reason).to.match(/gzip/i);
+        expect(await rowsIn('zipped')).to.be.oneOf([undefined, 0]);
+        return reason;
+      }
+
+      when(options.brokenGzip)(
+        'cut short where its rows so far are whole is rejected, not half loaded',
+        async () => {
+          const { cut } = await gzipCutAfter(csvRows(2000), dataRows(2000, 2000));
+          expect(await expectGzipRejected(cut)).to.match(/unexpected end/i);
+        },
+      );
+
+      when(options.brokenGzip)(
+        'cut mid-row is rejected for the gzip, not for a column count',
+        async () => {
+          const { whole, cut } = await gzipCutAfter(csvRows(2000), dataRows(2000, 2000));
+          const midway = whole.subarray(
+            0,
+            cut.length + Math.floor((whole.length - cut.length) / 2),
+          );
+          const reason = await expectGzipRejected(midway);
+          expect(reason).to.match(/unexpected end/i);
+          expect(reason).to.not.match(/columns/i);
+        },
+      );
+
+      when(options.brokenGzip)('whose CRC does not match is rejected', async () => {
+        const content = gzipSync(csvRows(20_000)); // more than the head a header check reads
+        content.writeUInt32LE(
+          (content.readUInt32LE(content.length - 8) ^ 1) >>> 0,
+          content.length - 8,
+        );
+        await expectGzipRejected(content);
+      });
+    });
+
+    when(options.abort)(
+      'abort fails loads in flight and queued with TransientError; delivered again, each loads once',
+      async () => {
+        if (!fixture.reopen) throw new Error('the abort case needs fixture.reopen');
+        const objects = await Promise.all(
+          [0, 1, 2, 3].map((i) => fixture.put(BUCKET, `in/part-${i}.csv`, csvRows(1000, i * 1000))),
+        );
+        const jobs = objects.map((object) => contractJob([object]));
+        const first = jobs.map((job) =>
+          warehouse.load(job).then(
+            (result) => result,
+            (error: unknown) => error,
+          ),
+        );
+        await warehouse.abort('shutting down');
+        const results = await Promise.all(first);
+        for (const result of results) {
+          if (result instanceof TransientError) continue;
+          expect((result as LoadResult).outcome, String(result)).to.equal('loaded');
+        }
+        expect(results.some((result) => result instanceof TransientError)).to.equal(true);
+
+        const restarted = await fixture.reopen();
+        const again = await Promise.all(jobs.map((job) => restarted.load(job)));
+        for (const result of again) expect(result.outcome).to.be.oneOf(['loaded', 'duplicate']);
+        expect(await rowsIn('items', restarted)).to.equal(4000);
+      },
+    );
   });
 }

@@ -5,14 +5,22 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import * as sinon from 'sinon';
 import { DEFAULT_CSV, type CsvOptions, type SchemaField } from '../../src/config';
 import { TransientError } from '../../src/errors';
 import { createLocalStore, localObjectPath } from '../../src/stores/local';
 import type { StoredObject } from '../../src/stores/store';
-import { createDuckDbWarehouse, readDuckDbTables } from '../../src/warehouses/duckdb';
+import {
+  FileBusyError,
+  createDuckDbWarehouse,
+  readDuckDbTables,
+  type DuckDbWarehouseOptions,
+} from '../../src/warehouses/duckdb';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { contractJob, testWarehouse } from '../contract/warehouse-contract';
+import { holdLock } from '../helpers/duckdb';
+import { gzipCutAfter } from '../helpers/gzip';
 
 const run = promisify(execFile);
 const BUCKET = 'b';
@@ -20,19 +28,19 @@ const BUCKET = 'b';
 interface Local {
   root: string;
   file: string;
+  objectPath: (object: StoredObject) => string;
   warehouse: Warehouse;
   put(name: string, content: Buffer | string): Promise<StoredObject>;
   cleanup(): Promise<void>;
 }
 
-async function makeLocal(options: { idleMs?: number; lockWaitMs?: number } = {}): Promise<Local> {
+async function makeLocal(
+  options: Omit<DuckDbWarehouseOptions, 'file' | 'objectPath'> = {},
+): Promise<Local> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'duckdb-warehouse-'));
   const file = path.join(root, 'warehouse.duckdb');
-  const warehouse = createDuckDbWarehouse({
-    file,
-    objectPath: (object) => localObjectPath(root, object.bucket, object.name),
-    ...options,
-  });
+  const objectPath = (object: StoredObject) => localObjectPath(root, object.bucket, object.name);
+  const warehouse = createDuckDbWarehouse({ file, objectPath, ...options });
   const store = createLocalStore(root);
   const put = async (name: string, content: Buffer | string) => {
     const target = localObjectPath(root, BUCKET, name);
@@ -46,7 +54,7 @@ async function makeLocal(options: { idleMs?: number; lockWaitMs?: number } = {})
     await warehouse.close();
     await fs.rm(root, { recursive: true, force: true });
   };
-  return { root, file, warehouse, put, cleanup };
+  return { root, file, objectPath, warehouse, put, cleanup };
 }
 
 /** Runs SQL against the warehouse file from a separate DuckDB instance in this process. */
@@ -62,41 +70,30 @@ async function query(file: string, sql: string): Promise<unknown[][]> {
   }
 }
 
-/**
- * Opens the file read-write in another process and keeps it open for `ms`. Resolves once it is open,
- * with the child's exit.
- */
-function holdLock(file: string, ms: number): Promise<{ exited: Promise<void> }> {
-  const script = `
-    const { DuckDBInstance } = require(${JSON.stringify(require.resolve('@duckdb/node-api'))});
-    DuckDBInstance.create(${JSON.stringify(file)}).then((db) => {
-      console.log('open');
-      setTimeout(() => db.closeSync(), ${ms});
-    });`;
-  return new Promise((resolve, reject) => {
-    let exit: () => void = () => undefined;
-    const exited = new Promise<void>((done) => (exit = done));
-    const child = execFile(process.execPath, ['-e', script], (error) => {
-      exit();
-      if (error) reject(error);
-    });
-    child.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('open')) resolve({ exited });
-    });
-  });
-}
-
-testWarehouse('DuckDB', async () => {
-  const local = await makeLocal({ idleMs: 20 });
-  return {
-    warehouse: local.warehouse,
-    put: (bucket, name, content) => {
-      expect(bucket).to.be.a('string');
-      return local.put(name, content);
-    },
-    teardown: local.cleanup,
-  };
-});
+testWarehouse(
+  'DuckDB',
+  async () => {
+    const local = await makeLocal({ idleMs: 20 });
+    const reopened: Warehouse[] = [];
+    return {
+      warehouse: local.warehouse,
+      put: (bucket, name, content) => {
+        expect(bucket).to.be.a('string');
+        return local.put(name, content);
+      },
+      reopen: async () => {
+        const warehouse = createDuckDbWarehouse({ file: local.file, objectPath: local.objectPath });
+        reopened.push(warehouse);
+        return warehouse;
+      },
+      teardown: async () => {
+        await Promise.all(reopened.map((warehouse) => warehouse.close()));
+        await local.cleanup();
+      },
+    };
+  },
+  { badRecords: true, brokenGzip: true, abort: true },
+);
 
 describe('DuckDB warehouse', function () {
   this.timeout(60_000);
@@ -496,11 +493,12 @@ describe('DuckDB warehouse', function () {
       expect(await rowsOf('SELECT count(*) FROM contract.items')).to.deep.equal([[1n]]);
     });
 
-    it('leaves no ledger entry for a rejected job, so a fixed file can load under the same id', async () => {
-      const bad = await local.put('in/x.csv', 'a,b\n1\n');
-      const job = contractJob([bad]);
+    it('leaves no ledger entry for a rejected job, so it can load under the same id once it fits', async () => {
+      const object = await local.put('in/x.csv', 'a,b\n1,2\n');
+      const job = contractJob([object], { createDisposition: 'CREATE_NEVER' });
       expect((await local.warehouse.load(job)).outcome).to.equal('rejected');
-      await local.put('in/x.csv', 'a,b\n1,2\n');
+      const first = await local.put('in/first.csv', 'a,b\n0,0\n');
+      expect((await local.warehouse.load(contractJob([first]))).outcome).to.equal('loaded');
       expect(await local.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 1 });
     });
 
@@ -699,6 +697,316 @@ describe('DuckDB warehouse', function () {
       const b = await local.put('in/b.csv.gz', gzipSync('a\n2\n3\n'));
       const job: LoadJob = contractJob([a, b], { write: 'truncate' });
       expect(await local.warehouse.load(job)).to.deep.include({ outcome: 'loaded', rows: 3 });
+    });
+  });
+
+  describe('gzip sources are checked whole', () => {
+    const rows = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => `${from + i},name ${from + i}\n`).join('');
+    const cases: { what: string; content: () => Promise<Buffer>; reason: RegExp }[] = [
+      {
+        what: 'cut at a flush point after 100,000 of 200,000 rows',
+        content: async () =>
+          (await gzipCutAfter(`id,name\n${rows(0, 100_000)}`, rows(100_000, 200_000))).cut,
+        reason: /in\/data\.csv\.gz is not a valid gzip file: unexpected end of file/,
+      },
+      {
+        what: 'with trailing garbage',
+        content: async () =>
+          Buffer.concat([gzipSync(`id,name\n${rows(0, 10)}`), Buffer.from('garbage!')]),
+        reason: /not a valid gzip file: incorrect header check/,
+      },
+      {
+        what: 'with trailing zeros',
+        content: async () => Buffer.concat([gzipSync(`id,name\n${rows(0, 10)}`), Buffer.alloc(16)]),
+        reason: /not a valid gzip file: 16 bytes of trailing garbage/,
+      },
+      {
+        what: 'cut inside its header',
+        content: async () => gzipSync(`id,name\n${rows(0, 10)}`).subarray(0, 12),
+        reason: /not a valid gzip file: unexpected end of file/,
+      },
+    ];
+    for (const c of cases) {
+      it(`rejects a gzip ${c.what}, writing and recording nothing else`, async () => {
+        const result = await loadText(await c.content(), { name: 'in/data.csv.gz' });
+        expect(result.outcome, JSON.stringify(result)).to.equal('rejected');
+        const reason = result.outcome === 'rejected' ? result.reason : '';
+        expect(reason).to.match(c.reason);
+        expect(
+          await rowsOf("SELECT * FROM information_schema.tables WHERE table_schema = 'ds'"),
+        ).to.deep.equal([]);
+        expect(await rowsOf('SELECT reason FROM _ingest.rejections')).to.deep.equal([[reason]]);
+        expect(await rowsOf('SELECT count(*) FROM _ingest.loads')).to.deep.equal([[0n]]);
+      });
+    }
+
+    it('loads a gzip of several members', async () => {
+      const content = Buffer.concat([gzipSync(`id,name\n${rows(0, 5)}`), gzipSync(rows(5, 8))]);
+      expect(await loadText(content, { name: 'in/data.csv.gz' })).to.deep.include({
+        outcome: 'loaded',
+        rows: 8,
+      });
+    });
+
+    it('names the broken gzip of a job that also has a plain source', async () => {
+      const plain = await local.put('in/a.csv', 'id,name\n1,a\n');
+      const { cut } = await gzipCutAfter(`id,name\n${rows(0, 1000)}`, rows(1000, 2000));
+      const zipped = await local.put('in/b.csv.gz', cut);
+      const result = await local.warehouse.load(contractJob([plain, zipped]));
+      expect(result.outcome === 'rejected' && result.reason).to.match(
+        /^gs:\/\/b\/in\/b\.csv\.gz is not a valid gzip file/,
+      );
+      expect(await rowsOf('SELECT count(*) FROM _ingest.loads')).to.deep.equal([[0n]]);
+    });
+  });
+
+  it('reports the row skipped under maxBadRecords among 30,002', async () => {
+    const good = Array.from({ length: 30_001 }, (_, i) => `${i},${i}\n`).join('');
+    const result = await loadText(`a,b\n${good}x,1\n`, {
+      csv: { maxBadRecords: 1 },
+      schema: [
+        { name: 'a', type: 'INT64' },
+        { name: 'b', type: 'INT64' },
+      ],
+    });
+    expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 30_001 });
+    const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
+    expect(bad?.count).to.equal(1);
+    expect(bad?.first).to.match(/"x".*\(line 30003 of gs:\/\/b\/in\/data\.csv\)$/);
+  });
+
+  describe('a source that changes while it loads', () => {
+    const file = () => localObjectPath(local.root, BUCKET, 'in/x.csv');
+    let stub: sinon.SinonStub | undefined;
+    afterEach(() => stub?.restore());
+
+    /** Runs `change` when DuckDB starts inserting the rows (`before`) or has inserted them (`after`). */
+    function onInsert(when: 'before' | 'after', change: () => Promise<void>): void {
+      const run = DuckDBConnection.prototype.run;
+      stub = sinon.stub(DuckDBConnection.prototype, 'run').callsFake(async function (
+        this: DuckDBConnection,
+        ...args: Parameters<typeof run>
+      ) {
+        const insert = /^INSERT INTO "ds"/.test(args[0]);
+        if (insert && when === 'before') await change();
+        const result = await run.apply(this, args);
+        if (insert && when === 'after') await change();
+        return result;
+      });
+    }
+
+    async function expectReplaced(result: LoadResult, why: RegExp): Promise<void> {
+      stub?.restore();
+      expect(result.outcome, JSON.stringify(result)).to.equal('replaced');
+      expect(result.outcome === 'replaced' && result.reason).to.match(why);
+      expect(
+        await rowsOf("SELECT * FROM information_schema.tables WHERE table_schema = 'ds'"),
+      ).to.deep.equal([]);
+      expect(await rowsOf('SELECT count(*) FROM _ingest.rejections')).to.deep.equal([[0n]]);
+      expect(await rowsOf('SELECT count(*) FROM _ingest.loads')).to.deep.equal([[0n]]);
+    }
+
+    it('is replaced when rewritten in place after DuckDB read it, and the new version loads on its own', async () => {
+      onInsert('after', () => fs.writeFile(file(), 'a,b\n7,8\n9,10\n11,12\n'));
+      await expectReplaced(
+        await loadText('a,b\n1,2\n', { name: 'in/x.csv' }),
+        /^generation \d+ of gs:\/\/b\/in\/x\.csv was overwritten while it was read .*own event loads it$/,
+      );
+      const current = await createLocalStore(local.root).stat(BUCKET, 'in/x.csv');
+      if (!current) throw new Error('in/x.csv is gone');
+      const job = contractJob([current], { destination: { dataset: 'ds', table: 't' } });
+      const again = createDuckDbWarehouse({ file: local.file, objectPath: local.objectPath });
+      try {
+        expect(await again.load(job)).to.deep.include({ outcome: 'loaded', rows: 3 });
+      } finally {
+        await again.close();
+      }
+    });
+
+    it('is replaced, not rejected, when a half-written new version fails to parse', async () => {
+      onInsert('before', () => fs.writeFile(file(), 'a,b\n1,2\n3,"half wri'));
+      await expectReplaced(
+        await loadText('a,b\n1,2\n3,4\n5,6\n', { name: 'in/x.csv' }),
+        /was overwritten while it was read/,
+      );
+    });
+
+    it('is replaced when another file is renamed over it while it loads', async () => {
+      onInsert('after', async () => {
+        await fs.writeFile(`${file()}.tmp`, 'a,b\n1,2\n');
+        await fs.rename(`${file()}.tmp`, file());
+      });
+      await expectReplaced(
+        await loadText('a,b\n1,2\n', { name: 'in/x.csv' }),
+        /^generation \d+ of gs:\/\/b\/in\/x\.csv was replaced by generation \d+ while it was read/,
+      );
+    });
+
+    it('is replaced when the generation the job names was overwritten before the load began', async () => {
+      const old = await local.put('in/x.csv', 'a,b\n1,2\n');
+      await fs.writeFile(file(), 'a,b\n1,2\n3,4\n');
+      const job = contractJob([old], { destination: { dataset: 'ds', table: 't' } });
+      await expectReplaced(await local.warehouse.load(job), /was overwritten/);
+    });
+
+    it('still loads when removed after it was opened: what was read is that generation, whole', async () => {
+      onInsert('after', () => fs.rm(file()));
+      const result = await loadText('a,b\n1,2\n', { name: 'in/x.csv' });
+      expect(result).to.deep.include({ outcome: 'loaded', rows: 1 });
+    });
+  });
+
+  describe('abort', () => {
+    it('interrupts a large load: it and the queued one fail with TransientError and write nothing; a load that committed keeps its result', async () => {
+      const header = 'id,name,price\n';
+      const big = Array.from({ length: 400_000 }, (_, i) => `${i},name ${i},${i * 1.5}\n`);
+      const objects = [
+        await local.put('in/small.csv', `${header}1,a,1.5\n`),
+        await local.put('in/big.csv', header + big.join('')),
+        await local.put('in/queued.csv', `${header}2,b,3\n`),
+      ];
+      const jobs = objects.map((object) => contractJob([object]));
+      let insertStarted: () => void = () => undefined;
+      const started = new Promise<void>((resolve) => (insertStarted = resolve));
+      // Jobs run in order: the second insert into the table is the big one's.
+      let inserts = 0;
+      const run = DuckDBConnection.prototype.run;
+      const stub = sinon.stub(DuckDBConnection.prototype, 'run').callsFake(function (
+        this: DuckDBConnection,
+        ...args: Parameters<typeof run>
+      ) {
+        const result = run.apply(this, args);
+        if (args[0].startsWith('INSERT INTO "contract"') && ++inserts === 2) insertStarted();
+        return result;
+      });
+      let results: unknown[];
+      try {
+        const loads = jobs.map((job) =>
+          local.warehouse.load(job).then(
+            (result) => result,
+            (error: unknown) => error,
+          ),
+        );
+        await started; // the small load has committed; the big one is being inserted
+        await local.warehouse.abort('shutting down');
+        results = await Promise.all(loads);
+      } finally {
+        stub.restore();
+      }
+      expect(results[0]).to.deep.include({ outcome: 'loaded', rows: 1 });
+      for (const error of results.slice(1)) {
+        expect(error).to.be.instanceOf(TransientError);
+        expect((error as Error).message).to.match(/shutting down/);
+      }
+      // Stopped in the middle of its insert, not after it.
+      expect(String((results[1] as Error).cause)).to.match(/INTERRUPT/);
+      const refused = await local.warehouse.load(jobs[2] as LoadJob).catch((e: unknown) => e);
+      expect(refused).to.be.instanceOf(TransientError);
+
+      expect(await query(local.file, 'SELECT count(*) FROM contract.items')).to.deep.equal([[1n]]);
+      expect(await query(local.file, 'SELECT job_id FROM _ingest.loads')).to.deep.equal([
+        [jobs[0]?.jobId],
+      ]);
+      expect(await query(local.file, 'SELECT count(*) FROM _ingest.rejections')).to.deep.equal([
+        [0n],
+      ]);
+
+      const restarted = createDuckDbWarehouse({ file: local.file, objectPath: local.objectPath });
+      try {
+        const again = await Promise.all(jobs.map((job) => restarted.load(job)));
+        expect(again.map((r) => r.outcome)).to.deep.equal(['duplicate', 'loaded', 'loaded']);
+        expect(again[1]).to.deep.include({ rows: 400_000 });
+      } finally {
+        await restarted.close();
+      }
+      expect(await query(local.file, 'SELECT count(*) FROM contract.items')).to.deep.equal([
+        [400_002n],
+      ]);
+    });
+
+    it('resolves at once with nothing to stop, and lets go of the file', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+      await local.warehouse.abort('shutting down');
+      expect(await query(local.file, 'SELECT count(*) FROM contract.items')).to.deep.equal([[1n]]);
+    });
+  });
+
+  describe('readers during sustained loads', () => {
+    it('lets another process read the tables while loads keep coming', async () => {
+      // The file would stay open for as long as work is queued, were it not let go now and then.
+      const busy = await makeLocal({ idleMs: 60_000, holdMs: 200, gapMs: 100 });
+      try {
+        const objects = await Promise.all(
+          [0, 1, 2, 3].map((i) => busy.put(`in/${i}.csv`, `a\n${i}\n`)),
+        );
+        expect(
+          (await busy.warehouse.load(contractJob([objects[0] as StoredObject]))).outcome,
+        ).to.equal('loaded');
+        const modulePath = path.resolve(__dirname, '../../src/warehouses/duckdb');
+        const script = `require(${JSON.stringify(modulePath)})
+          .readDuckDbTables(${JSON.stringify(busy.file)}, { lockWaitMs: 20000 })
+          .then((t) => console.log(JSON.stringify(t)), (e) => { console.error(e.message); process.exit(1); });`;
+        let readerDone = false;
+        const reader = run(process.execPath, ['-e', script]).finally(() => (readerDone = true));
+        let next = 0;
+        const keepLoading = async () => {
+          while (!readerDone) {
+            const object = objects[next++ % objects.length] as StoredObject;
+            expect((await busy.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+          }
+        };
+        await Promise.all([keepLoading(), keepLoading(), keepLoading()]);
+        const { stdout } = await reader;
+        const tables = JSON.parse(stdout) as { table: string }[];
+        expect(tables.map((t) => t.table)).to.deep.equal(['contract.items']);
+      } finally {
+        await busy.cleanup();
+      }
+    });
+
+    // Letting go forgets the jobs known to be completed: that is how these two tests see it.
+    for (const { what, waiting, keeps } of [
+      { what: 'keeps the file between loads while nobody waits', waiting: false, keeps: true },
+      {
+        what: 'lets go between two loads while another process waits',
+        waiting: true,
+        keeps: false,
+      },
+    ]) {
+      it(what, async () => {
+        const busy = await makeLocal({ idleMs: 60_000, holdMs: 0, gapMs: 1 });
+        try {
+          const a = contractJob([await busy.put('in/a.csv', 'a\n1\n')]);
+          const b = contractJob([await busy.put('in/b.csv', 'a\n2\n')]);
+          expect((await busy.warehouse.load(a)).outcome).to.equal('loaded');
+          if (waiting) await fs.writeFile(`${busy.file}.wait`, '');
+          expect((await busy.warehouse.load(b)).outcome).to.equal('loaded');
+          expect(busy.warehouse.completedRows?.(a.jobId) !== undefined).to.equal(keeps);
+        } finally {
+          await busy.cleanup();
+        }
+      });
+    }
+
+    it('names the process that holds the file when giving up', async () => {
+      const object = await local.put('in/x.csv', 'a\n1\n');
+      expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+      await local.warehouse.close();
+      const holder = await holdLock(local.file, 60_000);
+      try {
+        const error = await readDuckDbTables(local.file, { lockWaitMs: 100 }).catch(
+          (e: unknown) => e,
+        );
+        expect(error).to.be.instanceOf(FileBusyError);
+        expect((error as FileBusyError).holder).to.match(new RegExp(`\\(PID ${holder.pid}\\)$`));
+        expect((error as Error).message).to.match(
+          /is locked by .* \(PID \d+\); gave up after 0\.1 s$/,
+        );
+      } finally {
+        await holder.release();
+      }
     });
   });
 });

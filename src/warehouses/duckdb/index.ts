@@ -7,6 +7,8 @@ import { insertRejection } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
 
+export { FileBusyError } from './session';
+
 export interface DuckDbWarehouseOptions {
   file: string;
   /** The local file holding an object's bytes. */
@@ -15,28 +17,37 @@ export interface DuckDbWarehouseOptions {
   idleMs?: number;
   /** How long to wait while another process holds the file before giving up with a TransientError. */
   lockWaitMs?: number;
+  /**
+   * While another process waits for the file, it is let go for `gapMs` between two jobs once it has
+   * been held this long.
+   */
+  holdMs?: number;
+  gapMs?: number;
 }
 
 const DEFAULT_IDLE_MS = 250;
 const DEFAULT_LOCK_WAIT_MS = 5000;
+const DEFAULT_HOLD_MS = 1000;
+const DEFAULT_GAP_MS = 100;
 const COMPLETED_CACHE_SIZE = 10_000;
 
 /**
  * BigQuery stand-in on an embedded DuckDB file: dataset = schema, table = table. Loads run one at a
- * time through a queue; the file is open only while work is queued, so that `gcs-bq-ingest tables`
- * in another process can read it while the server idles.
+ * time through a queue; the file is open only while work is queued, and let go for a moment during
+ * sustained work when another process waits for it, so that `gcs-bq-ingest tables` can read it.
  */
 export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehouse {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
   // Ledger rows are never removed and job ids are deterministic: while this process holds the file,
   // a job seen completed stays completed.
   const completed = new Map<string, number>();
-  const db = createSerialDb(
-    path.resolve(options.file),
-    options.idleMs ?? DEFAULT_IDLE_MS,
-    options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
-    () => completed.clear(),
-  );
+  const db = createSerialDb(path.resolve(options.file), {
+    idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
+    lockWaitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+    holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
+    gapMs: options.gapMs ?? DEFAULT_GAP_MS,
+    onRelease: () => completed.clear(),
+  });
   const remember = (result: LoadResult): LoadResult => {
     if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
       completed.set(result.jobId, result.rows ?? 0);
@@ -49,17 +60,20 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
     async load(job) {
       const rows = completed.get(job.jobId);
       if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      return remember(await db.run((c) => loadJob(c, job, options.objectPath)));
+      return remember(await db.run((c, signal) => loadJob(c, job, options.objectPath, signal)));
     },
     completedRows: (jobId) => completed.get(jobId),
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
     close: () => db.close(),
-    abort: async () => undefined,
+    abort: (reason) => db.abort(reason),
   };
 }
 
-/** The tables of a DuckDB warehouse file, opened read-only; waits while another process holds it. */
+/**
+ * The tables of a DuckDB warehouse file, opened read-only. Waits up to `lockWaitMs` while another
+ * process holds it, then fails with a FileBusyError naming that process.
+ */
 export async function readDuckDbTables(
   file: string,
   options: { lockWaitMs?: number } = {},

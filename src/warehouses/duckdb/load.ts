@@ -1,24 +1,25 @@
-import { constants, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
-import { TransientError } from '../../errors';
+import { TransientError, errorMessage } from '../../errors';
 import type { StoredObject } from '../../stores/store';
-import type { LoadJob, LoadResult } from '../warehouse';
+import type { BadRecords, LoadJob, LoadResult } from '../warehouse';
 import { PARTITION_COLUMN, createTable } from './catalog';
 import { DROP_REJECTS, badRows, compressionOf, readCsvOptions, selectExpression } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
+import { openSources } from './sources';
 import { quote, targetOf, type Target } from './sql';
 
 /**
  * Loads a job in one transaction with its ledger row, or records why its data cannot load. A job id
- * already in the ledger is a duplicate.
+ * already in the ledger is a duplicate. A source that changed while it was read is `replaced`, and a
+ * load stopped through `signal` fails with a TransientError; neither writes or records anything.
  */
 export async function loadJob(
   c: DuckDBConnection,
   job: LoadJob,
   objectPath: (object: StoredObject) => string,
+  signal: AbortSignal,
 ): Promise<LoadResult> {
   const target = targetOf(job);
   const done = await ledgerRows(c, job.jobId);
@@ -26,59 +27,47 @@ export async function loadJob(
   if (Date.now() > job.deadline) {
     throw new TransientError(`job ${job.jobId} waited past its deadline for the DuckDB warehouse`);
   }
-  const { paths, close } = await openSources(job, objectPath, target);
+  const sources = await openSources(job, objectPath, target);
   let inTransaction = false;
   try {
     // Planning only reads, outside the transaction: a failed sniff would abort a transaction.
-    const plan = await planWrite(c, job, target, paths);
+    const plan = await planWrite(c, job, target, sources.paths);
     if (job.csv.maxBadRecords > 0) await c.run(DROP_REJECTS);
+    throwIfAborted(signal);
     await c.run('BEGIN TRANSACTION');
     inTransaction = true;
-    const rows = await writeRows(c, job, target, paths, plan);
+    const { rows, bad } = await writeRows(c, job, target, sources.paths, plan);
+    const replaced = await sources.changed();
+    if (replaced !== undefined) throw new Replaced(replaced);
+    const broken = await sources.brokenGzip();
+    if (broken !== undefined) throw new Rejection(broken);
     await insertLoad(c, job, rows);
+    throwIfAborted(signal);
     await c.run('COMMIT');
-    return { outcome: 'loaded', jobId: job.jobId, rows };
+    const loaded: LoadResult = { outcome: 'loaded', jobId: job.jobId, rows };
+    return bad.count > 0 ? { ...loaded, badRecords: bad } : loaded;
   } catch (error) {
     // A failed COMMIT has already ended the transaction, so ROLLBACK may fail too.
     if (inTransaction) await c.run('ROLLBACK').catch(() => undefined);
-    const reason = rejectionReason(error, job, paths);
+    throwIfAborted(signal, error);
+    // DuckDB's message about a source that changed, or a gzip cut short, would blame the wrong thing.
+    const replaced = error instanceof Replaced ? error.message : await sources.changed();
+    if (replaced !== undefined) return { outcome: 'replaced', jobId: job.jobId, reason: replaced };
+    const reason = (await sources.brokenGzip()) ?? rejectionReason(error, job, sources.paths);
     if (reason === undefined) throw asWarehouseError(error, job, target);
     await insertRejection(c, job, reason);
     return { outcome: 'rejected', jobId: job.jobId, reason };
   } finally {
-    await close();
+    await sources.close();
   }
 }
 
-interface OpenSources {
-  /** What DuckDB reads, one per source. */
-  paths: string[];
-  close(): Promise<void>;
-}
+/** A source changed while it was read. */
+class Replaced extends Error {}
 
-/**
- * Opens every source without following a symlink and hands DuckDB `/dev/fd/N` for it: DuckDB expands
- * `*`, `?` and `[` in file names as globs, and would follow a file swapped for a link meanwhile.
- */
-async function openSources(
-  job: LoadJob,
-  objectPath: (object: StoredObject) => string,
-  target: Target,
-): Promise<OpenSources> {
-  const handles: FileHandle[] = [];
-  const close = async () => {
-    await Promise.all(handles.map((handle) => handle.close()));
-  };
-  try {
-    for (const source of job.sources) {
-      handles.push(await fs.open(objectPath(source), constants.O_RDONLY | constants.O_NOFOLLOW));
-    }
-  } catch (error) {
-    await close();
-    throw asWarehouseError(error, job, target);
-  }
-  if (process.platform === 'win32') return { paths: job.sources.map(objectPath), close };
-  return { paths: handles.map((handle) => `/dev/fd/${handle.fd}`), close };
+/** Stops a load that `abort` interrupted (DuckDB's error, when it was interrupted, is the cause). */
+function throwIfAborted(signal: AbortSignal, cause?: unknown): void {
+  if (signal.aborted) throw new TransientError(errorMessage(signal.reason), { cause });
 }
 
 async function writeRows(
@@ -87,7 +76,7 @@ async function writeRows(
   target: Target,
   paths: string[],
   plan: WritePlan,
-): Promise<number> {
+): Promise<{ rows: number; bad: BadRecords }> {
   const { columns, date } = plan;
   if (plan.create) await createTable(c, target, columns, date !== undefined, plan.create.replace);
   const into = [...plan.into];
@@ -122,5 +111,5 @@ async function writeRows(
     throw new Rejection(
       bad.count > 0 ? `no data rows: all ${bad.count} rows are bad` : 'no data rows',
     );
-  return rows;
+  return { rows, bad };
 }

@@ -9,84 +9,190 @@ export interface Session {
   connection: DuckDBConnection;
 }
 
+export interface SerialDbOptions {
+  /** The file is closed once nothing has been queued for this long. */
+  idleMs: number;
+  /** How long to wait for another process to let go of the file. */
+  lockWaitMs: number;
+  /**
+   * After holding the file this long without a break, it is closed between two pieces of work for
+   * `gapMs` whenever another process waits for it (`gcs-bq-ingest tables`), so that it gets a turn
+   * during sustained loads.
+   */
+  holdMs: number;
+  gapMs: number;
+  /** Called when the file is closed: what was learned of it may change while it is closed. */
+  onRelease?: () => void;
+}
+
+const INTERRUPT_REPEAT_MS = 20;
+
+export type Work<T> = (c: DuckDBConnection, signal: AbortSignal) => Promise<T>;
+
 /**
- * Runs work on the file one piece at a time, in order. The file is opened for the first piece and
- * closed once nothing has been queued for `idleMs`; `onRelease` then forgets what was learned of it,
- * since another process may change the file while it is closed.
+ * Runs work on the file one piece at a time, in order, opening it for the first piece and closing it
+ * when idle. `abort` interrupts the piece in flight (it sees `signal` aborted) and fails the rest.
  */
-export function createSerialDb(
-  file: string,
-  idleMs: number,
-  lockWaitMs: number,
-  onRelease: () => void = () => undefined,
-) {
+export function createSerialDb(file: string, options: SerialDbOptions) {
   let session: Session | undefined;
+  let openedAt = 0;
   let tail: Promise<void> = Promise.resolve();
   let pending = 0;
   let idleTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  const stop = new AbortController();
 
   const release = () => {
-    if (pending > 0 || !session) return;
+    if (!session) return;
     closeSession(session);
     session = undefined;
-    onRelease();
+    options.onRelease?.();
   };
-  const run = <T>(work: (c: DuckDBConnection) => Promise<T>): Promise<T> => {
-    if (closed) return Promise.reject(new Error(`DuckDB warehouse ${file} is closed`));
+  const connect = async (): Promise<DuckDBConnection> => {
+    if (session && Date.now() - openedAt >= options.holdMs && (await someoneWaits(file))) {
+      release();
+      await new Promise((resolve) => setTimeout(resolve, options.gapMs));
+    }
+    if (!session) {
+      session = await openSession(file, options.lockWaitMs, false, stop.signal);
+      openedAt = Date.now();
+    }
+    return session.connection;
+  };
+  const stopped = () => new TransientError(errorMessage(stop.signal.reason));
+  const refusal = (): Error | undefined => {
+    if (stop.signal.aborted) return stopped();
+    if (closed) return new Error(`DuckDB warehouse ${file} is closed`);
+    return undefined;
+  };
+  const run = <T>(work: Work<T>): Promise<T> => {
+    const refused = refusal();
+    if (refused) return Promise.reject(refused);
     pending += 1;
     clearTimeout(idleTimer);
     const result = tail.then(async () => {
-      session ??= await openSession(file, lockWaitMs, false);
-      return work(session.connection);
+      if (stop.signal.aborted) throw stopped();
+      const connection = await connect();
+      return work(connection, stop.signal);
     });
     tail = result.then(settled, settled);
     return result;
   };
   const settled = () => {
     pending -= 1;
-    if (pending === 0) idleTimer = setTimeout(release, idleMs).unref();
+    if (pending === 0) idleTimer = setTimeout(release, options.idleMs).unref();
   };
-  const close = async () => {
-    closed = true;
+  const finish = async () => {
     await tail;
     clearTimeout(idleTimer);
     release();
   };
-  return { run, close };
+  const close = async () => {
+    closed = true;
+    await finish();
+  };
+  const abort = async (reason: string) => {
+    if (!stop.signal.aborted) stop.abort(new TransientError(`DuckDB warehouse stopped: ${reason}`));
+    // An interrupt that comes before DuckDB starts executing a statement is lost: repeat it until
+    // the work in flight has returned.
+    const interrupt = () => session?.connection.interrupt();
+    interrupt();
+    const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
+    try {
+      await finish();
+    } finally {
+      clearInterval(repeat);
+    }
+  };
+  return { run, close, abort };
 }
 
 /**
- * Opens the file, retrying while another process holds its lock; a writable session also creates
- * the ledger. Gives up with a TransientError when the lock is still held after `lockWaitMs`.
+ * Opens the file, retrying while another process holds its lock (and telling it so); a writable
+ * session also creates the ledger. Gives up with a FileBusyError when the lock is still held after
+ * `lockWaitMs`.
  */
 export async function openSession(
   file: string,
   lockWaitMs: number,
   readOnly: boolean,
+  signal?: AbortSignal,
 ): Promise<Session> {
   if (!readOnly) await fs.mkdir(path.dirname(file), { recursive: true });
   const deadline = Date.now() + lockWaitMs;
-  for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    let instance: DuckDBInstance | undefined;
+  let waited = false;
+  // Short polls: a holder under sustained load lets go only for a moment at a time.
+  for (let delay = 10; ; delay = Math.min(delay * 2, 50)) {
     try {
-      instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
-      const connection = await instance.connect();
-      if (!readOnly) await connection.run(LEDGER_DDL);
-      return { instance, connection };
+      const session = await openOnce(file, readOnly);
+      if (waited) await fs.rm(waitMarker(file), { force: true }).catch(() => undefined);
+      return session;
     } catch (error) {
-      instance?.closeSync();
-      const locked = /Could not set lock|Conflicting lock/i.test(errorMessage(error));
+      signal?.throwIfAborted();
+      const message = errorMessage(error);
+      const locked = /Could not set lock|Conflicting lock/i.test(message);
       if (locked && Date.now() + delay < deadline) {
+        waited = true;
+        await sayWaiting(file);
         await new Promise((resolve) => setTimeout(resolve, delay));
         continue;
       }
-      const message = `DuckDB file ${file} cannot be opened: ${firstLine(errorMessage(error))}`;
-      if (locked || /^IO Error/.test(errorMessage(error)))
-        throw new TransientError(message, { cause: error });
-      throw new Error(message, { cause: error });
+      if (locked) throw new FileBusyError(file, lockWaitMs, lockHolder(message), { cause: error });
+      const problem = `DuckDB file ${file} cannot be opened: ${firstLine(message)}`;
+      if (/^IO Error/.test(message)) throw new TransientError(problem, { cause: error });
+      throw new Error(problem, { cause: error });
     }
   }
+}
+
+async function openOnce(file: string, readOnly: boolean): Promise<Session> {
+  let instance: DuckDBInstance | undefined;
+  try {
+    instance = await DuckDBInstance.create(file, readOnly ? { access_mode: 'READ_ONLY' } : {});
+    const connection = await instance.connect();
+    if (!readOnly) await connection.run(LEDGER_DDL);
+    return { instance, connection };
+  } catch (error) {
+    instance?.closeSync();
+    throw error;
+  }
+}
+
+// A process waiting for the file keeps `<file>.wait` fresh; the holder looks for it between two
+// pieces of work, so that letting go costs nothing while nobody waits. A stale one is ignored.
+const WAIT_FRESH_MS = 1000;
+
+function waitMarker(file: string): string {
+  return `${file}.wait`;
+}
+
+async function sayWaiting(file: string): Promise<void> {
+  await fs.writeFile(waitMarker(file), '').catch(() => undefined); // only a hint
+}
+
+async function someoneWaits(file: string): Promise<boolean> {
+  const stats = await fs.stat(waitMarker(file)).catch(() => undefined);
+  return stats !== undefined && Date.now() - stats.mtimeMs < WAIT_FRESH_MS;
+}
+
+/** Another process held the file for longer than the wait. */
+export class FileBusyError extends TransientError {
+  constructor(
+    readonly file: string,
+    readonly waitedMs: number,
+    /** What DuckDB says holds the lock: `/usr/bin/node (PID 1234)`, when it says. */
+    readonly holder: string | undefined,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `DuckDB file ${file} is locked by ${holder ?? 'another process'}; gave up after ${waitedMs / 1000} s`,
+      options,
+    );
+  }
+}
+
+function lockHolder(message: string): string | undefined {
+  return /Conflicting lock is held in (.+? \(PID \d+\))/.exec(message)?.[1];
 }
 
 export function closeSession(session: Session): void {
