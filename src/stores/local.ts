@@ -85,7 +85,8 @@ async function lstatInside(target: ObjectPath): Promise<BigIntStats | undefined>
   return stats?.isSymbolicLink() ? undefined : stats;
 }
 
-function generationOf(stats: BigIntStats): string {
+/** A file's generation: its mtime in microseconds. */
+export function generationOf(stats: BigIntStats): string {
   return (stats.mtimeNs / 1000n).toString();
 }
 

@@ -51,23 +51,31 @@ async function caught(promise: Promise<unknown>): Promise<unknown> {
 }
 
 for (const jobDurationMs of [0, 30]) {
-  testWarehouse(`BigQuery (REST test server, jobs take ${jobDurationMs} ms)`, async () => {
-    const gcs = await startGcsServer();
-    const bq = await startBigQueryServer({ gcs, jobDurationMs });
-    return {
-      warehouse: createBigQueryWarehouse({
-        bigquery: bigQueryClient(bq),
-        storage: storageClient(gcs),
-        pollIntervalMs: 5,
-        retryDelayMs: 1,
-      }),
-      put: async (bucket, name, content) => toStored(gcs.put(bucket, name, content)),
-      teardown: async () => {
-        await bq.close();
-        await gcs.close();
-      },
-    };
-  });
+  testWarehouse(
+    `BigQuery (REST test server, jobs take ${jobDurationMs} ms)`,
+    async () => {
+      const gcs = await startGcsServer();
+      const bq = await startBigQueryServer({ gcs, jobDurationMs });
+      const open = () =>
+        createBigQueryWarehouse({
+          bigquery: bigQueryClient(bq),
+          storage: storageClient(gcs),
+          pollIntervalMs: 5,
+          retryDelayMs: 1,
+        });
+      return {
+        warehouse: open(),
+        put: async (bucket, name, content) => toStored(gcs.put(bucket, name, content)),
+        reopen: async () => open(),
+        teardown: async () => {
+          await bq.close();
+          await gcs.close();
+        },
+      };
+    },
+    // Only jobs that take time can be caught running by an abort.
+    { badRecords: true, brokenGzip: true, abort: jobDurationMs > 0 },
+  );
 }
 
 describe('createBigQueryWarehouse', () => {

@@ -1,6 +1,7 @@
-import { constants, promises as fs, type BigIntStats } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
+import { generationOf } from '../../stores/local';
 import { gsUri, type StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import { compressionOf } from './csv';
@@ -67,11 +68,6 @@ export async function openSources(
     brokenGzip: async () => (await Promise.all(opened.map((o) => o.gzip?.verdict))).find(Boolean),
     close,
   };
-}
-
-// The local store's rule (src/stores/local.ts): a file's generation is its mtime in microseconds.
-function generationOf(stats: BigIntStats): string {
-  return (stats.mtimeNs / 1000n).toString();
 }
 
 async function changeOf({ source, file, handle }: Opened): Promise<string | undefined> {
