@@ -130,9 +130,8 @@ describe('shutdown and crash safety on the local backend', function () {
     };
     for (const [i, { rows }] of files.entries()) {
       const expected = statuses[i] === 200 ? rows : 0;
-      expect(await countIn(`stop_${i}`), `stop-${i}.csv answered ${statuses[i]}`).to.equal(
-        expected,
-      );
+      const why = `stop-${i}.csv answered ${statuses[i]}\n--- service output ---\n${server.output()}`;
+      expect(await countIn(`stop_${i}`), why).to.equal(expected);
     }
 
     server = await startReceiver(env());

@@ -60,7 +60,7 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
     async load(job) {
       const rows = completed.get(job.jobId);
       if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      return remember(await db.run((c, signal) => loadJob(c, job, options.objectPath, signal)));
+      return remember(await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)));
     },
     completedRows: (jobId) => completed.get(jobId),
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),

@@ -8,19 +8,21 @@ import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
 import { openSources } from './sources';
+import type { Stop } from './session';
 import { quote, targetOf, type Target } from './sql';
 
 /**
  * Loads a job in one transaction with its ledger row, or records why its data cannot load. A job id
  * already in the ledger is a duplicate. A source that changed while it was read is `replaced`, and a
- * load stopped through `signal` fails with a TransientError; neither writes or records anything.
+ * load stopped through `stop` fails with a TransientError; neither writes or records anything.
  */
 export async function loadJob(
   c: DuckDBConnection,
   job: LoadJob,
   objectPath: (object: StoredObject) => string,
-  signal: AbortSignal,
+  stop: Stop,
 ): Promise<LoadResult> {
+  const { signal } = stop;
   const target = targetOf(job);
   const done = await ledgerRows(c, job.jobId);
   if (done !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows: done };
@@ -43,7 +45,7 @@ export async function loadJob(
     if (broken !== undefined) throw new Rejection(broken);
     await insertLoad(c, job, rows);
     throwIfAborted(signal);
-    await c.run('COMMIT');
+    await stop.shielded(() => c.run('COMMIT'));
     const loaded: LoadResult = { outcome: 'loaded', jobId: job.jobId, rows };
     return bad.count > 0 ? { ...loaded, badRecords: bad } : loaded;
   } catch (error) {

@@ -27,7 +27,17 @@ export interface SerialDbOptions {
 
 const INTERRUPT_REPEAT_MS = 20;
 
-export type Work<T> = (c: DuckDBConnection, signal: AbortSignal) => Promise<T>;
+/** What a piece of work learns of `abort`. */
+export interface Stop {
+  signal: AbortSignal;
+  /**
+   * Runs `commit` out of the interrupt's reach: an interrupted COMMIT may have made the transaction
+   * durable already, and its load must then report what it wrote, not that it was stopped.
+   */
+  shielded<T>(commit: () => Promise<T>): Promise<T>;
+}
+
+export type Work<T> = (c: DuckDBConnection, stop: Stop) => Promise<T>;
 
 /**
  * Runs work on the file one piece at a time, in order, opening it for the first piece and closing it
@@ -41,6 +51,18 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   let idleTimer: NodeJS.Timeout | undefined;
   let closed = false;
   const stop = new AbortController();
+  let committing = false;
+  const shield: Stop = {
+    signal: stop.signal,
+    async shielded(commit) {
+      committing = true;
+      try {
+        return await commit();
+      } finally {
+        committing = false;
+      }
+    },
+  };
 
   const release = () => {
     if (!session) return;
@@ -73,7 +95,7 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     const result = tail.then(async () => {
       if (stop.signal.aborted) throw stopped();
       const connection = await connect();
-      return work(connection, stop.signal);
+      return work(connection, shield);
     });
     tail = result.then(settled, settled);
     return result;
@@ -95,7 +117,9 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     if (!stop.signal.aborted) stop.abort(new TransientError(`DuckDB warehouse stopped: ${reason}`));
     // An interrupt that comes before DuckDB starts executing a statement is lost: repeat it until
     // the work in flight has returned.
-    const interrupt = () => session?.connection.interrupt();
+    const interrupt = () => {
+      if (!committing) session?.connection.interrupt();
+    };
     interrupt();
     const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
     try {
