@@ -68,9 +68,10 @@ describe('shutdown and crash safety on the local backend', function () {
   });
 
   it('when the grace runs out, answers every request 200 or 503, exits, and a redelivery loads each 503 once', async () => {
-    const graceSeconds = 2;
+    // More to load than the grace allows: the first file alone takes about half a second here.
+    const graceSeconds = 1;
     const files = await Promise.all(
-      [0, 1, 2, 3].map((i) => bigObject(`stop-${i}.csv`, 50 * 1024 * 1024)),
+      [0, 1, 2, 3, 4].map((i) => bigObject(`stop-${i}.csv`, 50 * 1024 * 1024)),
     );
     server = await startReceiver({
       ...env(),
