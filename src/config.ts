@@ -190,8 +190,6 @@ export interface Config {
   quarantinePrefix: string;
   reprocess: { topic?: string; inlineLimit: number };
   routes: Route[];
-  /** The listen port from PORT; absent = the Functions Framework's default (8080). */
-  port?: number;
   waitSeconds: number;
   maxBodyBytes: number;
   maxObjectBytes?: number;
@@ -287,7 +285,6 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     quarantinePrefix,
     reprocess: { topic: doc.reprocess?.topic, inlineLimit: doc.reprocess?.inlineLimit ?? 100 },
     routes,
-    port: settings.data.PORT,
     waitSeconds: settings.data.INGEST_WAIT_SECONDS,
     maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
     maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,
