@@ -8,8 +8,11 @@ import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
-import { BucketNotFoundError, gsUri, type StoredObject } from './stores/store';
+import { BucketNotFoundError, ObjectGoneError, gsUri, type StoredObject } from './stores/store';
 import { partitionedTableId, tableId, type Destination } from './warehouses/warehouse';
+
+/** The custom metadata key naming the last rebuild job an event's object started. */
+const REBUILD_JOB_KEY = 'ingest-rebuild-job';
 
 /** How often one request rebuilds a partition that keeps changing before leaving it to a redelivery. */
 const MAX_ROUNDS = 5;
@@ -23,6 +26,7 @@ const MAX_ROUNDS = 5;
  * job to finish is therefore always followed by a listing that matches it. Job ids carry the set,
  * the objects whose event asked and the job they follow, so a redelivery repeats no write it already
  * made, yet an event that finds its set loaded by another request still writes it after that one.
+ * Where a job can outlive its request, a redelivery first awaits the job its objects are marked with.
  */
 export async function rebuildPartition(
   triggers: StoredObject[],
@@ -65,6 +69,7 @@ export async function rebuildPartition(
     }
   }
   if (live.length === 0) return results;
+  await settleEarlierRebuilds(live, route, destination, services, deadline);
 
   let sources = listed.objects.filter((o) => !isAmong(o, triggers) || isAmong(o, live));
   let after: string | undefined;
@@ -82,6 +87,7 @@ export async function rebuildPartition(
       after,
     });
     const job = buildJob(sources, route, destination, config, jobId, deadline);
+    await markRebuild(live, jobId, services);
     const result = await warehouse.load(job);
     if (result.outcome === 'rejected') {
       // Quarantine the objects the reason names and rebuild without them; unnamed, the request's own.
@@ -125,6 +131,40 @@ export async function rebuildPartition(
   throw new TransientError(
     `partition ${partitionedTableId(destination)} changed during ${MAX_ROUNDS} rebuilds in a row; redelivery will rebuild it again`,
   );
+}
+
+/**
+ * Where a load job can outlive the process that inserted it (BigQuery), each event's objects carry the
+ * id of the last rebuild they started, so that a redelivery awaits that job before writing: a job
+ * left running by a dead instance can then never finish after the redelivery's newer set.
+ */
+async function markRebuild(objects: StoredObject[], jobId: string, services: Services) {
+  const { store, warehouse } = services;
+  if (!store.annotate || !warehouse.settle) return;
+  const annotate = store.annotate.bind(store);
+  await Promise.all(
+    objects.map((object) =>
+      annotate(object, { [REBUILD_JOB_KEY]: jobId }).catch((error: unknown) => {
+        // Replaced meanwhile: the rebuild's last listing leaves it out and says so.
+        if (!(error instanceof ObjectGoneError)) throw error;
+      }),
+    ),
+  );
+}
+
+async function settleEarlierRebuilds(
+  objects: StoredObject[],
+  route: Route,
+  destination: Destination,
+  { config, warehouse }: Services,
+  deadline: number,
+): Promise<void> {
+  if (!warehouse.settle) return;
+  const earlier = new Set(objects.map((o) => o.metadata?.[REBUILD_JOB_KEY]));
+  for (const jobId of earlier) {
+    if (jobId === undefined) continue;
+    await warehouse.settle(buildJob(objects, route, destination, config, jobId, deadline));
+  }
 }
 
 interface Listing {

@@ -24,9 +24,21 @@ routes:
 class PartitionWarehouse extends MemoryWarehouse {
   readonly partitions = new Map<string, string[]>();
   readonly held = new Map<string, Promise<void>>();
+  readonly running = new Map<string, Promise<LoadResult>>();
   reject?: (job: LoadJob) => string | undefined;
 
-  override async load(job: LoadJob): Promise<LoadResult> {
+  override load(job: LoadJob): Promise<LoadResult> {
+    const work = this.run(job);
+    this.running.set(job.jobId, work);
+    return work;
+  }
+
+  /** As BigQuery's: waits for a job that may still be running from an earlier delivery. */
+  async settle(job: LoadJob): Promise<void> {
+    await this.running.get(job.jobId)?.catch(() => undefined);
+  }
+
+  private async run(job: LoadJob): Promise<LoadResult> {
     const reason = this.reject?.(job);
     if (reason !== undefined) {
       this.jobs.push(job);
@@ -104,7 +116,7 @@ describe('partition rebuilds', () => {
     let release = () => undefined as void;
     warehouse.held.set(day('p2.csv'), new Promise<void>((r) => (release = r)));
     const slow = event(p2); // lists {p2}, its job is held
-    await new Promise((r) => setImmediate(r));
+    await until(() => warehouse.jobs.length === 1); // its job runs, held
     warehouse.held.clear();
     const p3 = store.put('landing', day('p3.csv'), 'id\n3\n');
     const fast = await event(p3); // lists {p2, p3} and finishes first
@@ -132,6 +144,30 @@ describe('partition rebuilds', () => {
     expect(held()).to.deep.equal([day('p2.csv')]);
     const redelivered = await event(p2);
     expect(redelivered.objects[0]).to.include({ outcome: 'loaded', rows: 2 });
+    expect(held()).to.deep.equal([day('p2.csv'), day('p3.csv')]);
+  });
+
+  it('awaits the job a dead delivery left running before rebuilding, so that job cannot finish last', async () => {
+    const { store, warehouse, event, day, held } = setup();
+    const p2 = store.put('landing', day('p2.csv'), 'id\n1\n');
+    // The first delivery of p2's event marked p2 with its job, inserted it ({p2}) and died.
+    let release = () => undefined as void;
+    warehouse.held.set(day('p2.csv'), new Promise<void>((r) => (release = r)));
+    const dying = event(p2);
+    await until(() => warehouse.jobs.length === 1); // its job runs, held
+    warehouse.held.clear();
+    const p3 = store.put('landing', day('p3.csv'), 'id\n2\n');
+    await event(p3); // {p2, p3}
+    expect(store.metadataOf('landing', p2.name)).to.have.property('ingest-rebuild-job');
+    let redelivered = false;
+    const redelivery = event({ ...p2 }).then((r) => ((redelivered = true), r));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(redelivered, 'the redelivery wrote before the orphaned job finished').to.equal(false);
+    release(); // the orphaned {p2} job finishes, writing its older set...
+    await dying.catch(() => undefined);
+    const result = await redelivery;
+    // ...and only then does the redelivery rebuild, so the day ends whole.
+    expect(result.objects[0]).to.include({ outcome: 'loaded', rows: 2 });
     expect(held()).to.deep.equal([day('p2.csv'), day('p3.csv')]);
   });
 
@@ -216,6 +252,10 @@ describe('prefix requests', () => {
     expect(result.objects[0]?.reason).to.match(/bucket landing does not exist/);
   });
 });
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setImmediate(r));
+}
 
 function staleJob(source: StoredObject, csv: LoadJob['csv']): LoadJob {
   return {

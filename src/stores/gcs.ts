@@ -94,6 +94,22 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
       } while (pageToken);
     },
 
+    async annotate(object, metadata) {
+      const uri = `${gsUri(object)}#${object.generation}`;
+      try {
+        // The precondition makes the update idempotent, so the client retries it itself.
+        await file(object.bucket, object.name).setMetadata(
+          { metadata },
+          { ifGenerationMatch: object.generation },
+        );
+      } catch (error) {
+        const status = httpStatusOf(error);
+        if (status === 404 || status === 412)
+          throw new ObjectGoneError(`${uri} is no longer the live generation`, { cause: error });
+        throw toStoreError(error, 'updating the metadata of', uri);
+      }
+    },
+
     async copyTo(object, targetName, metadata) {
       const uri = `${gsUri(object)}#${object.generation}`;
       const source = file(object.bucket, object.name, object.generation);

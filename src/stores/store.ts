@@ -33,6 +33,11 @@ export interface ObjectStore {
    * BucketNotFoundError when there is no such bucket.
    */
   list(bucket: string, prefix: string): AsyncIterable<StoredObject>;
+  /**
+   * Adds `metadata` to this generation's custom metadata (ObjectGoneError when it is no longer the
+   * live one). Stores whose warehouse cannot leave work behind a dead process need not offer it.
+   */
+  annotate?(object: StoredObject, metadata: Record<string, string>): Promise<void>;
   /** Copies this generation to `targetName` in the same bucket, with `metadata` attached. */
   copyTo(object: StoredObject, targetName: string, metadata: Record<string, string>): Promise<void>;
 }

@@ -183,14 +183,18 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     return current;
   }
 
-  /** Whether this job id was inserted before (by an earlier delivery, which checked the sources). */
-  async function inserted(jobId: string, job: LoadJob): Promise<boolean> {
+  /** The job, or undefined when this id was never inserted. */
+  async function findJob(jobId: string, job: LoadJob): Promise<JobResource | undefined> {
     try {
       const what = `reading BigQuery job ${jobId}`;
-      await call(client.job(jobId, { location: job.location }).getMetadata(), what, job.deadline);
-      return true;
+      const [metadata] = await call(
+        client.job(jobId, { location: job.location }).getMetadata(),
+        what,
+        job.deadline,
+      );
+      return metadata as JobResource;
     } catch (error) {
-      if (httpStatusOf(error) === 404) return false;
+      if (httpStatusOf(error) === 404) return undefined;
       if (error instanceof TransientError) throw error;
       throw toWarehouseError(error, `reading BigQuery job ${jobId}`);
     }
@@ -199,7 +203,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   /** Why a gzip source cannot load whole, or undefined when every gzip source ends as it must. */
   async function truncatedGzip(job: LoadJob): Promise<string | undefined> {
     const gzipped = job.sources.filter((source) => /\.gz$/i.test(source.name));
-    if (gzipped.length === 0 || (await inserted(job.jobId, job))) return undefined;
+    // An earlier delivery that inserted the job checked its sources.
+    if (gzipped.length === 0 || (await findJob(job.jobId, job))) return undefined;
     storage ??= new Storage(options.project ? { projectId: options.project } : {});
     for (const source of gzipped) {
       const signal = AbortSignal.any([
@@ -247,6 +252,16 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       running.add(work);
       void work.catch(() => undefined).finally(() => running.delete(work));
       return work;
+    },
+
+    async settle(job) {
+      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+        const jobId = attemptId(job.jobId, attempt);
+        const found = await findJob(jobId, job);
+        if (!found) return; // a later attempt needs this one first
+        const done = await awaitDone(found, jobId, job);
+        if (!done.status?.errorResult) return;
+      }
     },
 
     // Nothing to record: for BigQuery the failed job (INFORMATION_SCHEMA.JOBS) and the quarantine

@@ -54,6 +54,12 @@ export interface TableInfo {
 export interface Warehouse {
   load(job: LoadJob): Promise<LoadResult>;
   /**
+   * Waits until the job `job.jobId` (any of its attempts), which an earlier delivery may have
+   * inserted before its process died, is no longer running; at once when there is none. Backends
+   * whose loads cannot outlive their process leave it out.
+   */
+  settle?(job: LoadJob): Promise<void>;
+  /**
    * The rows of a job this process already knows completed, answered without asking the warehouse,
    * or undefined. Lets a duplicate skip the reads a new load needs; optional for backends where the
    * warehouse itself answers duplicates cheaply.

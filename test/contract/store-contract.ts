@@ -186,6 +186,31 @@ export function testObjectStore(name: string, setup: () => Promise<StoreFixture>
       });
     });
 
+    describe('annotate (where the store offers it)', () => {
+      it('adds metadata to the live generation; a new generation starts without it', async function () {
+        if (!store.annotate) return this.skip();
+        const object = await fixture.put(BUCKET, 'in/n.csv', 'a\n1\n');
+        await store.annotate(object, { 'ingest-x': 'one' });
+        await store.annotate(object, { 'ingest-y': 'two' });
+        const stat = await store.stat(BUCKET, 'in/n.csv');
+        expect(stat?.generation).to.equal(object.generation);
+        expect(stat?.metadata).to.deep.include({ 'ingest-x': 'one', 'ingest-y': 'two' });
+        await fixture.put(BUCKET, 'in/n.csv', 'a\n2\n');
+        expect((await store.stat(BUCKET, 'in/n.csv'))?.metadata ?? {}).to.not.have.property(
+          'ingest-x',
+        );
+      });
+
+      it('throws ObjectGoneError for a generation that is no longer live', async function () {
+        if (!store.annotate) return this.skip();
+        const old = await fixture.put(BUCKET, 'in/o.csv', 'old');
+        await fixture.put(BUCKET, 'in/o.csv', 'new');
+        await expectGone(store.annotate(old, { 'ingest-x': 'one' }));
+        await fixture.remove(BUCKET, 'in/o.csv');
+        await expectGone(store.annotate(old, { 'ingest-x': 'one' }));
+      });
+    });
+
     describe('copyTo', () => {
       it('copies the bytes and attaches the metadata', async () => {
         const bytes = Buffer.concat([Buffer.from('a,b\n'), Buffer.from([0xc3, 0xa9, 0x0a])]);

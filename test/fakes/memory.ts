@@ -59,6 +59,13 @@ export class MemoryStore implements ObjectStore {
     for (const entry of objects) yield this.described(entry) as StoredObject;
   }
 
+  async annotate(object: StoredObject, metadata: Record<string, string>): Promise<void> {
+    const entry = this.objects.get(`${object.bucket}/${object.name}`);
+    if (!entry || entry.object.generation !== object.generation)
+      throw new ObjectGoneError(`${object.name} is no longer that generation`);
+    Object.assign(entry.metadata, metadata);
+  }
+
   async copyTo(
     object: StoredObject,
     targetName: string,

@@ -204,6 +204,7 @@ export async function startGcsServer(): Promise<GcsServer> {
           ? media(bucket, name, r, res)
           : metadata(bucket, name, r, res);
       if (r.method === 'DELETE') return del(bucket, name, r, res);
+      if (r.method === 'PATCH') return patch(bucket, name, r, res);
     }
     sendError(res, 404, 'notFound', `test server: no route for ${r.method} ${p}`);
   }
@@ -239,6 +240,36 @@ export async function startGcsServer(): Promise<GcsServer> {
   ): void {
     const entry = lookup(bucket, name, r, res);
     if (entry) sendJson(res, 200, toResource(entry, url));
+  }
+
+  /**
+   * objects.patch of custom metadata: keys are merged, a null value removes its key, and the
+   * metageneration goes up. `ifGenerationMatch` / `ifMetagenerationMatch` that do not hold are 412.
+   */
+  function patch(bucket: string, name: string, r: RecordedRequest, res: http.ServerResponse): void {
+    const entry = lookup(bucket, name, r, res);
+    if (!entry) return;
+    const { ifGenerationMatch, ifMetagenerationMatch } = r.query;
+    if (
+      (ifGenerationMatch !== undefined && ifGenerationMatch !== entry.generation) ||
+      (ifMetagenerationMatch !== undefined && ifMetagenerationMatch !== entry.metageneration)
+    ) {
+      return sendError(
+        res,
+        412,
+        'conditionNotMet',
+        'At least one of the pre-conditions you specified did not hold.',
+      );
+    }
+    const changes = (r.body as { metadata?: Record<string, string | null> } | undefined)?.metadata;
+    const metadata = { ...entry.metadata };
+    for (const [key, value] of Object.entries(changes ?? {})) {
+      if (value === null) delete metadata[key];
+      else metadata[key] = String(value);
+    }
+    entry.metadata = metadata;
+    entry.metageneration = String(Number(entry.metageneration) + 1);
+    sendJson(res, 200, toResource(entry, url));
   }
 
   function del(bucket: string, name: string, r: RecordedRequest, res: http.ServerResponse): void {

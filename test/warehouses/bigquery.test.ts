@@ -466,6 +466,23 @@ describe('createBigQueryWarehouse', () => {
     expect(bq.rows(PROJECT, 'slow', 'items')).to.equal(5);
   });
 
+  it('settle waits for a job an earlier delivery left running, and returns at once when there is none', async () => {
+    const load = job([csvObject(3)], { destination: { dataset: 'orphan', table: 'items' } });
+    await warehouse.settle?.(load); // never inserted
+    expect(bq.inserts()).to.have.length(0);
+
+    bq.script(load.jobId, { durationMs: Infinity });
+    const left = warehouse.load({ ...load, deadline: Date.now() + 50 }); // its request gives up
+    expect(await caught(left)).to.be.instanceOf(TransientError);
+    let settled = false;
+    const settling = warehouse.settle!(load).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled, 'settle returned while the job still ran').to.equal(false);
+    bq.finish(PROJECT, load.jobId);
+    await settling;
+    expect(bq.rows(PROJECT, 'orphan', 'items')).to.equal(3);
+  });
+
   it('abort stops waiting on running jobs: loads end with a TransientError, the redelivery awaits the same ids', async () => {
     const client = bigQueryClient(bq, { retryOptions: { autoRetry: false } });
     const stopping = createBigQueryWarehouse({
