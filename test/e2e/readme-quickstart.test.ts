@@ -1,0 +1,95 @@
+import { expect } from 'chai';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { REPO_ROOT, freePort } from '../helpers/server';
+
+/** The shell lines of the first ```sh block after `heading` in README.md, comments dropped. */
+function readmeCommands(heading: string): string[] {
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  const at = readme.indexOf(heading);
+  if (at < 0) throw new Error(`README.md has no "${heading}"`);
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(at))?.[1] ?? '';
+  return block
+    .split('\n')
+    .map((line) => line.replace(/\s+#.*$/, '').trim())
+    .filter((line) => line !== '');
+}
+
+/**
+ * A newcomer's path, as the README spells it: a fresh clone, the quick start's `npm ci && npm start`,
+ * and every command of "While it runs" in another shell. Only the environment differs: PORT, so that
+ * the test does not depend on 8080 being free, and npm working offline.
+ */
+describe("the README's quick start, run as written in a fresh clone", function () {
+  this.timeout(300_000);
+  let clone: string;
+  let service: ChildProcess | undefined;
+  let output = '';
+  let env: NodeJS.ProcessEnv;
+
+  const waitFor = async (pattern: RegExp, ms: number) => {
+    const until = Date.now() + ms;
+    while (!pattern.test(output)) {
+      if (Date.now() > until) throw new Error(`no ${pattern} in:\n${output}`);
+      if (service?.exitCode !== null) throw new Error(`npm start exited:\n${output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  before(async () => {
+    clone = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-newcomer-'));
+    const cloned = spawnSync('git', ['clone', '--quiet', REPO_ROOT, clone], { encoding: 'utf8' });
+    expect(cloned.status, cloned.stderr).to.equal(0);
+    // npm installs from its cache (filled by the checkout's own `npm ci`): tests reach no network.
+    env = { ...process.env, PORT: String(await freePort()), npm_config_offline: 'true' };
+    delete env.INGEST_CONFIG;
+    delete env.LOCAL_DATA_DIR;
+  });
+  after(async () => {
+    if (service?.pid !== undefined && service.exitCode === null) {
+      const exited = new Promise((r) => service?.once('exit', r));
+      process.kill(-service.pid, 'SIGINT'); // npm, its shell, dev and the receiver: the whole group
+      const timer = setTimeout(() => service?.pid && process.kill(-service.pid, 'SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    fs.rmSync(clone, { recursive: true, force: true });
+  });
+
+  it('starts the service and loads the demo with the quick start', async () => {
+    const [start, test, ...rest] = readmeCommands('## Quick start');
+    expect(start).to.equal('npm ci && npm start');
+    // `npm test` is what CI runs (.ci/run); it is not run again inside itself.
+    expect(test).to.equal('npm test');
+    expect(rest).to.deep.equal([]);
+    service = spawn('bash', ['-c', start as string], { cwd: clone, env, detached: true });
+    service.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    service.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await waitFor(
+      /^loaded\s+gs:\/\/demo\/us-states\.csv -> \S*ingest\.us_states \(50 rows\)$/m,
+      240_000,
+    );
+    await waitFor(/^start-up scan: /m, 30_000);
+  });
+
+  it('runs every command of "While it runs" in another shell', () => {
+    const commands = readmeCommands('While it runs');
+    expect(commands, 'README "While it runs" commands').to.have.length.at.least(1);
+    const outputs = commands.map((command) => {
+      const run = spawnSync('bash', ['-c', command], {
+        cwd: clone,
+        env,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(run.status, `${command}\n${run.stdout}${run.stderr}`).to.equal(0);
+      return run.stdout;
+    });
+    const [tables, emit, forced] = outputs;
+    expect(tables).to.match(/^ingest\.us_states\s+50$/m);
+    expect(emit).to.match(/^duplicate\s+gs:\/\/demo\/us-states\.csv /);
+    expect(forced).to.match(/^loaded\s+gs:\/\/demo\/us-states\.csv .*\(50 rows\)$/m);
+  });
+});
