@@ -1,3 +1,4 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { StoredObject } from '../../stores/store';
@@ -74,14 +75,27 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
  * The tables of a DuckDB warehouse file, opened read-only. Waits up to `lockWaitMs` while another
  * process holds it, then fails with a FileBusyError naming that process.
  */
-export async function readDuckDbTables(
+export function readDuckDbTables(
   file: string,
   options: { lockWaitMs?: number } = {},
 ): Promise<TableInfo[]> {
-  if (!(await exists(file))) return [];
+  return readDuckDbFile(file, listTables, [], options);
+}
+
+/**
+ * `read` on the warehouse file opened read-only, waiting while another process holds it, or `none`
+ * when there is no file yet (nothing is created).
+ */
+export async function readDuckDbFile<T>(
+  file: string,
+  read: (c: DuckDBConnection) => Promise<T>,
+  none: T,
+  options: { lockWaitMs?: number } = {},
+): Promise<T> {
+  if (!(await exists(file))) return none;
   const session = await openSession(file, options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS, true);
   try {
-    return await listTables(session.connection);
+    return await read(session.connection);
   } finally {
     closeSession(session);
   }
