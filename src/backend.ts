@@ -1,4 +1,6 @@
 import * as path from 'node:path';
+import type { ClaimStore } from './claims';
+import { createBatches, type BatchLog } from './coalesce';
 import type { Config } from './config';
 import type { Services } from './services';
 import { createPubSubPublisher } from './publisher';
@@ -13,47 +15,65 @@ export interface Backend extends Services {
  * Builds the store and warehouse the configuration names. Each backend's modules are loaded only when
  * chosen: the cloud path never loads DuckDB, the local one never loads the Google clients.
  */
-export async function createBackend(config: Config): Promise<Backend> {
-  const [store, warehouse] =
-    config.backend === 'gcp'
-      ? await createGoogleCloud(config)
-      : await Promise.all([createStore(config), createLocalWarehouse(config)]);
+export async function createBackend(config: Config, log: BatchLog = silent): Promise<Backend> {
+  const [store, warehouse, claims] =
+    config.backend === 'gcp' ? await createGoogleCloud(config) : await createLocal(config);
   const publisher = createPubSubPublisher(config.project);
+  const parts = { config, store, warehouse, publisher, claims };
+  const batches = createBatches(parts, log);
   const close = async () => {
+    batches.abort('closing');
     await Promise.all([warehouse.close(), publisher.close()]);
   };
-  return { config, store, warehouse, publisher, close };
+  return { ...parts, batches, close };
 }
+
+const silent: BatchLog = { warn: () => undefined };
 
 export async function createStore(config: Config): Promise<ObjectStore> {
   if (config.backend === 'gcp') return (await import('./stores/gcs')).createGcsStore();
   return (await import('./stores/local')).createLocalStore(localRoot(config));
 }
 
-/** Cloud Storage and BigQuery, sharing one Storage client (the warehouse reads .gz objects too). */
-async function createGoogleCloud(config: Config): Promise<[ObjectStore, Warehouse]> {
-  const [{ Storage }, { createGcsStore }, { createBigQueryWarehouse }] = await Promise.all([
-    import('@google-cloud/storage'),
-    import('./stores/gcs'),
-    import('./warehouses/bigquery'),
-  ]);
+type Parts = [ObjectStore, Warehouse, ClaimStore];
+
+/**
+ * Cloud Storage and BigQuery, sharing one Storage client (the warehouse reads .gz objects too, and
+ * claims live on the objects).
+ */
+async function createGoogleCloud(config: Config): Promise<Parts> {
+  const [{ Storage }, { createGcsStore }, { createGcsClaims }, { createBigQueryWarehouse }] =
+    await Promise.all([
+      import('@google-cloud/storage'),
+      import('./stores/gcs'),
+      import('./stores/gcs-claims'),
+      import('./warehouses/bigquery'),
+    ]);
   const storage = new Storage();
   return [
     createGcsStore({ storage }),
     createBigQueryWarehouse({ project: config.project, storage }),
+    createGcsClaims(storage, claimGraceMs(config)),
   ];
 }
 
-async function createLocalWarehouse(config: Config): Promise<Warehouse> {
-  const [{ localObjectPath }, { createDuckDbWarehouse }] = await Promise.all([
+/** The folder and DuckDB, whose ledger keeps the claims. */
+async function createLocal(config: Config): Promise<Parts> {
+  const [{ createLocalStore, localObjectPath }, { createDuckDbWarehouse }] = await Promise.all([
     import('./stores/local'),
     import('./warehouses/duckdb'),
   ]);
   const root = localRoot(config);
-  return createDuckDbWarehouse({
+  const warehouse = createDuckDbWarehouse({
     file: localWarehouseFile(config),
     objectPath: (object) => localObjectPath(root, object.bucket, object.name),
+    claimGraceMs: claimGraceMs(config),
   });
+  return [createLocalStore(root), warehouse, warehouse.claims];
+}
+
+function claimGraceMs(config: Config): number | undefined {
+  return config.claimGraceSeconds === undefined ? undefined : config.claimGraceSeconds * 1000;
 }
 
 /** The DuckDB file of the local backend. */

@@ -74,6 +74,22 @@ const timePartitioningSchema = z
   })
   .strict();
 
+const batchSchema = z.union([
+  z.literal(false),
+  z
+    .object({
+      jobsPerDay: z.number().positive(),
+      burst: z.number().int().min(1),
+      maxFiles: z
+        .number()
+        .int()
+        .min(1)
+        .max(10_000, "must be at most 10000, BigQuery's source URIs per load job"),
+    })
+    .partial()
+    .strict(),
+]);
+
 const loadOptionsShape = {
   dataset: z.string().min(1),
   table: z.string().min(1),
@@ -91,6 +107,7 @@ const defaultsSchema = z
     schema: loadOptionsShape.schema,
     csv: csvSchema.partial(),
     createDisposition: loadOptionsShape.createDisposition,
+    batch: batchSchema,
   })
   .partial()
   .strict();
@@ -106,6 +123,7 @@ const routeSchema = z
     timePartitioning: loadOptionsShape.timePartitioning.optional(),
     clustering: loadOptionsShape.clustering.optional(),
     csv: csvSchema.partial().optional(),
+    batch: batchSchema.optional(),
   })
   .strict();
 const fileSchema = z
@@ -144,6 +162,7 @@ const envSchema = z.object({
     .positive()
     .default(1024 * 1024),
   INGEST_MAX_OBJECT_BYTES: z.coerce.number().int().positive().optional(),
+  INGEST_CLAIM_GRACE_SECONDS: z.coerce.number().positive().optional(),
   PORT: z
     .string()
     .regex(/^[0-9]{1,5}$/, PORT_RULE)
@@ -163,6 +182,18 @@ export const DEFAULT_CSV: CsvOptions = {
   nullMarker: '',
 };
 
+/**
+ * Pacing and coalescing of an `append` route's load jobs per destination table (see batcher.ts).
+ * `jobsPerDay` absent: the warehouse's own budget (BigQuery 1000, DuckDB unpaced).
+ */
+export interface BatchOptions {
+  jobsPerDay?: number;
+  burst: number;
+  maxFiles: number;
+}
+
+export const DEFAULT_BATCH = { burst: 10, maxFiles: 10_000 } as const;
+
 export interface Route {
   index: number;
   match: string;
@@ -178,6 +209,8 @@ export interface Route {
   createDisposition: 'CREATE_IF_NEEDED' | 'CREATE_NEVER';
   timePartitioning?: z.infer<typeof timePartitioningSchema>;
   clustering?: string[];
+  /** False: one load job per object. Only `append` routes batch. */
+  batch: BatchOptions | false;
 }
 
 export interface Config {
@@ -193,6 +226,8 @@ export interface Config {
   waitSeconds: number;
   maxBodyBytes: number;
   maxObjectBytes?: number;
+  /** How long a claim whose job is not found yet is left to its owner (default: the store's own). */
+  claimGraceSeconds?: number;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -272,6 +307,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       createDisposition: r.createDisposition ?? defaults.createDisposition ?? 'CREATE_IF_NEEDED',
       timePartitioning: r.timePartitioning,
       clustering: r.clustering,
+      batch: batchOptions(write, defaults.batch, r.batch),
     };
   });
 
@@ -288,7 +324,20 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     waitSeconds: settings.data.INGEST_WAIT_SECONDS,
     maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
     maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,
+    claimGraceSeconds: settings.data.INGEST_CLAIM_GRACE_SECONDS,
   };
+}
+
+function batchOptions(
+  write: WriteMode,
+  defaults: z.infer<typeof batchSchema> | undefined,
+  route: z.infer<typeof batchSchema> | undefined,
+): BatchOptions | false {
+  const chosen = route ?? defaults;
+  if (write !== 'append' || chosen === false) return false;
+  // A route's own batch settings refine the defaults' field by field.
+  const base = defaults === false ? {} : (defaults ?? {});
+  return { ...DEFAULT_BATCH, ...base, ...(route === false ? {} : route) };
 }
 
 function readSchema(

@@ -20,7 +20,7 @@ const CLOSE_MS = 2000;
 let shuttingDown = false;
 
 let backend: Promise<Backend> | undefined;
-const services = () => (backend ??= createBackend(config));
+const services = () => (backend ??= createBackend(config, logger));
 const receiver = createReceiver(config, services, logger);
 
 installJsonFinalHandler(config.maxBodyBytes);
@@ -45,6 +45,8 @@ takeOverShutdown((signal) => {
  * and each later step has its own short bound, so the whole takes about the grace.
  */
 async function shutDown(): Promise<'exit' | 'kill'> {
+  // Objects still waiting for a load job were not claimed yet: their events go back at once.
+  void backend?.then((b) => b.batches.abort('shutting down')).catch(() => undefined);
   const drained = await receiver.drain(graceMs);
   const services = backend && (await backend);
   if (!drained && services) {

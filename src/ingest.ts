@@ -1,3 +1,4 @@
+import type { BatchObject } from './coalesce';
 import type { Route } from './config';
 import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
@@ -91,9 +92,19 @@ async function ingestObjects(
   ).flat();
   const results: ObjectResult[] = [];
   const batches = new Map<string, Ready[]>();
+  const coalesced: BatchObject[] = [];
   for (const p of prepared) {
     if (p.kind === 'done') {
       results.push(p.result);
+      continue;
+    }
+    const { route } = p;
+    if (route.batch !== false) {
+      coalesced.push({
+        object: p.object,
+        route: { ...route, batch: route.batch },
+        destination: p.destination,
+      });
       continue;
     }
     // Truncating writes to one destination must be one job, or each job would erase the last.
@@ -103,15 +114,23 @@ async function ingestObjects(
         : `${p.route.write}:${partitionedTableId(p.destination)}`;
     batches.set(key, [...(batches.get(key) ?? []), p]);
   }
-  const loaded = await mapParallel([...batches.values()], (batch) =>
-    settle(() => {
-      const { route, destination } = batch[0] as Ready;
-      if (route.write !== 'partition') return loadBatch(batch, request, services, deadline);
-      const objects = batch.map((b) => b.object);
-      return rebuildPartition(objects, route, destination, request, services, deadline);
-    }),
-  );
-  results.push(...loaded.flat());
+  const forcedBy = request.force ? request.forceId : undefined;
+  const [loaded, batched] = await Promise.all([
+    mapParallel([...batches.values()], (batch) =>
+      settle(() => {
+        const { route, destination } = batch[0] as Ready;
+        if (route.write !== 'partition') return loadBatch(batch, request, services, deadline);
+        const objects = batch.map((b) => b.object);
+        return rebuildPartition(objects, route, destination, request, services, deadline);
+      }),
+    ),
+    Promise.all(
+      coalesced.map((item) =>
+        settle(async () => [await services.batches.load(item, forcedBy, deadline)]),
+      ),
+    ),
+  ]);
+  results.push(...loaded.flat(), ...batched.flat());
   if (transient.length > 0) {
     const first = transient[0];
     const summary = transient.map(errorMessage).slice(0, 5).join('; ');

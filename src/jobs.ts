@@ -1,7 +1,7 @@
 import type { Config, Route } from './config';
 import { HEAD_BYTES, checkHead } from './header';
 import type { ObjectResult } from './outcomes';
-import { ObjectGoneError, type ObjectStore, type StoredObject } from './stores/store';
+import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
 import { tableId, type Destination, type LoadJob, type LoadResult } from './warehouses/warehouse';
 
 /** The load job for `sources` into a route's destination, under `jobId`. */
@@ -63,6 +63,16 @@ export async function headProblem(
     csv: route.csv,
     schema: route.schema,
   });
+}
+
+/** Whether a rejection reason names this object's URI (not merely a longer name it starts). */
+export function namesObject(reason: string, object: StoredObject): boolean {
+  const uri = gsUri(object);
+  for (let at = reason.indexOf(uri); at >= 0; at = reason.indexOf(uri, at + 1)) {
+    const next = reason[at + uri.length];
+    if (next === undefined || /[\s),;:'"]/.test(next)) return true;
+  }
+  return false;
 }
 
 // Label values: lower-case letters, digits, _ and -, at most 63 characters.

@@ -10,7 +10,10 @@ export interface ObjectResult {
   outcome: Outcome;
   destination?: string;
   jobId?: string;
+  /** Rows the job wrote: for a job of several objects, all of theirs (`jobObjects` says how many). */
   rows?: number;
+  /** How many objects the job loaded together, when it coalesced several. */
+  jobObjects?: number;
   /** Rows skipped under `maxBadRecords`; `reason` then says why the first was bad. */
   badRecords?: number;
   reason?: string;

@@ -2,13 +2,13 @@ import type { Route } from './config';
 import { TransientError } from './errors';
 import type { IngestRequest } from './events';
 import { batchLimitProblem } from './fanout';
-import { buildJob, headProblem, loadOutcome } from './jobs';
+import { buildJob, headProblem, loadOutcome, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
-import { BucketNotFoundError, ObjectGoneError, gsUri, type StoredObject } from './stores/store';
+import { BucketNotFoundError, ObjectGoneError, type StoredObject } from './stores/store';
 import { partitionedTableId, tableId, type Destination } from './warehouses/warehouse';
 
 /** The custom metadata key naming the last rebuild job an event's object started. */
@@ -91,7 +91,7 @@ export async function rebuildPartition(
     const result = await warehouse.load(job);
     if (result.outcome === 'rejected') {
       // Quarantine the objects the reason names and rebuild without them; unnamed, the request's own.
-      const named = sources.filter((o) => names(result.reason, o));
+      const named = sources.filter((o) => namesObject(result.reason, o));
       const culprits = named.length > 0 ? named : live;
       for (const object of culprits) {
         // The warehouse has recorded the failed job with all its sources.
@@ -232,14 +232,4 @@ function isAmong(object: StoredObject, list: StoredObject[]): boolean {
 
 function sameGenerations(a: StoredObject[], b: StoredObject[]): boolean {
   return a.length === b.length && a.every((o) => isAmong(o, b));
-}
-
-/** Whether a rejection reason names this object's URI (not merely a longer name it starts). */
-function names(reason: string, object: StoredObject): boolean {
-  const uri = gsUri(object);
-  for (let at = reason.indexOf(uri); at >= 0; at = reason.indexOf(uri, at + 1)) {
-    const next = reason[at + uri.length];
-    if (next === undefined || /[\s),;:'"]/.test(next)) return true;
-  }
-  return false;
 }

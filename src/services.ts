@@ -1,3 +1,5 @@
+import type { ClaimStore } from './claims';
+import type { Batches } from './coalesce';
 import type { Config } from './config';
 import type { Publisher } from './publisher';
 import type { ObjectStore } from './stores/store';
@@ -9,4 +11,8 @@ export interface Services {
   store: ObjectStore;
   warehouse: Warehouse;
   publisher: Publisher;
+  /** Which job each object generation of a batching route is claimed for. */
+  claims: ClaimStore;
+  /** Paces and coalesces the load jobs of batching routes. */
+  batches: Batches;
 }

@@ -5,12 +5,14 @@ import type { IngestRequest, ObjectRef } from '../src/events';
 import { ingest, type Services } from '../src/ingest';
 import { overallOutcome } from '../src/outcomes';
 import { jobIdFor } from '../src/routing';
-import { MemoryPublisher, MemoryStore, MemoryWarehouse } from './fakes/memory';
+import { MemoryPublisher, MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 
 const YAML = `
 project: my-proj
 buckets: [landing]
 reprocess: {topic: projects/my-proj/topics/reprocess, inlineLimit: 3}
+# One job per object: coalesced loads are tested in coalesce.test.ts.
+defaults: {batch: false}
 routes:
   - match: "typed/*.csv"
     dataset: typed
@@ -35,7 +37,7 @@ function setup(yaml = YAML, env: Record<string, string> = {}) {
   const store = new MemoryStore();
   const warehouse = new MemoryWarehouse(store);
   const publisher = new MemoryPublisher();
-  const services: Services = { config, store, warehouse, publisher };
+  const services: Services = memoryServices(config, store, warehouse, { publisher });
   const run = (request: Partial<IngestRequest>) =>
     ingest({ objects: [], ignored: [], force: false, ...request }, services, Date.now() + 60_000);
   const event = (ref: ObjectRef) => run({ objects: [ref] });

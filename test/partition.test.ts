@@ -5,7 +5,7 @@ import { ingest, type Services } from '../src/ingest';
 import { listingPrefix } from '../src/partition';
 import type { StoredObject } from '../src/stores/store';
 import { partitionedTableId, type LoadJob, type LoadResult } from '../src/warehouses/warehouse';
-import { MemoryPublisher, MemoryStore, MemoryWarehouse } from './fakes/memory';
+import { MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 
 const YAML = `
 buckets: [landing]
@@ -64,7 +64,7 @@ function setup() {
   });
   const store = new MemoryStore();
   const warehouse = new PartitionWarehouse(store);
-  const services: Services = { config, store, warehouse, publisher: new MemoryPublisher() };
+  const services: Services = memoryServices(config, store, warehouse);
   const run = (request: Partial<IngestRequest>) =>
     ingest({ objects: [], ignored: [], force: false, ...request }, services, Date.now() + 60_000);
   const event = (ref: ObjectRef) => run({ objects: [ref] });

@@ -7,6 +7,8 @@ export interface StoredObject {
   contentType?: string;
   /** Custom metadata (e.g. what a quarantine copy records), as stat and list return it. */
   metadata?: Record<string, string>;
+  /** Cloud Storage's count of metadata changes to this generation, where the store keeps one. */
+  metageneration?: string;
 }
 
 /** The object, or that generation of it, no longer exists. */

@@ -9,7 +9,17 @@ import type { SchemaField } from '../config';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
 import { gsUri, type StoredObject } from '../stores/store';
-import type { BadRecords, LoadJob, LoadResult, TableInfo, Warehouse } from './warehouse';
+import type {
+  BadRecords,
+  ClaimedLoadResult,
+  LoadJob,
+  LoadResult,
+  TableInfo,
+  Warehouse,
+} from './warehouse';
+
+/** Where a job runs and how long it may be awaited. */
+type Where = Pick<LoadJob, 'location' | 'deadline'>;
 
 export interface BigQueryWarehouseOptions {
   /** A configured client; default `new BigQuery({projectId: project, location})`. */
@@ -72,6 +82,14 @@ const TRANSIENT_JOB_REASONS = new Set([
   'timeout',
 ]);
 const CONTENT_REASONS = new Set(['invalid', 'invalidQuery', 'notFound']);
+/*
+ * A table's daily load jobs (1,500, failed ones included) ends a job with quotaExceeded, location
+ * `load_job_per_table.long`; jobs.insert itself answers 403 rateLimitExceeded or quotaExceeded when the
+ * project inserts too fast. Either slows a coalescing destination's pace (batcher.ts).
+ */
+const QUOTA_REASONS = new Set(['quotaExceeded', 'rateLimitExceeded']);
+// Load jobs per table per day a batching route may run: headroom under BigQuery's 1,500 for other writers.
+const DEFAULT_JOBS_PER_DAY = 1000;
 const TRANSIENT_HTTP_REASONS = new Set([
   'backendError',
   'internalError',
@@ -114,7 +132,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   // The client substitutes its project for this token when it sends a request.
   const defaultProject = options.project ?? client.projectId;
 
-  async function getJob(jobId: string, job: LoadJob): Promise<JobResource> {
+  async function getJob(jobId: string, job: Where): Promise<JobResource> {
     const { location } = job;
     const what = `reading BigQuery job ${jobId}`;
     try {
@@ -136,7 +154,9 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   }
 
   type Inserted =
-    { kind: 'inserted' | 'existing'; job: JobResource } | { kind: 'invalid'; reason: string };
+    | { kind: 'inserted' | 'existing'; job: JobResource }
+    | { kind: 'invalid'; reason: string }
+    | { kind: 'quota'; reason: string };
 
   async function insert(job: LoadJob, jobId: string): Promise<Inserted> {
     const configuration = toJobConfiguration(job, defaultProject);
@@ -154,6 +174,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       if (isJobResource(resource)) return { kind: 'inserted', job: resource };
       // A configuration BigQuery refuses comes from the object's route and name (e.g. a partition
       // date that is no date): the object is rejected, as for content errors.
+      const quota = reasonsOf(error).find((reason) => QUOTA_REASONS.has(reason));
+      if (quota) return { kind: 'quota', reason: `${quota}: ${errorMessage(error)}` };
       if (httpStatusOf(error) === 400 && reasonsOf(error).includes('invalid')) {
         return {
           kind: 'invalid',
@@ -164,11 +186,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     }
   }
 
-  async function awaitDone(
-    resource: JobResource,
-    jobId: string,
-    job: LoadJob,
-  ): Promise<JobResource> {
+  async function awaitDone(resource: JobResource, jobId: string, job: Where): Promise<JobResource> {
     let current = resource;
     while (current.status?.state !== 'DONE') {
       const left = job.deadline - Date.now();
@@ -184,7 +202,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   }
 
   /** The job, or undefined when this id was never inserted. */
-  async function findJob(jobId: string, job: LoadJob): Promise<JobResource | undefined> {
+  async function findJob(jobId: string, job: Where): Promise<JobResource | undefined> {
     try {
       const what = `reading BigQuery job ${jobId}`;
       const [metadata] = await call(
@@ -227,6 +245,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       const inserted = await insert(job, jobId);
       if (inserted.kind === 'invalid')
         return { outcome: 'rejected', jobId, reason: inserted.reason };
+      if (inserted.kind === 'quota')
+        throw new TransientError(`inserting BigQuery load job ${jobId}: ${inserted.reason}`);
       const done = await awaitDone(inserted.job, jobId, job);
       const result = toResult(done, jobId, inserted.kind === 'existing');
       if (result) return result;
@@ -246,7 +266,45 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     );
   }
 
+  async function loadClaimed(job: LoadJob): Promise<ClaimedLoadResult> {
+    stopping.signal.throwIfAborted();
+    const inserted = await insert(job, job.jobId);
+    if (inserted.kind === 'invalid')
+      return { outcome: 'rejected', jobId: job.jobId, reason: inserted.reason };
+    if (inserted.kind === 'quota')
+      return { outcome: 'failed', jobId: job.jobId, reason: inserted.reason, quota: true };
+    // Its id is new, so an existing job is this very insert, retried after a lost answer.
+    return claimedResult(await awaitDone(inserted.job, job.jobId, job), job.jobId);
+  }
+
+  const track = <T>(work: Promise<T>): Promise<T> => {
+    running.add(work);
+    void work.catch(() => undefined).finally(() => running.delete(work));
+    return work;
+  };
+
   return {
+    jobsPerDay: DEFAULT_JOBS_PER_DAY,
+    loadClaimed: (job) => track(loadClaimed(job)),
+    followJob: (jobId, where) =>
+      track(
+        (async () => {
+          const found = await findJob(jobId, where);
+          if (!found) return undefined;
+          const done = await awaitDone(found, jobId, where);
+          const uris = done.configuration?.load?.sourceUris ?? [];
+          return { result: claimedResult(done, jobId), uris };
+        })(),
+      ),
+    precheck: async (object, deadline) => {
+      if (!/\.gz$/i.test(object.name)) return undefined;
+      storage ??= new Storage(options.project ? { projectId: options.project } : {});
+      const signal = AbortSignal.any([
+        stopping.signal,
+        AbortSignal.timeout(Math.max(deadline - Date.now(), 0)),
+      ]);
+      return checkGzip(storage, object, signal);
+    },
     load(job) {
       const work = load(job);
       running.add(work);
@@ -355,6 +413,19 @@ function toFieldSchema(field: SchemaField): bigquery.ITableFieldSchema {
   if (field.mode) out.mode = field.mode;
   if (field.description) out.description = field.description;
   return out;
+}
+
+/** A finished coalesced job: its transient failure is an outcome (its members are claimed again). */
+function claimedResult(job: JobResource, jobId: string): ClaimedLoadResult {
+  const result = toResult(job, jobId, false);
+  if (result) return result;
+  const reason = job.status?.errorResult?.reason ?? '';
+  return {
+    outcome: 'failed',
+    jobId,
+    reason: describe(job.status?.errorResult),
+    quota: QUOTA_REASONS.has(reason),
+  };
 }
 
 /**

@@ -24,6 +24,11 @@ export interface LoadJob {
   labels: Record<string, string>;
   /** Epoch milliseconds after which a job still running is left to the redelivery (TransientError). */
   deadline: number;
+  /**
+   * A coalesced job: each source is claimed for this job id (claims.ts). It runs once under exactly
+   * its id; a content failure is recorded per rejected source by the caller.
+   */
+  claimed?: boolean;
 }
 
 /** Rows a load skipped under `maxBadRecords`, and why the first of them was bad. */
@@ -40,6 +45,18 @@ export type LoadResult =
   | { outcome: 'rejected'; jobId: string; reason: string }
   /** A source changed while it was read (overwritten in place): nothing was written. */
   | { outcome: 'replaced'; jobId: string; reason: string };
+
+/** What a coalesced job came to: a transient failure is an outcome too, its members are claimed again. */
+export type ClaimedLoadResult =
+  | LoadResult
+  /** `quota`: BigQuery's quotaExceeded or rateLimitExceeded, which slows the destination's pace. */
+  | { outcome: 'failed'; jobId: string; reason: string; quota: boolean };
+
+/** A job a claim names, as the warehouse knows it now, with the URIs it read. */
+export interface FollowedJob {
+  result: ClaimedLoadResult;
+  uris: string[];
+}
 
 export interface TableInfo {
   /** `dataset.table` */
@@ -65,6 +82,25 @@ export interface Warehouse {
    * warehouse itself answers duplicates cheaply.
    */
   completedRows?(jobId: string): number | undefined;
+  /** Runs a coalesced job (`job.claimed`) once and awaits it; see ClaimedLoadResult. */
+  loadClaimed(job: LoadJob): Promise<ClaimedLoadResult>;
+  /**
+   * What became of the job `jobId` that a claim names, awaiting it while it runs (TransientError at
+   * `deadline`); undefined when no such job exists (never inserted, or locally never committed).
+   */
+  followJob(
+    jobId: string,
+    where: { location: string; deadline: number },
+  ): Promise<FollowedJob | undefined>;
+  /**
+   * Why a source cannot join a coalesced job, checked before it is claimed (BigQuery: a `.gz` that is
+   * not a whole gzip stream); undefined when it can.
+   */
+  precheck?(object: StoredObject, deadline: number): Promise<string | undefined>;
+  /** Whether a load reads exactly the generations it names (reporting `replaced` otherwise). */
+  readonly pinsGenerations?: boolean;
+  /** Load jobs per table per day when a route's `batch` names none; Infinity for no pacing. */
+  readonly jobsPerDay: number;
   /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
   recordRejection(job: LoadJob, reason: string): Promise<void>;
   tables(): Promise<TableInfo[]>;

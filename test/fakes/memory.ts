@@ -1,17 +1,39 @@
+import {
+  CLAIM_METADATA_KEY,
+  formatClaim,
+  parseClaim,
+  type ClaimStore,
+  type SwapResult,
+} from '../../src/claims';
+import { createBatches, type BatchLog } from '../../src/coalesce';
+import type { Config } from '../../src/config';
 import type { OutgoingMessage, Publisher } from '../../src/publisher';
+import type { Services } from '../../src/services';
 import {
   BucketNotFoundError,
   ObjectGoneError,
   type ObjectStore,
   type StoredObject,
 } from '../../src/stores/store';
-import type { LoadJob, LoadResult, TableInfo, Warehouse } from '../../src/warehouses/warehouse';
+import type {
+  ClaimedLoadResult,
+  FollowedJob,
+  LoadJob,
+  LoadResult,
+  TableInfo,
+  Warehouse,
+} from '../../src/warehouses/warehouse';
 
 /** An ObjectStore in memory: a real implementation of the port, for fast tests of the use case. */
 export class MemoryStore implements ObjectStore {
   readonly objects = new Map<
     string,
-    { object: StoredObject; content: Buffer; metadata: Record<string, string> }
+    {
+      object: StoredObject;
+      content: Buffer;
+      metadata: Record<string, string>;
+      metageneration: number;
+    }
   >();
   readonly headReads: { uri: string; bytes: number }[] = [];
   readonly buckets = new Set<string>();
@@ -21,7 +43,12 @@ export class MemoryStore implements ObjectStore {
     const bytes = Buffer.isBuffer(content) ? content : Buffer.from(content);
     const object = { bucket, name, generation: String(this.nextGeneration++), size: bytes.length };
     this.buckets.add(bucket);
-    this.objects.set(`${bucket}/${name}`, { object, content: bytes, metadata: {} });
+    this.objects.set(`${bucket}/${name}`, {
+      object,
+      content: bytes,
+      metadata: {},
+      metageneration: 1,
+    });
     return object;
   }
 
@@ -33,10 +60,41 @@ export class MemoryStore implements ObjectStore {
     return this.described(this.objects.get(`${bucket}/${name}`));
   }
 
-  private described(entry: { object: StoredObject; metadata: Record<string, string> } | undefined) {
+  private described(
+    entry:
+      | { object: StoredObject; metadata: Record<string, string>; metageneration: number }
+      | undefined,
+  ) {
     if (!entry) return undefined;
     const hasMetadata = Object.keys(entry.metadata).length > 0;
-    return hasMetadata ? { ...entry.object, metadata: { ...entry.metadata } } : entry.object;
+    const metageneration = String(entry.metageneration);
+    return hasMetadata
+      ? { ...entry.object, metadata: { ...entry.metadata }, metageneration }
+      : { ...entry.object, metageneration };
+  }
+
+  /** Claims as Cloud Storage keeps them: in metadata, swapped on the metageneration. */
+  claims(graceMs = 120_000): ClaimStore {
+    return {
+      graceMs,
+      read: async (object, destination) => {
+        const current =
+          object.metageneration === undefined
+            ? await this.stat(object.bucket, object.name)
+            : object;
+        const claim = parseClaim(current?.metadata?.[CLAIM_METADATA_KEY], destination);
+        return { ...(claim ? { claim } : {}), version: current?.metageneration ?? '1' };
+      },
+      swap: async (swaps) =>
+        swaps.map(({ object, claim, version }): SwapResult => {
+          const entry = this.objects.get(`${object.bucket}/${object.name}`);
+          if (!entry || entry.object.generation !== object.generation) return { kind: 'gone' };
+          if (String(entry.metageneration) !== version) return { kind: 'lost' };
+          entry.metadata[CLAIM_METADATA_KEY] = formatClaim(claim);
+          entry.metageneration += 1;
+          return { kind: 'won', state: { claim, version: String(entry.metageneration) } };
+        }),
+    };
   }
 
   async readHead(object: StoredObject, maxBytes: number): Promise<Buffer> {
@@ -64,6 +122,7 @@ export class MemoryStore implements ObjectStore {
     if (!entry || entry.object.generation !== object.generation)
       throw new ObjectGoneError(`${object.name} is no longer that generation`);
     Object.assign(entry.metadata, metadata);
+    entry.metageneration += 1;
   }
 
   async copyTo(
@@ -79,6 +138,7 @@ export class MemoryStore implements ObjectStore {
       object: copy,
       content: entry.content,
       metadata,
+      metageneration: 1,
     });
   }
 
@@ -96,6 +156,11 @@ export class MemoryWarehouse implements Warehouse {
   readonly rejections: { jobId: string; reason: string }[] = [];
   readonly done = new Map<string, number>();
   readonly outcomes = new Map<string, LoadResult | Error>();
+  /** Results of coalesced jobs by id, as followJob reports them. */
+  readonly claimedJobs = new Map<string, FollowedJob>();
+  /** Decides a coalesced job's result before it loads (undefined: load it). */
+  script: ((job: LoadJob) => ClaimedLoadResult | Error | undefined) | undefined;
+  jobsPerDay = Infinity;
 
   constructor(private readonly store: MemoryStore) {}
 
@@ -106,14 +171,45 @@ export class MemoryWarehouse implements Warehouse {
     if (scripted) return scripted;
     const previous = this.done.get(job.jobId);
     if (previous !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows: previous };
+    const rows = this.countRows(job);
+    this.done.set(job.jobId, rows);
+    return { outcome: 'loaded', jobId: job.jobId, rows };
+  }
+
+  async loadClaimed(job: LoadJob): Promise<ClaimedLoadResult> {
+    this.jobs.push(job);
+    const scripted = this.script?.(job);
+    if (scripted instanceof Error) throw scripted;
+    const result: ClaimedLoadResult = scripted ?? {
+      outcome: 'loaded',
+      jobId: job.jobId,
+      rows: this.countRows(job),
+    };
+    if (result.outcome === 'loaded') this.done.set(job.jobId, result.rows);
+    this.claimedJobs.set(job.jobId, {
+      result,
+      uris: job.sources.map((s) => `gs://${s.bucket}/${s.name}`),
+    });
+    return result;
+  }
+
+  async followJob(jobId: string): Promise<FollowedJob | undefined> {
+    const claimed = this.claimedJobs.get(jobId);
+    if (claimed) return claimed;
+    const rows = this.done.get(jobId);
+    return rows === undefined
+      ? undefined
+      : { result: { outcome: 'loaded', jobId, rows }, uris: [] };
+  }
+
+  private countRows(job: LoadJob): number {
     let rows = 0;
     for (const source of job.sources) {
       const entry = this.store.objects.get(`${source.bucket}/${source.name}`);
       const lines = (entry?.content.toString('utf8') ?? '').split('\n').filter((l) => l !== '');
       rows += Math.max(0, lines.length - job.csv.skipLeadingRows);
     }
-    this.done.set(job.jobId, rows);
-    return { outcome: 'loaded', jobId: job.jobId, rows };
+    return rows;
   }
 
   completedRows(jobId: string): number | undefined {
@@ -144,4 +240,27 @@ export class MemoryPublisher implements Publisher {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Services on the memory fakes, with claims on the memory store and a batcher over them. */
+export function memoryServices(
+  config: Config,
+  store: MemoryStore,
+  warehouse: Warehouse,
+  options: {
+    publisher?: Publisher;
+    log?: BatchLog;
+    claimGraceMs?: number;
+    /** The store the use case sees, when it wraps the memory store. */
+    view?: ObjectStore;
+  } = {},
+): Services {
+  const parts = {
+    config,
+    store: options.view ?? store,
+    warehouse,
+    publisher: options.publisher ?? new MemoryPublisher(),
+    claims: store.claims(options.claimGraceMs),
+  };
+  return { ...parts, batches: createBatches(parts, options.log ?? { warn: () => undefined }) };
 }

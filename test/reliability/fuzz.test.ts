@@ -5,7 +5,7 @@ import { createReceiver } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/log';
 import type { ObjectStore, StoredObject } from '../../src/stores/store';
-import { MemoryPublisher, MemoryStore, MemoryWarehouse } from '../fakes/memory';
+import { MemoryStore, MemoryWarehouse, memoryServices } from '../fakes/memory';
 import { PUBSUB_TYPE, STORAGE_TYPE } from '../helpers/events';
 import { post, startReceiver, type RunningServer } from '../helpers/server';
 import * as fs from 'node:fs';
@@ -235,12 +235,9 @@ describe('fuzzing the receiver', function () {
       memory.put(ALLOWED, n, 'a,b\n1,2\n');
     memory.put('other-bucket', 'ok.csv', 'a,b\n1,2\n');
     const touched: string[] = [];
-    const services = {
-      config,
-      store: recording(memory, touched),
-      warehouse: new MemoryWarehouse(memory),
-      publisher: new MemoryPublisher(),
-    };
+    const services = memoryServices(config, memory, new MemoryWarehouse(memory), {
+      view: recording(memory, touched),
+    });
     const silent = new Writable({ write: (_chunk, _encoding, done) => done() });
     const receiver = createReceiver(config, async () => services, createLogger('info', silent));
     const statuses = new Map<number, number>();

@@ -2,9 +2,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { StoredObject } from '../../stores/store';
+import type { ClaimStore, SwapResult } from '../../claims';
 import type { LoadResult, TableInfo, Warehouse } from '../warehouse';
 import { listTables } from './catalog';
-import { insertRejection } from './ledger';
+import { insertRejection, jobRecord, readClaim, swapClaim } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
 
@@ -24,6 +25,8 @@ export interface DuckDbWarehouseOptions {
    */
   holdMs?: number;
   gapMs?: number;
+  /** How long a claim without a committed job is left to its owner; default 5 s. */
+  claimGraceMs?: number;
 }
 
 const DEFAULT_IDLE_MS = 250;
@@ -31,13 +34,18 @@ const DEFAULT_LOCK_WAIT_MS = 5000;
 const DEFAULT_HOLD_MS = 1000;
 const DEFAULT_GAP_MS = 100;
 const COMPLETED_CACHE_SIZE = 10_000;
+// A job commits only while every member's claim names it, so taking over a claim is always safe
+// here; the grace only spares the owner's work when it is merely slow.
+const DEFAULT_CLAIM_GRACE_MS = 5000;
 
 /**
  * BigQuery stand-in on an embedded DuckDB file: dataset = schema, table = table. Loads run one at a
  * time through a queue; the file is open only while work is queued, and let go for a moment during
  * sustained work when another process waits for it, so that `gcs-bq-ingest tables` can read it.
  */
-export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehouse {
+export function createDuckDbWarehouse(
+  options: DuckDbWarehouseOptions,
+): Warehouse & { claims: ClaimStore } {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
   // Ledger rows are never removed and job ids are deterministic: while this process holds the file,
   // a job seen completed stays completed.
@@ -58,10 +66,56 @@ export function createDuckDbWarehouse(options: DuckDbWarehouseOptions): Warehous
     return result;
   };
   return {
+    jobsPerDay: Infinity,
+    pinsGenerations: true,
     async load(job) {
       const rows = completed.get(job.jobId);
       if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      return remember(await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)));
+      const result = await db.run((c, stop) => loadJob(c, job, options.objectPath, stop));
+      if (result.outcome === 'failed') throw new Error(`unexpected result of job ${job.jobId}`);
+      return remember(result);
+    },
+    async loadClaimed(job) {
+      const result = await db.run((c, stop) =>
+        loadJob(c, { ...job, claimed: true }, options.objectPath, stop),
+      );
+      return result.outcome === 'failed' ? result : remember(result);
+    },
+    async followJob(jobId) {
+      const rows = completed.get(jobId);
+      const record = rows === undefined ? await db.run((c) => jobRecord(c, jobId)) : undefined;
+      if (rows !== undefined) return { result: { outcome: 'loaded', jobId, rows }, uris: [] };
+      if (!record) return undefined;
+      if (record.outcome === 'loaded') {
+        completed.set(jobId, record.rows);
+        return { result: { outcome: 'loaded', jobId, rows: record.rows }, uris: record.uris };
+      }
+      return { result: { outcome: 'rejected', jobId, reason: record.reason }, uris: record.uris };
+    },
+    claims: {
+      graceMs: options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS,
+      async read(object, destination) {
+        const claim = await db.run((c) => readClaim(c, object, destination));
+        return claim ? { claim: { ...claim, destination }, version: claim.jobId } : { version: '' };
+      },
+      swap: (swaps) =>
+        db.run(async (c) => {
+          await c.run('BEGIN TRANSACTION');
+          try {
+            const results: SwapResult[] = [];
+            for (const { object, claim, version } of swaps) {
+              const won = await swapClaim(c, object, claim, version);
+              results.push(
+                won ? { kind: 'won', state: { claim, version: claim.jobId } } : { kind: 'lost' },
+              );
+            }
+            await c.run('COMMIT');
+            return results;
+          } catch (error) {
+            await c.run('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
+        }),
     },
     completedRows: (jobId) => completed.get(jobId),
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),

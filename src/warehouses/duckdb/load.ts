@@ -1,11 +1,11 @@
 import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { TransientError, errorMessage } from '../../errors';
 import type { StoredObject } from '../../stores/store';
-import type { BadRecords, LoadJob, LoadResult } from '../warehouse';
+import type { BadRecords, ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
 import { PARTITION_COLUMN, createTable } from './catalog';
 import { DROP_REJECTS, badRows, compressionOf, readCsvOptions, selectExpression } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
-import { insertLoad, insertRejection, ledgerRows } from './ledger';
+import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
 import { openSources } from './sources';
 import type { Stop } from './session';
@@ -21,7 +21,7 @@ export async function loadJob(
   job: LoadJob,
   objectPath: (object: StoredObject) => string,
   stop: Stop,
-): Promise<LoadResult> {
+): Promise<ClaimedLoadResult> {
   const { signal } = stop;
   const target = targetOf(job);
   const done = await ledgerRows(c, job.jobId);
@@ -43,6 +43,7 @@ export async function loadJob(
     if (replaced !== undefined) throw new Replaced(replaced);
     const broken = await sources.brokenGzip();
     if (broken !== undefined) throw new Rejection(broken);
+    if (job.claimed && (await claimedFor(c, job)) !== job.sources.length) throw new ClaimMoved();
     await insertLoad(c, job, rows);
     throwIfAborted(signal);
     await stop.shielded(() => c.run('COMMIT'));
@@ -52,17 +53,25 @@ export async function loadJob(
     // A failed COMMIT has already ended the transaction, so ROLLBACK may fail too.
     if (inTransaction) await c.run('ROLLBACK').catch(() => undefined);
     throwIfAborted(signal, error);
+    if (error instanceof ClaimMoved) {
+      const reason = 'a member was claimed for another job meanwhile; nothing was written';
+      return { outcome: 'failed', jobId: job.jobId, reason, quota: false };
+    }
     // DuckDB's message about a source that changed, or a gzip cut short, would blame the wrong thing.
     const replaced = error instanceof Replaced ? error.message : await sources.changed();
     if (replaced !== undefined) return { outcome: 'replaced', jobId: job.jobId, reason: replaced };
     const reason = (await sources.brokenGzip()) ?? rejectionReason(error, job, sources.paths);
     if (reason === undefined) throw asWarehouseError(error, job, target);
-    await insertRejection(c, job, reason);
+    // A coalesced job's failure is recorded per rejected member, by the caller.
+    if (!job.claimed) await insertRejection(c, job, reason);
     return { outcome: 'rejected', jobId: job.jobId, reason };
   } finally {
     await sources.close();
   }
 }
+
+/** A member's claim names another job now: this one must not commit. */
+class ClaimMoved extends Error {}
 
 /** A source changed while it was read. */
 class Replaced extends Error {}

@@ -1,0 +1,156 @@
+import { MAX_BYTES_PER_JOB } from './fanout';
+import { TokenBucket } from './token-bucket';
+
+/** What waits for a job: its bytes count against the job's limit; a settled one is dropped. */
+export interface Waiting {
+  size: number;
+  settled: boolean;
+}
+
+export interface Pace {
+  jobsPerDay: number;
+  burst: number;
+  maxFiles: number;
+}
+
+/** Runs one job for a destination; members it cannot finish it hands back with `requeue`. */
+export type RunJob<T> = (destination: string, members: T[]) => Promise<void>;
+
+interface Group<T> {
+  members: T[];
+  /** A split half: runs as its own job, never merged with others. */
+  alone: boolean;
+}
+
+interface Lane<T> {
+  bucket: TokenBucket;
+  maxFiles: number;
+  queue: Group<T>[];
+  running: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+export interface PaceChange {
+  destination: string;
+  jobsPerDay: number;
+  reason: string;
+}
+
+/**
+ * Paces and coalesces load jobs per destination table: a token bucket per destination, one job in
+ * flight per destination, and what waits meanwhile goes into the next job (at most `maxFiles`
+ * objects and 15 TB). With a token and nothing running, an object's job starts at once.
+ */
+export class Batcher<T extends Waiting> {
+  private readonly lanes = new Map<string, Lane<T>>();
+  private stopped: Error | undefined;
+
+  constructor(
+    private readonly run: RunJob<T>,
+    private readonly onPaceChange: (change: PaceChange) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Queues members for `destination`'s next job; `alone`: they form a job of their own. */
+  add(
+    destination: string,
+    pace: Pace,
+    members: T[],
+    options: { alone?: boolean; front?: boolean } = {},
+  ) {
+    if (this.stopped) throw this.stopped;
+    const lane = this.lane(destination, pace);
+    const group = { members, alone: options.alone ?? false };
+    if (options.front) lane.queue.unshift(group);
+    else lane.queue.push(group);
+    // Members added in the same turn (one request's objects, or a burst) share the job.
+    queueMicrotask(() => this.pump(destination));
+  }
+
+  /** A job that was never inserted gives its token back. */
+  refund(destination: string): void {
+    this.lanes.get(destination)?.bucket.refund(this.now());
+  }
+
+  /** A job started outside the queue (a forced reload) still counts against the pace. */
+  debit(destination: string, pace: Pace): void {
+    this.lane(destination, pace).bucket.debit(this.now());
+  }
+
+  /** BigQuery refused a job for quota: half the pace for this destination. */
+  slowDown(destination: string, reason: string): void {
+    const lane = this.lanes.get(destination);
+    if (!lane) return;
+    const jobsPerDay = lane.bucket.slowDown(this.now());
+    this.onPaceChange({ destination, jobsPerDay, reason });
+  }
+
+  /** Stops taking members and fails those waiting (they were never claimed: nothing is lost). */
+  abort(reason: Error, fail: (member: T) => void): void {
+    this.stopped = reason;
+    for (const lane of this.lanes.values()) {
+      clearTimeout(lane.timer);
+      for (const group of lane.queue.splice(0)) group.members.forEach(fail);
+    }
+  }
+
+  private lane(destination: string, pace: Pace): Lane<T> {
+    let lane = this.lanes.get(destination);
+    if (!lane) {
+      const bucket = new TokenBucket(pace.jobsPerDay, pace.burst, this.now());
+      lane = { bucket, maxFiles: pace.maxFiles, queue: [], running: false };
+      this.lanes.set(destination, lane);
+    }
+    return lane;
+  }
+
+  private pump(destination: string): void {
+    const lane = this.lanes.get(destination);
+    if (!lane || lane.running || this.stopped) return;
+    for (const group of lane.queue) group.members = group.members.filter((m) => !m.settled);
+    lane.queue = lane.queue.filter((g) => g.members.length > 0);
+    if (lane.queue.length === 0) return;
+    const now = this.now();
+    if (lane.bucket.recover(now)) {
+      const jobsPerDay = lane.bucket.pace;
+      this.onPaceChange({ destination, jobsPerDay, reason: 'a day without a quota error' });
+    }
+    if (!lane.bucket.take(now)) {
+      clearTimeout(lane.timer);
+      lane.timer = setTimeout(() => this.pump(destination), lane.bucket.msUntilToken(now));
+      // A waiting member keeps its own timer (its time budget); this one alone holds no process open.
+      lane.timer.unref();
+      return;
+    }
+    const members = this.takeJob(lane);
+    lane.running = true;
+    void this.run(destination, members).finally(() => {
+      lane.running = false;
+      this.pump(destination);
+    });
+  }
+
+  private takeJob(lane: Lane<T>): T[] {
+    const first = lane.queue[0] as Group<T>;
+    if (first.alone) {
+      lane.queue.shift();
+      return first.members;
+    }
+    const members: T[] = [];
+    let bytes = 0;
+    while (lane.queue.length > 0) {
+      const group = lane.queue[0] as Group<T>;
+      if (group.alone) break;
+      while (group.members.length > 0 && members.length < lane.maxFiles) {
+        const next = group.members[0] as T;
+        if (members.length > 0 && bytes + next.size > MAX_BYTES_PER_JOB) return members;
+        members.push(next);
+        bytes += next.size;
+        group.members.shift();
+      }
+      if (group.members.length > 0) return members;
+      lane.queue.shift();
+    }
+    return members;
+  }
+}

@@ -1,0 +1,76 @@
+import type { StoredObject } from './stores/store';
+
+/**
+ * Which load job takes an object generation into a destination table, and since when. A coalesced
+ * job holds many objects and cannot take its id from one of them, so each member carries its claim.
+ */
+export interface Claim {
+  jobId: string;
+  /** Epoch milliseconds. */
+  at: number;
+  /** `project.dataset.table`, or `dataset.table` in the client's default project. */
+  destination: string;
+}
+
+/** A claim as read, and the version a compare-and-swap must find to replace it. */
+export interface ClaimState {
+  /** The claim for the destination asked about; absent when there is none for it. */
+  claim?: Claim;
+  version: string;
+}
+
+export interface ClaimSwap {
+  object: StoredObject;
+  claim: Claim;
+  /** The version the swap expects (from `read`, or from an earlier swap). */
+  version: string;
+}
+
+/** What a swap came to: the new state, `lost` when the version had changed, `gone` with the generation. */
+export type SwapResult = { kind: 'won'; state: ClaimState } | { kind: 'lost' } | { kind: 'gone' };
+
+/**
+ * Where claims live: on the object in Cloud Storage (custom metadata, swapped with
+ * `ifMetagenerationMatch`), in the ledger of the local warehouse. At most one claim per object
+ * generation and destination; it changes only by compare-and-swap.
+ */
+export interface ClaimStore {
+  /**
+   * How long a claim whose job cannot be found may still have its insert in flight: longer than the
+   * longest insert call plus clock skew. Older, it is claimed again.
+   */
+  readonly graceMs: number;
+  /**
+   * The claim on this generation for `destination`. Where claims live on the object, they are read
+   * from `object` as `stat` returned it: stat again for a fresh one.
+   */
+  read(object: StoredObject, destination: string): Promise<ClaimState>;
+  /** Compare-and-swap of each claim, in order. */
+  swap(swaps: ClaimSwap[]): Promise<SwapResult[]>;
+}
+
+/** The custom metadata key a claim is kept under on a Cloud Storage object. */
+export const CLAIM_METADATA_KEY = 'ingest-claim';
+
+/** The claim as stored in metadata: one JSON value, readable in the console. */
+export function formatClaim(claim: Claim): string {
+  return JSON.stringify({
+    job: claim.jobId,
+    at: new Date(claim.at).toISOString(),
+    table: claim.destination,
+  });
+}
+
+/** The claim a metadata value holds for `destination`; anything else (or nothing) is no claim. */
+export function parseClaim(value: string | undefined, destination: string): Claim | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(value) as { job?: unknown; at?: unknown; table?: unknown };
+    const at = typeof parsed.at === 'string' ? Date.parse(parsed.at) : NaN;
+    if (typeof parsed.job !== 'string' || parsed.table !== destination || Number.isNaN(at))
+      return undefined;
+    return { jobId: parsed.job, at, destination };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,450 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Batcher, type PaceChange, type Waiting } from './batcher';
+import type { Claim, ClaimState } from './claims';
+import type { BatchOptions, Route } from './config';
+import { TransientError, errorMessage } from './errors';
+import { buildJob, headProblem, namesObject } from './jobs';
+import { identify, type ObjectResult } from './outcomes';
+import { reject } from './quarantine';
+import { jobIdFor } from './routing';
+import type { Services } from './services';
+import { gsUri, type StoredObject } from './stores/store';
+import {
+  tableId,
+  type ClaimedLoadResult,
+  type Destination,
+  type LoadJob,
+} from './warehouses/warehouse';
+
+/** One object of a batching route, as the use case hands it over. */
+export interface BatchObject {
+  object: StoredObject;
+  route: Route & { batch: BatchOptions };
+  destination: Destination;
+}
+
+/** Loads the objects of batching routes: paced, coalesced, each generation claimed for its job. */
+export interface Batches {
+  /** The object's result; TransientError when its time budget runs out first (503, redelivered). */
+  load(item: BatchObject, forcedBy: string | undefined, deadline: number): Promise<ObjectResult>;
+  /** Fails every object still waiting for a job (shutdown): none of them was claimed yet. */
+  abort(reason: string): void;
+}
+
+export interface BatchLog {
+  warn(fields: object, message: string): void;
+}
+
+/** Follow the claim again after this, when its job cannot be found yet. */
+const CLAIM_POLL_MS = 1000;
+
+interface Member extends Waiting {
+  item: BatchObject;
+  table: string;
+  /** The claim version the next swap expects. */
+  version: string;
+  deadline: number;
+  /** A forced reload never joins another job: it goes again under its own id. */
+  forced: boolean;
+  finish(outcome: ObjectResult | 'again' | Error): void;
+}
+
+/** The services a batcher works with: all but itself. */
+export type BatchServices = Omit<Services, 'batches'>;
+
+export function createBatches(services: BatchServices, log: BatchLog): Batches {
+  const { config, store, warehouse, claims } = services;
+  const inFlight = new Map<string, Promise<void>>();
+  const batcher = new Batcher<Member>(
+    (table, members) => runJob(table, members, newJobId(members)),
+    (change: PaceChange) =>
+      log.warn(
+        { destination: change.destination, jobsPerDay: change.jobsPerDay },
+        `load jobs into ${change.destination} now paced at ${Math.round(change.jobsPerDay)} a day: ${change.reason}`,
+      ),
+  );
+  const paceOf = (item: BatchObject) => ({
+    jobsPerDay: item.route.batch.jobsPerDay ?? warehouse.jobsPerDay,
+    burst: item.route.batch.burst,
+    maxFiles: item.route.batch.maxFiles,
+  });
+
+  /** Runs one job for members not yet settled; hands back what must go again. Never rejects. */
+  async function runJob(table: string, members: Member[], jobId: string): Promise<void> {
+    const run = (async () => {
+      const live = members.filter((m) => !m.settled);
+      const claim: Claim = { jobId, at: Date.now(), destination: table };
+      let won: Member[];
+      try {
+        won = await claimAll(live, claim);
+      } catch (error) {
+        live.forEach((m) => m.finish(asError(error)));
+        return;
+      }
+      if (won.length === 0) {
+        batcher.refund(table);
+        return;
+      }
+      const { route, destination } = (won[0] as Member).item;
+      const job: LoadJob = {
+        ...buildJob(
+          won.map((m) => m.item.object),
+          route,
+          destination,
+          config,
+          jobId,
+          Math.max(...won.map((m) => m.deadline)),
+        ),
+        claimed: true,
+      };
+      let result: ClaimedLoadResult;
+      try {
+        result = await warehouse.loadClaimed(job);
+      } catch (error) {
+        // Whether the job was inserted is unknown: each member follows its claim, as a redelivery would.
+        won.forEach((m) => m.finish(error instanceof TransientError ? 'again' : asError(error)));
+        return;
+      }
+      await settleJob(table, won, job, result);
+    })().catch((error: unknown) => members.forEach((m) => m.finish(asError(error))));
+    inFlight.set(jobId, run);
+    try {
+      await run;
+    } finally {
+      inFlight.delete(jobId);
+    }
+  }
+
+  /** Swaps each member's claim to `claim`; those that lost it follow the claim that won. */
+  async function claimAll(members: Member[], claim: Claim): Promise<Member[]> {
+    const swaps = await claims.swap(
+      members.map((m) => ({ object: m.item.object, claim, version: m.version })),
+    );
+    const won: Member[] = [];
+    swaps.forEach((swap, i) => {
+      const member = members[i] as Member;
+      if (swap.kind === 'won') {
+        member.version = swap.state.version;
+        won.push(member);
+      } else member.finish('again');
+    });
+    return won;
+  }
+
+  async function settleJob(
+    table: string,
+    won: Member[],
+    job: LoadJob,
+    result: ClaimedLoadResult,
+  ): Promise<void> {
+    const { destination } = job;
+    const pace = paceOf((won[0] as Member).item);
+    const requeue = (members: Member[], alone = false) => {
+      members.filter((m) => m.forced).forEach((m) => m.finish('again'));
+      const rest = members.filter((m) => !m.forced);
+      if (rest.length > 0) batcher.add(table, pace, rest, { alone, front: true });
+    };
+    switch (result.outcome) {
+      case 'loaded':
+      case 'duplicate': {
+        const done: Omit<ObjectResult, 'uri'> = {
+          outcome: 'loaded',
+          destination: tableId(destination),
+          jobId: result.jobId,
+          rows: result.rows,
+          jobObjects: won.length,
+        };
+        if (result.outcome === 'loaded' && result.badRecords && result.badRecords.count > 0) {
+          done.badRecords = result.badRecords.count;
+          done.reason = `${result.badRecords.count} bad rows skipped under maxBadRecords in the job; first: ${result.badRecords.first}`;
+        }
+        won.forEach((m) => m.finish({ ...identify(m.item.object), ...done }));
+        await warnReplaced(won, result.jobId);
+        return;
+      }
+      case 'rejected': {
+        const named = won.filter((m) => namesObject(result.reason, m.item.object));
+        if (won.length === 1 || (named.length > 0 && named.length < won.length)) {
+          const bad = won.length === 1 ? won : named;
+          for (const m of bad) {
+            const one = { ...job, sources: [m.item.object] };
+            m.finish(await reject(m.item.object, result.reason, one, services).catch(asError));
+          }
+          requeue(won.filter((m) => !bad.includes(m)));
+          return;
+        }
+        // The reason names no single member: halve until each bad object is alone.
+        const half = Math.ceil(won.length / 2);
+        requeue(won.slice(half), true);
+        requeue(won.slice(0, half), true);
+        return;
+      }
+      case 'replaced': {
+        // The changed objects go again: their new generation is skipped here and loads by its own event.
+        const named = won.filter((m) => namesObject(result.reason, m.item.object));
+        named.forEach((m) => m.finish('again'));
+        requeue(won.filter((m) => !named.includes(m)));
+        return;
+      }
+      case 'failed':
+        if (result.quota) batcher.slowDown(table, result.reason);
+        requeue(won);
+        return;
+    }
+  }
+
+  /**
+   * A load job reads the live object and cannot pin a generation: a member replaced between its claim
+   * and the job may have been loaded with its newer bytes. Its own event loads the newer generation.
+   */
+  async function warnReplaced(members: Member[], jobId: string): Promise<void> {
+    if (!warehouse.pinsGenerations) {
+      await Promise.all(
+        members.map(async ({ item: { object } }) => {
+          const current = await store.stat(object.bucket, object.name).catch(() => undefined);
+          if (current && current.generation !== object.generation) {
+            log.warn(
+              {
+                uri: gsUri(object),
+                claimed: object.generation,
+                current: current.generation,
+                jobId,
+              },
+              `${gsUri(object)} was replaced while job ${jobId} loaded it: generation ${object.generation} was claimed, ${current.generation} may be what was read`,
+            );
+          }
+        }),
+      );
+    }
+  }
+
+  /** `wait`: the claim's job may still be inserted; `reread`: the claim may have changed; `again`: claim anew. */
+  type Followed =
+    | { kind: 'result'; result: ObjectResult }
+    | { kind: 'wait'; ms: number }
+    | { kind: 'reread' | 'again' };
+
+  /** Follows the claim an object carries to what its job came to. */
+  async function follow(item: BatchObject, claim: Claim, deadline: number): Promise<Followed> {
+    const running = inFlight.get(claim.jobId);
+    if (running) {
+      await running;
+      return { kind: 'reread' };
+    }
+    const job = await warehouse.followJob(claim.jobId, { location: config.location, deadline });
+    const { object } = item;
+    const where = { ...identify(object), destination: claim.destination, jobId: claim.jobId };
+    const young = claims.graceMs - (Date.now() - claim.at);
+    if (!job)
+      return young > 0
+        ? { kind: 'wait', ms: Math.min(CLAIM_POLL_MS, young + 1) }
+        : { kind: 'again' };
+    const { result } = job;
+    if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
+      return { kind: 'result', result: { ...where, outcome: 'duplicate', rows: result.rows } };
+    }
+    if (result.outcome === 'rejected') {
+      const uri = gsUri(object);
+      const mine =
+        (job.uris.length === 1 && job.uris[0] === uri) || namesObject(result.reason, object);
+      if (!mine) return { kind: 'again' };
+      const one = buildJob([object], item.route, item.destination, config, claim.jobId, deadline);
+      return { kind: 'result', result: await reject(object, result.reason, one, services, false) };
+    }
+    return { kind: 'again' };
+  }
+
+  /** Waits in the queue for a job; 'again' when the member must read its claim again. */
+  function enqueue(item: BatchObject, version: string, deadline: number) {
+    return new Promise<ObjectResult | 'again'>((resolve, reject_) => {
+      const member: Member = {
+        item,
+        table: tableId(item.destination),
+        version,
+        deadline,
+        forced: false,
+        size: item.object.size,
+        settled: false,
+        finish(outcome) {
+          if (member.settled) return;
+          member.settled = true;
+          clearTimeout(timer);
+          if (outcome instanceof Error) reject_(outcome);
+          else resolve(outcome);
+        },
+      };
+      const timer = setTimeout(
+        () =>
+          member.finish(
+            new TransientError(
+              `${gsUri(item.object)}: no load job for ${member.table} finished within the time budget; redelivery will follow its claim`,
+            ),
+          ),
+        Math.max(0, deadline - Date.now()),
+      );
+      try {
+        batcher.add(member.table, paceOf(item), [member]);
+      } catch (error) {
+        member.finish(asError(error));
+      }
+    });
+  }
+
+  async function load(
+    item: BatchObject,
+    forcedBy: string | undefined,
+    deadline: number,
+  ): Promise<ObjectResult> {
+    const table = tableId(item.destination);
+    let { object } = item;
+    let checked = false;
+    for (;;) {
+      if (Date.now() >= deadline) {
+        throw new TransientError(`${gsUri(object)}: out of time following its claim on ${table}`);
+      }
+      const state: ClaimState = await claims.read(object, table);
+      const current = { ...item, object };
+      const ownForced =
+        forcedBy !== undefined && state.claim?.jobId.startsWith(forcedPrefix(current, forcedBy));
+      let next: Followed = { kind: 'again' };
+      if (state.claim && (forcedBy === undefined || ownForced)) {
+        next = await follow(current, state.claim, deadline);
+      } else if (!state.claim && forcedBy === undefined) {
+        const earlier = await loadedAlone(current, deadline);
+        if (earlier) return earlier;
+      }
+      if (next.kind === 'result') return next.result;
+      if (next.kind === 'again') {
+        // Only an object about to be claimed is read: a duplicate costs no read.
+        if (!checked) {
+          const problem = await checkObject(current, deadline);
+          if (problem) return problem;
+          checked = true;
+        }
+        const outcome =
+          forcedBy === undefined
+            ? await enqueue(current, state.version, deadline)
+            : await runForced(current, forcedBy, state.version, deadline);
+        if (outcome !== 'again') return outcome;
+      }
+      // A forced reload that failed goes again after a pause; so does a claim whose job is not there yet.
+      const pause =
+        next.kind === 'wait'
+          ? next.ms
+          : next.kind === 'again' && forcedBy !== undefined
+            ? CLAIM_POLL_MS
+            : 0;
+      if (pause > 0) await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
+      const fresh = await store.stat(object.bucket, object.name);
+      if (!fresh || fresh.generation !== object.generation) {
+        const reason = fresh
+          ? `generation ${object.generation} was replaced by ${fresh.generation}, whose own event loads it`
+          : 'object no longer exists';
+        return { ...identify(object), outcome: 'skipped', reason };
+      }
+      object = fresh;
+    }
+  }
+
+  /** A forced reload: its own job at once, counted against the pace, claimed over any earlier claim. */
+  async function runForced(
+    item: BatchObject,
+    forcedBy: string,
+    version: string,
+    deadline: number,
+  ): Promise<ObjectResult | 'again'> {
+    const table = tableId(item.destination);
+    batcher.debit(table, paceOf(item));
+    const outcome = new Promise<ObjectResult | 'again'>((resolve, reject_) => {
+      const member: Member = {
+        item,
+        table,
+        version,
+        deadline,
+        forced: true,
+        size: item.object.size,
+        settled: false,
+        finish(result) {
+          if (member.settled) return;
+          member.settled = true;
+          if (result instanceof Error) reject_(result);
+          else resolve(result);
+        },
+      };
+      const jobId = `${forcedPrefix(item, forcedBy)}_${randomBytes(4).toString('hex')}`;
+      void runJob(table, [member], jobId).then(() => member.finish('again'));
+    });
+    return outcome;
+  }
+
+  /** Loaded by the one-object job of a version without claims (or with `batch: false`). */
+  async function loadedAlone(
+    item: BatchObject,
+    deadline: number,
+  ): Promise<ObjectResult | undefined> {
+    const { object, destination } = item;
+    const jobId = jobIdFor([object], destination, 'append');
+    const job = await warehouse.followJob(jobId, { location: config.location, deadline });
+    if (job?.result.outcome !== 'loaded' && job?.result.outcome !== 'duplicate') return undefined;
+    const rows = job.result.rows;
+    return {
+      ...identify(object),
+      outcome: 'duplicate',
+      destination: tableId(destination),
+      jobId,
+      rows,
+    };
+  }
+
+  /** Rejects what cannot join a job before any claim: a bad header, or (BigQuery) a broken gzip. */
+  async function checkObject(
+    item: BatchObject,
+    deadline: number,
+  ): Promise<ObjectResult | undefined> {
+    const { object, route, destination } = item;
+    const problem =
+      (await headProblem(object, route, store)) ?? (await warehouse.precheck?.(object, deadline));
+    if (problem === undefined) return undefined;
+    if (problem === 'gone')
+      return { ...identify(object), outcome: 'skipped', reason: 'object no longer exists' };
+    const jobId = jobIdFor([object], destination, 'append');
+    return reject(
+      object,
+      problem,
+      buildJob([object], route, destination, config, jobId, deadline),
+      services,
+    );
+  }
+
+  return {
+    load,
+    abort(reason) {
+      batcher.abort(new TransientError(reason), (m) =>
+        m.finish(new TransientError(`${reason}; ${gsUri(m.item.object)} was not claimed yet`)),
+      );
+    },
+  };
+}
+
+/** A coalesced job's id: its members and destination, and a nonce, since the same set may go again. */
+function newJobId(members: Member[]): string {
+  const key = JSON.stringify({
+    sources: members.map((m) => gsUri(m.item.object) + '#' + m.item.object.generation).sort(),
+    destination: (members[0] as Member).table,
+    nonce: randomBytes(8).toString('hex'),
+  });
+  return `ingest_${createHash('sha256').update(key).digest('hex')}`;
+}
+
+/** Job ids of a forced reload start with the one-object id and the request's message id. */
+function forcedPrefix({ object, destination }: BatchObject, forcedBy: string): string {
+  return jobIdFor([object], destination, 'append', forcedBy);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(errorMessage(error));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,95 @@
+import type { FileMetadata, Storage } from '@google-cloud/storage';
+import {
+  CLAIM_METADATA_KEY,
+  formatClaim,
+  parseClaim,
+  type ClaimStore,
+  type ClaimSwap,
+  type SwapResult,
+} from '../claims';
+import { TransientError, errorMessage } from '../errors';
+import { httpStatusOf, isTransientGoogleError } from '../google-errors';
+import { gsUri, type StoredObject } from './store';
+
+// Longer than an insert call may take (the warehouse gives up on one after 60 s) plus clock skew.
+const GRACE_MS = 120_000;
+const PARALLEL_SWAPS = 32;
+
+/**
+ * Claims kept in each object's custom metadata. A swap is `objects.patch` with `ifGenerationMatch`
+ * (the generation being loaded) and `ifMetagenerationMatch` (the metadata version read): Cloud Storage
+ * applies at most one of two racing swaps. Metadata updates raise `metadataUpdated`, never
+ * `finalized`, so a claim triggers nothing.
+ */
+export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStore {
+  async function swapOne({ object, claim, version }: ClaimSwap): Promise<SwapResult> {
+    const value = formatClaim(claim);
+    const file = storage.bucket(object.bucket).file(object.name);
+    const uri = `${gsUri(object)}#${object.generation}`;
+    try {
+      const [updated] = await file.setMetadata(
+        { metadata: { [CLAIM_METADATA_KEY]: value } },
+        { ifGenerationMatch: object.generation, ifMetagenerationMatch: version },
+      );
+      return { kind: 'won', state: { claim, version: String(updated.metageneration) } };
+    } catch (error) {
+      const status = httpStatusOf(error);
+      if (status === 404) return { kind: 'gone' };
+      if (status !== 412) throw claimError(error, uri);
+      // The client retries a conditional update whose answer was lost; the retry then finds our
+      // own change and fails its precondition. Read which claim stands.
+      const [current] = await file.getMetadata().catch((e: unknown) => {
+        if (httpStatusOf(e) === 404) return [undefined];
+        throw claimError(e, uri);
+      });
+      if (!current || String(current.generation) !== object.generation) return { kind: 'gone' };
+      if (metadataValue(current) !== value) return { kind: 'lost' };
+      return { kind: 'won', state: { claim, version: String(current.metageneration) } };
+    }
+  }
+
+  return {
+    graceMs,
+    async read(object, destination) {
+      let snapshot: Pick<StoredObject, 'metadata' | 'metageneration'> = object;
+      if (object.metageneration === undefined) {
+        const [metadata] = await storage
+          .bucket(object.bucket)
+          .file(object.name, { generation: object.generation })
+          .getMetadata()
+          .catch((error: unknown) => {
+            throw claimError(error, gsUri(object));
+          });
+        snapshot = { metadata: { [CLAIM_METADATA_KEY]: metadataValue(metadata) ?? '' } };
+        snapshot.metageneration = String(metadata.metageneration);
+      }
+      const claim = parseClaim(snapshot.metadata?.[CLAIM_METADATA_KEY], destination);
+      return { ...(claim ? { claim } : {}), version: snapshot.metageneration ?? '1' };
+    },
+    async swap(swaps) {
+      const results: SwapResult[] = new Array(swaps.length);
+      let next = 0;
+      const worker = async () => {
+        while (next < swaps.length) {
+          const i = next++;
+          results[i] = await swapOne(swaps[i] as ClaimSwap);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PARALLEL_SWAPS, swaps.length) }, worker));
+      return results;
+    },
+  };
+}
+
+function metadataValue(metadata: FileMetadata): string | undefined {
+  const value = metadata.metadata?.[CLAIM_METADATA_KEY];
+  return value === null || value === undefined ? undefined : String(value);
+}
+
+function claimError(error: unknown, uri: string): Error {
+  const status = httpStatusOf(error);
+  const message = `Cloud Storage claiming ${uri}: ${status === undefined ? 'network error' : `HTTP ${status}`}: ${errorMessage(error)}`;
+  return isTransientGoogleError(error)
+    ? new TransientError(message, { cause: error })
+    : new Error(message, { cause: error });
+}

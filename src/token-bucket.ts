@@ -1,0 +1,86 @@
+const DAY_MS = 24 * 60 * 60 * 1000;
+// However many quota errors come, a destination keeps at least one job an hour.
+const MIN_JOBS_PER_DAY = 24;
+
+/**
+ * Load jobs a destination may start: `jobsPerDay` refilling continuously, at most `burst` saved up.
+ * A quota error halves the rate; each full day without one doubles it back, up to `jobsPerDay`. Pure:
+ * every method takes the time.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private rate: number;
+  private lastRefill: number;
+  private lastCut: number | undefined;
+
+  constructor(
+    readonly jobsPerDay: number,
+    readonly burst: number,
+    now: number,
+  ) {
+    this.tokens = burst;
+    this.rate = jobsPerDay;
+    this.lastRefill = now;
+  }
+
+  /** Jobs per day at the current pace. */
+  get pace(): number {
+    return this.rate;
+  }
+
+  /** Takes a token when there is one. */
+  take(now: number): boolean {
+    this.refill(now);
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  /** Takes a token whether or not there is one: the next jobs wait the longer (a forced reload). */
+  debit(now: number): void {
+    this.refill(now);
+    this.tokens -= 1;
+  }
+
+  /** Gives back a token taken for a job that was never inserted. */
+  refund(now: number): void {
+    this.refill(now);
+    this.tokens = Math.min(this.burst, this.tokens + 1);
+  }
+
+  /** Milliseconds until a token is there (0 when one is). */
+  msUntilToken(now: number): number {
+    this.refill(now);
+    if (this.tokens >= 1 || !Number.isFinite(this.rate)) return 0;
+    return Math.ceil(((1 - this.tokens) * DAY_MS) / this.rate);
+  }
+
+  /** After a quota error: half the pace and no saved tokens. Returns the new pace. */
+  slowDown(now: number): number {
+    this.refill(now);
+    const base = Number.isFinite(this.rate) ? this.rate : this.jobsPerDay;
+    this.rate = Math.max(MIN_JOBS_PER_DAY, base / 2);
+    this.tokens = Math.min(this.tokens, 0);
+    this.lastCut = now;
+    return this.rate;
+  }
+
+  /** Doubles a cut pace back once a day has passed without a quota error; true when it changed. */
+  recover(now: number): boolean {
+    if (this.lastCut === undefined || now - this.lastCut < DAY_MS) return false;
+    this.refill(now);
+    this.rate = Math.min(this.jobsPerDay, this.rate * 2);
+    this.lastCut = this.rate < this.jobsPerDay ? now : undefined;
+    return true;
+  }
+
+  private refill(now: number): void {
+    const elapsed = Math.max(0, now - this.lastRefill);
+    this.lastRefill = now;
+    if (!Number.isFinite(this.rate)) {
+      this.tokens = this.burst;
+      return;
+    }
+    this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.rate) / DAY_MS);
+  }
+}
