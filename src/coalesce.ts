@@ -72,7 +72,15 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
   /** Runs one job for members not yet settled; hands back what must go again. Never rejects. */
   async function runJob(table: string, members: Member[], jobId: string): Promise<void> {
     const run = (async () => {
-      const live = members.filter((m) => !m.settled);
+      // The same generation delivered twice at once goes in once; its twin follows the claim.
+      const live: Member[] = [];
+      const keys = new Set<string>();
+      for (const m of members.filter((member) => !member.settled)) {
+        const key = `${gsUri(m.item.object)}#${m.item.object.generation}`;
+        if (keys.has(key)) m.finish('again');
+        else live.push(m);
+        keys.add(key);
+      }
       const claim: Claim = { jobId, at: Date.now(), destination: table };
       let won: Member[];
       try {
@@ -101,8 +109,8 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       try {
         result = await warehouse.loadClaimed(job);
       } catch (error) {
-        // Whether the job was inserted is unknown: each member follows its claim, as a redelivery would.
-        won.forEach((m) => m.finish(error instanceof TransientError ? 'again' : asError(error)));
+        // Whether the job was inserted is unknown: 503, and each redelivery follows the claim.
+        won.forEach((m) => m.finish(asError(error)));
         return;
       }
       await settleJob(table, won, job, result);

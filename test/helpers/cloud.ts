@@ -1,7 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { startBigQueryServer, type BigQueryServer } from '../servers/bigquery-server';
+import {
+  startBigQueryServer,
+  type BigQueryServer,
+  type BigQueryServerOptions,
+} from '../servers/bigquery-server';
 import { startGcsServer, type GcsServer } from '../servers/gcs-server';
 import { startReceiver, type RunningServer } from './server';
 
@@ -9,6 +13,8 @@ export interface CloudReceiver {
   gcs: GcsServer;
   bq: BigQueryServer;
   receiver: RunningServer;
+  /** Starts another receiver on the same servers, ingest.yaml and environment (plus `env`). */
+  startAnother(env?: Record<string, string>): Promise<RunningServer>;
   stop(): Promise<void>;
 }
 
@@ -18,14 +24,22 @@ export interface CloudReceiver {
  */
 export async function startCloudReceiver(
   config: string,
-  options: { env?: Record<string, string>; jobDurationMs?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    jobDurationMs?: number;
+    bigquery?: Omit<BigQueryServerOptions, 'gcs'>;
+  } = {},
 ): Promise<CloudReceiver> {
   const gcs = await startGcsServer();
-  const bq = await startBigQueryServer({ gcs, jobDurationMs: options.jobDurationMs });
+  const bq = await startBigQueryServer({
+    gcs,
+    jobDurationMs: options.jobDurationMs,
+    ...options.bigquery,
+  });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-cloud-'));
   const configFile = path.join(dir, 'ingest.yaml');
   if (config !== '') fs.writeFileSync(configFile, config);
-  const receiver = await startReceiver({
+  const env = {
     INGEST_BACKEND: 'gcp',
     INGEST_CONFIG: config === '' ? '' : configFile,
     STORAGE_EMULATOR_HOST: gcs.url,
@@ -34,13 +48,20 @@ export async function startCloudReceiver(
     CLOUDSDK_CONFIG: dir,
     HOME: dir,
     ...options.env,
-  });
+  };
+  const receiver = await startReceiver(env);
+  const others: RunningServer[] = [];
   return {
     gcs,
     bq,
     receiver,
+    async startAnother(extra = {}) {
+      const another = await startReceiver({ ...env, ...extra });
+      others.push(another);
+      return another;
+    },
     async stop() {
-      await receiver.stop();
+      await Promise.all([receiver, ...others].map((r) => r.stop()));
       await bq.close();
       await gcs.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -53,6 +53,11 @@ export interface BigQueryServerOptions {
   jobDurationMs?: number;
   /** Load jobs into a dataset that does not exist create it (real BigQuery answers notFound). */
   autoCreateDatasets?: boolean;
+  /**
+   * BigQuery's load jobs per table per day (1,500; failed jobs count too) over a rolling `dayMs`: a job
+   * over it ends with errorResult quotaExceeded at `load_job_per_table.long`. Unset: no limit.
+   */
+  loadJobsPerTable?: { limit: number; dayMs: number };
 }
 
 export interface BigQueryServer {
@@ -74,6 +79,8 @@ export interface BigQueryServer {
     schema?: TableState['schema'],
   ): void;
   table(projectId: string, datasetId: string, tableId: string): TableState | undefined;
+  /** Load jobs inserted for a table (failed ones included), as its quota counts them. */
+  jobsFor(projectId: string, datasetId: string, tableId: string): number;
   /** Rows in a table (all partitions), or undefined when it does not exist. */
   rows(projectId: string, datasetId: string, tableId: string): number | undefined;
   count(match?: (request: RecordedRequest) => boolean): number;
@@ -375,6 +382,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
   const autoCreateDatasets = options.autoCreateDatasets ?? true;
   const jobs = new Map<string, JobState>();
   const scripts = new Map<string, JobScript>();
+  const tableJobs = new Map<string, number[]>();
   const datasets = new Map<string, Map<string, TableState>>();
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
@@ -429,8 +437,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       const message = `Already Exists: Job ${projectId}:${location}.${jobId}`;
       return sendBqError(res, 409, 'duplicate', message, 'ALREADY_EXISTS');
     }
-    const script = scripts.get(jobId);
     const now = Date.now();
+    const script = overQuota(projectId, body, now) ?? scripts.get(jobId);
     const state: JobState = {
       body,
       projectId,
@@ -442,6 +450,31 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     if (script) state.script = script;
     jobs.set(key, state);
     sendJson(res, 200, resource(state));
+  }
+
+  /** Counts the job against its table's quota; the quotaExceeded script when it is over. */
+  function overQuota(projectId: string, body: JobBody, now: number): JobScript | undefined {
+    const ref = body.configuration?.load?.destinationTable as
+      { projectId?: string; datasetId: string; tableId: string } | undefined;
+    if (!ref) return undefined;
+    const key = `${ref.projectId ?? projectId}:${ref.datasetId}.${ref.tableId.split('$')[0]}`;
+    const times = tableJobs.get(key) ?? [];
+    tableJobs.set(key, times);
+    times.push(now);
+    const quota = options.loadJobsPerTable;
+    if (!quota) return undefined;
+    const inWindow = times.filter((t) => t > now - quota.dayMs).length;
+    if (inWindow <= quota.limit) return undefined;
+    return {
+      durationMs: 0,
+      errorResult: {
+        reason: 'quotaExceeded',
+        location: 'load_job_per_table.long',
+        message:
+          'Quota exceeded: Your table exceeded quota for imports or query appends per table. ' +
+          'For more information, see https://cloud.google.com/bigquery/docs/troubleshoot-quotas',
+      },
+    };
   }
 
   function getJob(
@@ -694,6 +727,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     },
     table: (projectId, datasetId, tableId) =>
       datasets.get(datasetKey(projectId, datasetId))?.get(tableId),
+    jobsFor: (projectId, datasetId, tableId) =>
+      tableJobs.get(`${projectId}:${datasetId}.${tableId}`)?.length ?? 0,
     rows(projectId, datasetId, tableId) {
       const table = datasets.get(datasetKey(projectId, datasetId))?.get(tableId);
       return table && sumRows(table);

@@ -80,7 +80,7 @@ export async function swapClaim(
   const current = await readClaim(c, object, claim.destination);
   if ((current?.jobId ?? '') !== expected) return false;
   await c.run(
-    `INSERT OR REPLACE INTO _ingest.claims VALUES ($1, $2, $3, $4, make_timestamp($5 * 1000))`,
+    `INSERT OR REPLACE INTO _ingest.claims VALUES ($1, $2, $3, $4, make_timestamp(CAST($5 AS BIGINT) * 1000))`,
     [gsUri(object), object.generation, claim.destination, claim.jobId, BigInt(claim.at)],
   );
   return true;
