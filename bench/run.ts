@@ -5,6 +5,7 @@ import { cloudPath } from './cloud';
 import { coldStart } from './coldstart';
 import { MB, type BenchOptions, type BenchReport, type BenchResult } from './lib';
 import { localIngest } from './local-ingest';
+import { quotaDay } from './quota-day';
 import { REPO_ROOT } from '../test/helpers/server';
 import { receiverOverhead } from './receiver';
 import { smallFiles } from './small-files';
@@ -18,6 +19,7 @@ const BENCHMARKS: Record<string, (options: BenchOptions) => Promise<BenchReport>
   'local-ingest': localIngest,
   'small-files': smallFiles,
   cloud: cloudPath,
+  'quota-day': quotaDay,
 };
 
 const BENCH_DIR = path.resolve(__dirname, '..', '..', 'bench');

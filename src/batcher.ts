@@ -28,7 +28,17 @@ interface Lane<T> {
   queue: Group<T>[];
   running: boolean;
   timer?: NodeJS.Timeout;
+  /** When the first member now waiting was queued. */
+  since?: number;
 }
+
+/**
+ * How long a job that could start waits for objects of the same destination still on their way to
+ * the queue (checked and read, not yet queued): they arrive within milliseconds, and one job for all
+ * costs less than one for the first and another for the rest.
+ */
+const GATHER_MS = 50;
+const GATHER_STEP_MS = 2;
 
 export interface PaceChange {
   destination: string;
@@ -48,6 +58,8 @@ export class Batcher<T extends Waiting> {
   constructor(
     private readonly run: RunJob<T>,
     private readonly onPaceChange: (change: PaceChange) => void,
+    /** Whether objects for the destination are on their way to the queue. */
+    private readonly arriving: (destination: string) => boolean = () => false,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -109,25 +121,38 @@ export class Batcher<T extends Waiting> {
     if (!lane || lane.running || this.stopped) return;
     for (const group of lane.queue) group.members = group.members.filter((m) => !m.settled);
     lane.queue = lane.queue.filter((g) => g.members.length > 0);
-    if (lane.queue.length === 0) return;
+    if (lane.queue.length === 0) {
+      lane.since = undefined;
+      return;
+    }
     const now = this.now();
+    lane.since ??= now;
+    if (this.arriving(destination) && now - lane.since < GATHER_MS) {
+      this.later(lane, destination, GATHER_STEP_MS);
+      return;
+    }
     if (lane.bucket.recover(now)) {
       const jobsPerDay = lane.bucket.pace;
       this.onPaceChange({ destination, jobsPerDay, reason: 'a day without a quota error' });
     }
     if (!lane.bucket.take(now)) {
-      clearTimeout(lane.timer);
-      lane.timer = setTimeout(() => this.pump(destination), lane.bucket.msUntilToken(now));
-      // A waiting member keeps its own timer (its time budget); this one alone holds no process open.
-      lane.timer.unref();
+      this.later(lane, destination, lane.bucket.msUntilToken(now));
       return;
     }
     const members = this.takeJob(lane);
+    lane.since = lane.queue.length > 0 ? now : undefined;
     lane.running = true;
     void this.run(destination, members).finally(() => {
       lane.running = false;
       this.pump(destination);
     });
+  }
+
+  private later(lane: Lane<T>, destination: string, ms: number): void {
+    clearTimeout(lane.timer);
+    lane.timer = setTimeout(() => this.pump(destination), ms);
+    // A waiting member keeps its own timer (its time budget); this one alone holds no process open.
+    lane.timer.unref();
   }
 
   private takeJob(lane: Lane<T>): T[] {

@@ -41,6 +41,12 @@ export interface ClaimStore {
    */
   readonly graceMs: number;
   /**
+   * Whether every load the warehouse commits leaves claims on its sources (one job per object too):
+   * an object without a claim was then never loaded. Where not, a claim-less object is looked up
+   * under its one-object job id.
+   */
+  readonly recordsEveryLoad?: boolean;
+  /**
    * The claim on this generation for `destination`. Where claims live on the object, they are read
    * from `object` as `stat` returned it: stat again for a fresh one.
    */

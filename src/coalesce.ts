@@ -55,6 +55,8 @@ export type BatchServices = Omit<Services, 'batches'>;
 export function createBatches(services: BatchServices, log: BatchLog): Batches {
   const { config, store, warehouse, claims } = services;
   const inFlight = new Map<string, Promise<void>>();
+  // Objects per destination between their arrival and the queue (their claim and head being read).
+  const arriving = new Map<string, number>();
   const batcher = new Batcher<Member>(
     (table, members) => runJob(table, members, newJobId(members)),
     (change: PaceChange) =>
@@ -62,6 +64,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         { destination: change.destination, jobsPerDay: change.jobsPerDay },
         `load jobs into ${change.destination} now paced at ${Math.round(change.jobsPerDay)} a day: ${change.reason}`,
       ),
+    (table) => (arriving.get(table) ?? 0) > 0,
   );
   const paceOf = (item: BatchObject) => ({
     jobsPerDay: item.route.batch.jobsPerDay ?? warehouse.jobsPerDay,
@@ -253,11 +256,15 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     }
     if (result.outcome === 'rejected') {
       const uri = gsUri(object);
+      const own = job.reasons?.[uri];
       const mine =
-        (job.uris.length === 1 && job.uris[0] === uri) || namesObject(result.reason, object);
+        own !== undefined ||
+        (job.uris.length === 1 && job.uris[0] === uri) ||
+        namesObject(result.reason, object);
       if (!mine) return { kind: 'again' };
       const one = buildJob([object], item.route, item.destination, config, claim.jobId, deadline);
-      return { kind: 'result', result: await reject(object, result.reason, one, services, false) };
+      const reason = own ?? result.reason;
+      return { kind: 'result', result: await reject(object, reason, one, services, false) };
     }
     return { kind: 'again' };
   }
@@ -304,6 +311,29 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     deadline: number,
   ): Promise<ObjectResult> {
     const table = tableId(item.destination);
+    arriving.set(table, (arriving.get(table) ?? 0) + 1);
+    let counted = true;
+    const arrived = () => {
+      if (!counted) return;
+      counted = false;
+      const left = (arriving.get(table) ?? 1) - 1;
+      if (left > 0) arriving.set(table, left);
+      else arriving.delete(table);
+    };
+    try {
+      return await follow_(item, forcedBy, deadline, table, arrived);
+    } finally {
+      arrived();
+    }
+  }
+
+  async function follow_(
+    item: BatchObject,
+    forcedBy: string | undefined,
+    deadline: number,
+    table: string,
+    arrived: () => void,
+  ): Promise<ObjectResult> {
     let { object } = item;
     let checked = false;
     for (;;) {
@@ -317,7 +347,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       let next: Followed = { kind: 'again' };
       if (state.claim && (forcedBy === undefined || ownForced)) {
         next = await follow(current, state.claim, deadline);
-      } else if (!state.claim && forcedBy === undefined) {
+      } else if (!state.claim && forcedBy === undefined && !claims.recordsEveryLoad) {
         const earlier = await loadedAlone(current, deadline);
         if (earlier) return earlier;
       }
@@ -329,6 +359,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           if (problem) return problem;
           checked = true;
         }
+        arrived();
         const outcome =
           forcedBy === undefined
             ? await enqueue(current, state.version, deadline)

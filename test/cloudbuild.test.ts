@@ -73,6 +73,17 @@ describe('cloudbuild.yaml', () => {
     expect(Number(flag('concurrency'))).to.be.within(1, 1000);
   });
 
+  it("keeps instances x the default batch.jobsPerDay under BigQuery's 1,500 load jobs per table a day", () => {
+    const args = config.steps[stepRunning(/^gcloud run deploy /)]?.args ?? [];
+    const flag = (name: string) =>
+      args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    // Each instance paces its own jobs (BigQuery's default budget, 1000 a day per table).
+    expect(Number(flag('max-instances')) * 1000).to.be.at.most(1500);
+    // At the budget a destination's objects wait up to one token interval (86 s) in held requests:
+    // 1,000,000 files a day is about 1,000 of them at once.
+    expect(Number(flag('concurrency'))).to.equal(1000);
+  });
+
   it('applies the triggers with the project CLI after the deploy', () => {
     const index = stepRunning(/dist\/src\/cli\/main\.js triggers --apply/);
     expect(index).to.be.greaterThan(stepRunning(/^gcloud run deploy /));

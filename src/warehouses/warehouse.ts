@@ -56,6 +56,8 @@ export type ClaimedLoadResult =
 export interface FollowedJob {
   result: ClaimedLoadResult;
   uris: string[];
+  /** Why each source was rejected, where the warehouse records it per source (the local ledger). */
+  reasons?: Record<string, string>;
 }
 
 export interface TableInfo {

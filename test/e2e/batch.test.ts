@@ -81,7 +81,7 @@ describe('end to end: coalesced loads with INGEST_BACKEND=gcp', function () {
     const count = 2000;
     const run = await steadyDeliveries({
       count,
-      perSecond: 200,
+      perSecond: 100,
       duplicates: 0.1,
       concurrent: 0.02,
       url: receiver.url,

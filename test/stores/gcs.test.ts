@@ -77,6 +77,7 @@ describe('createGcsStore', () => {
         generation: put.generation,
         size: 8,
         contentType: 'text/csv',
+        metageneration: '1',
       });
       expect(server.requests.map((r) => [r.method, r.path, r.query.generation])).to.deep.equal([
         ['GET', `/b/${BUCKET}/o/in/a.csv`, undefined],

@@ -5,7 +5,8 @@ import type { StoredObject } from '../../stores/store';
 import type { ClaimStore, SwapResult } from '../../claims';
 import type { LoadResult, TableInfo, Warehouse } from '../warehouse';
 import { listTables } from './catalog';
-import { insertRejection, jobRecord, readClaim, swapClaim } from './ledger';
+import { batched } from './batched';
+import { insertRejection, jobRecords, readClaims, swapClaims } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
 
@@ -57,6 +58,9 @@ export function createDuckDbWarehouse(
     gapMs: options.gapMs ?? DEFAULT_GAP_MS,
     onRelease: () => completed.clear(),
   });
+  // Lookups that wait while a load holds the file are answered together when it is done.
+  const readClaim = batched(db.run, readClaims);
+  const lookUpJob = batched(db.run, jobRecords);
   const remember = (result: LoadResult): LoadResult => {
     if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
       completed.set(result.jobId, result.rows ?? 0);
@@ -83,34 +87,39 @@ export function createDuckDbWarehouse(
     },
     async followJob(jobId) {
       const rows = completed.get(jobId);
-      const record = rows === undefined ? await db.run((c) => jobRecord(c, jobId)) : undefined;
       if (rows !== undefined) return { result: { outcome: 'loaded', jobId, rows }, uris: [] };
+      const record = await lookUpJob(jobId);
       if (!record) return undefined;
       if (record.outcome === 'loaded') {
         completed.set(jobId, record.rows);
         return { result: { outcome: 'loaded', jobId, rows: record.rows }, uris: record.uris };
       }
-      return { result: { outcome: 'rejected', jobId, reason: record.reason }, uris: record.uris };
+      const [first = 'rejected'] = record.reasons.values();
+      return {
+        result: { outcome: 'rejected', jobId, reason: first },
+        uris: record.uris,
+        reasons: Object.fromEntries(record.reasons),
+      };
     },
     claims: {
       graceMs: options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS,
+      recordsEveryLoad: true,
       async read(object, destination) {
-        const claim = await db.run((c) => readClaim(c, object, destination));
+        const claim = await readClaim({ object, destination });
         return claim ? { claim: { ...claim, destination }, version: claim.jobId } : { version: '' };
       },
       swap: (swaps) =>
         db.run(async (c) => {
           await c.run('BEGIN TRANSACTION');
           try {
-            const results: SwapResult[] = [];
-            for (const { object, claim, version } of swaps) {
-              const won = await swapClaim(c, object, claim, version);
-              results.push(
-                won ? { kind: 'won', state: { claim, version: claim.jobId } } : { kind: 'lost' },
-              );
-            }
+            const won = await swapClaims(
+              c,
+              swaps.map((s) => ({ object: s.object, claim: s.claim, expected: s.version })),
+            );
             await c.run('COMMIT');
-            return results;
+            return swaps.map(({ claim }, i): SwapResult =>
+              won[i] ? { kind: 'won', state: { claim, version: claim.jobId } } : { kind: 'lost' },
+            );
           } catch (error) {
             await c.run('ROLLBACK').catch(() => undefined);
             throw error;

@@ -1,8 +1,13 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
+import type { Claim } from '../../claims';
 import { gsUri, type StoredObject } from '../../stores/store';
 import { partitionedTableId, tableId, type LoadJob } from '../warehouse';
 
-/** One row per loaded job id, which makes loads idempotent, and one per rejection. */
+/**
+ * One row per loaded job id, which makes loads idempotent, and one per rejection. `claims` holds one
+ * row per (uri, generation, destination), kept so by replacing rows inside transactions of the one
+ * process that holds the file (a primary key would cost more than the load of a small file).
+ */
 export const LEDGER_DDL = `
   CREATE SCHEMA IF NOT EXISTS _ingest;
   CREATE TABLE IF NOT EXISTS _ingest.loads (
@@ -15,8 +20,13 @@ export const LEDGER_DDL = `
   ALTER TABLE _ingest.rejections ADD COLUMN IF NOT EXISTS generations VARCHAR[];
   CREATE TABLE IF NOT EXISTS _ingest.claims (
     uri VARCHAR NOT NULL, generation VARCHAR NOT NULL, destination VARCHAR NOT NULL,
-    job_id VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (uri, generation, destination));`;
+    job_id VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL);
+  INSERT INTO _ingest.claims
+    SELECT uri, generation, destination, arg_max(job_id, loaded_at), max(loaded_at) FROM (
+      SELECT unnest(uris) AS uri, unnest(generations) AS generation, destination, job_id, loaded_at
+      FROM _ingest.loads
+      WHERE generations IS NOT NULL AND NOT EXISTS (SELECT 1 FROM _ingest.claims))
+    GROUP BY uri, generation, destination`;
 
 /** The rows a job loaded, or undefined when it has not loaded. */
 export async function ledgerRows(c: DuckDBConnection, jobId: string): Promise<number | undefined> {
@@ -25,15 +35,23 @@ export async function ledgerRows(c: DuckDBConnection, jobId: string): Promise<nu
   return row ? Number(row[0]) : undefined;
 }
 
+/**
+ * The ledger row of a loaded job. A job whose sources were not claimed for it (one job per object)
+ * claims them now, so that every loaded generation has a claim naming its job.
+ */
 export async function insertLoad(c: DuckDBConnection, job: LoadJob, rows: number): Promise<void> {
+  const uris = listValue(job.sources.map(gsUri));
+  const generations = listValue(job.sources.map((s) => s.generation));
   await c.run('INSERT INTO _ingest.loads VALUES ($1, $2, $3, $4, $5, $6, now())', [
     job.jobId,
-    listValue(job.sources.map(gsUri)),
-    listValue(job.sources.map((s) => s.generation)),
+    uris,
+    generations,
     partitionedTableId(job.destination),
     job.write,
     BigInt(rows),
   ]);
+  if (job.claimed) return;
+  await writeClaims(c, job.sources, partitionedTableId(job.destination), job.jobId, Date.now());
 }
 
 export async function insertRejection(
@@ -52,38 +70,94 @@ export async function insertRejection(
   );
 }
 
-/** The claim on an object generation for a destination: job id and epoch ms, or undefined. */
-export async function readClaim(
+/** A claim's key: which generation of which object, for which destination. */
+export interface ClaimKey {
+  object: StoredObject;
+  destination: string;
+}
+
+/** The claims on these generations (job id and epoch ms), in the order asked; undefined for none. */
+export async function readClaims(
   c: DuckDBConnection,
-  object: StoredObject,
-  destination: string,
-): Promise<{ jobId: string; at: number } | undefined> {
-  const reader = await c.runAndReadAll(
-    `SELECT job_id, epoch_ms(claimed_at) FROM _ingest.claims
-     WHERE uri = $1 AND generation = $2 AND destination = $3`,
-    [gsUri(object), object.generation, destination],
+  keys: ClaimKey[],
+): Promise<({ jobId: string; at: number } | undefined)[]> {
+  const keyOf = (uri: string, generation: string, destination: string) =>
+    JSON.stringify([uri, generation, destination]);
+  const wanted = keys.map(({ object, destination }) =>
+    keyOf(gsUri(object), object.generation, destination),
   );
-  const row = reader.getRowsJS()[0];
-  return row ? { jobId: String(row[0]), at: Number(row[1]) } : undefined;
+  const reader = await c.runAndReadAll(
+    `SELECT uri, generation, destination, job_id, epoch_ms(claimed_at) FROM _ingest.claims
+     WHERE list_contains($1, uri || '#' || generation)`,
+    [listValue(keys.map((k) => `${gsUri(k.object)}#${k.object.generation}`))],
+  );
+  const found = new Map<string, { jobId: string; at: number }>();
+  for (const [uri, generation, destination, jobId, at] of reader.getRowsJS()) {
+    found.set(keyOf(String(uri), String(generation), String(destination)), {
+      jobId: String(jobId),
+      at: Number(at),
+    });
+  }
+  return wanted.map((key) => found.get(key));
 }
 
 /**
- * Sets the claim when the current one is still `expected` (its job id, or '' for none): true when
- * it was set. Runs inside the caller's transaction.
+ * Sets each claim whose current one is still `expected` (its job id, or '' for none): true where it
+ * was set. Runs inside the caller's transaction.
  */
-export async function swapClaim(
+export async function swapClaims(
   c: DuckDBConnection,
-  object: StoredObject,
-  claim: { jobId: string; at: number; destination: string },
-  expected: string,
-): Promise<boolean> {
-  const current = await readClaim(c, object, claim.destination);
-  if ((current?.jobId ?? '') !== expected) return false;
-  await c.run(
-    `INSERT OR REPLACE INTO _ingest.claims VALUES ($1, $2, $3, $4, make_timestamp(CAST($5 AS BIGINT) * 1000))`,
-    [gsUri(object), object.generation, claim.destination, claim.jobId, BigInt(claim.at)],
+  swaps: { object: StoredObject; claim: Claim; expected: string }[],
+): Promise<boolean[]> {
+  const current = await readClaims(
+    c,
+    swaps.map((s) => ({ object: s.object, destination: s.claim.destination })),
   );
-  return true;
+  const won = swaps.map((s, i) => (current[i]?.jobId ?? '') === s.expected);
+  // The same generation twice in one call: only its first swap can hold.
+  const seen = new Set<string>();
+  swaps.forEach((s, i) => {
+    const key = JSON.stringify([gsUri(s.object), s.object.generation, s.claim.destination]);
+    if (seen.has(key)) won[i] = false;
+    seen.add(key);
+  });
+  // A batch swaps every member to the same claim: one write per distinct claim.
+  const byClaim = new Map<string, { claim: Claim; objects: StoredObject[] }>();
+  swaps.forEach((s, i) => {
+    if (!won[i]) return;
+    const key = JSON.stringify(s.claim);
+    const group = byClaim.get(key) ?? { claim: s.claim, objects: [] };
+    group.objects.push(s.object);
+    byClaim.set(key, group);
+  });
+  for (const { claim, objects } of byClaim.values())
+    await writeClaims(c, objects, claim.destination, claim.jobId, claim.at);
+  return won;
+}
+
+/** Replaces the claims on these generations for `destination` with `jobId`. */
+async function writeClaims(
+  c: DuckDBConnection,
+  objects: StoredObject[],
+  destination: string,
+  jobId: string,
+  at: number,
+): Promise<void> {
+  await c.run(
+    `DELETE FROM _ingest.claims WHERE destination = $2 AND list_contains($1, uri || '#' || generation)`,
+    [listValue(objects.map((o) => `${gsUri(o)}#${o.generation}`)), destination],
+  );
+  await c.run(
+    `INSERT INTO _ingest.claims
+     SELECT unnest($1), unnest($2), $3, $4, make_timestamp(CAST($5 AS BIGINT) * 1000)`,
+    [
+      listValue(objects.map(gsUri)),
+      listValue(objects.map((o) => o.generation)),
+      destination,
+      jobId,
+      BigInt(at),
+    ],
+  );
 }
 
 /** How many of the job's sources are claimed for it: all of them, or the job may not commit. */
@@ -100,27 +174,45 @@ export async function claimedFor(c: DuckDBConnection, job: LoadJob): Promise<num
   return Number(reader.getRowsJS()[0]?.[0] ?? 0);
 }
 
-/** What the ledger knows of a job: loaded (rows) or rejected (reason), with its sources' URIs. */
-export async function jobRecord(
-  c: DuckDBConnection,
-  jobId: string,
-): Promise<
+/** What the ledger knows of a job: loaded (rows) or rejected (reasons by URI), with its URIs. */
+export type JobRecord =
   | { outcome: 'loaded'; rows: number; uris: string[] }
-  | { outcome: 'rejected'; reason: string; uris: string[] }
-  | undefined
-> {
-  const loaded = await c.runAndReadAll('SELECT rows, uris FROM _ingest.loads WHERE job_id = $1', [
-    jobId,
-  ]);
-  const row = loaded.getRowsJS()[0];
-  if (row) return { outcome: 'loaded', rows: Number(row[0]), uris: row[1] as string[] };
-  const rejected = await c.runAndReadAll(
-    'SELECT reason, uris FROM _ingest.rejections WHERE job_id = $1 LIMIT 1',
-    [jobId],
+  | { outcome: 'rejected'; reasons: Map<string, string>; uris: string[] };
+
+/** The ledger's record of each job id, in the order asked; undefined for a job it does not know. */
+export async function jobRecords(
+  c: DuckDBConnection,
+  jobIds: string[],
+): Promise<(JobRecord | undefined)[]> {
+  const records = new Map<string, JobRecord>();
+  const ids = listValue(jobIds);
+  const loaded = await c.runAndReadAll(
+    'SELECT job_id, rows, uris FROM _ingest.loads WHERE list_contains($1, job_id)',
+    [ids],
   );
-  const rejection = rejected.getRowsJS()[0];
-  if (!rejection) return undefined;
-  return { outcome: 'rejected', reason: String(rejection[0]), uris: rejection[1] as string[] };
+  for (const [jobId, rows, uris] of loaded.getRowsJS()) {
+    records.set(String(jobId), { outcome: 'loaded', rows: Number(rows), uris: uris as string[] });
+  }
+  const rejected = await c.runAndReadAll(
+    'SELECT job_id, reason, uris FROM _ingest.rejections WHERE list_contains($1, job_id)',
+    [ids],
+  );
+  for (const [jobId, reason, uris] of rejected.getRowsJS()) {
+    const id = String(jobId);
+    if (records.get(id)?.outcome === 'loaded') continue;
+    const record: JobRecord = records.get(id) ?? {
+      outcome: 'rejected',
+      reasons: new Map<string, string>(),
+      uris: [],
+    };
+    if (record.outcome !== 'rejected') continue;
+    for (const uri of uris as string[]) {
+      record.uris.push(uri);
+      record.reasons.set(uri, String(reason));
+    }
+    records.set(id, record);
+  }
+  return jobIds.map((id) => records.get(id));
 }
 
 /** An object generation the ledger has settled: loaded, or rejected for its content. */

@@ -1,0 +1,102 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { STORAGE_TYPE, binaryEvent } from '../test/helpers/events';
+import { countLoads, steadyDeliveries } from '../test/helpers/steady';
+import { startBigQueryServer } from '../test/servers/bigquery-server';
+import { startGcsServer, type ObjectResource } from '../test/servers/gcs-server';
+import { result, round, startIngest, type BenchOptions, type BenchReport } from './lib';
+
+const PROJECT = 'bench-project';
+const DAY_MS = 86_400_000;
+
+/**
+ * 6. A compressed day against BigQuery's load-job quota: objects for one table at a steady rate, 10%
+ * delivered twice, through the cloud path. The test server's per-table quota (failed jobs counted)
+ * is scaled so that one job per object would exceed it tenfold; the service's `batch.jobsPerDay` is
+ * two thirds of it, as 1,000 is of BigQuery's 1,500.
+ */
+export async function quotaDay(options: BenchOptions): Promise<BenchReport> {
+  const count = options.quick ? 2000 : 20_000;
+  const dayMs = options.quick ? 15_000 : 60_000;
+  const quota = count / 10;
+  const jobsPerDay = (quota * 2) / 3;
+  const gcs = await startGcsServer();
+  const bq = await startBigQueryServer({ gcs, loadJobsPerTable: { limit: quota, dayMs } });
+  const home = path.join(options.work, 'home'); // no Application Default Credentials in here
+  fs.mkdirSync(home);
+  const config = path.join(options.work, 'ingest.yaml');
+  const scaled = jobsPerDay * (DAY_MS / dayMs);
+  fs.writeFileSync(
+    config,
+    `routes:\n  - match: "logs/*.csv"\n    table: events\n    batch: {jobsPerDay: ${scaled}, burst: 10}\n`,
+  );
+  const service = await startIngest(options, {
+    INGEST_BACKEND: 'gcp',
+    INGEST_CONFIG: config,
+    STORAGE_EMULATOR_HOST: gcs.url,
+    BIGQUERY_EMULATOR_HOST: bq.url,
+    HOME: home,
+    CLOUDSDK_CONFIG: home,
+  });
+  try {
+    const run = await steadyDeliveries({
+      count,
+      perSecond: count / (dayMs / 1000),
+      duplicates: 0.1,
+      concurrent: 0.01,
+      url: service.url,
+      create: (i) => gcs.put('bench', `logs/part-${i}.csv`, `id,value\n${i},x\n`),
+      event: (resource: ObjectResource, delivery) =>
+        binaryEvent(STORAGE_TYPE, resource, {
+          'ce-id': `quota-${resource.name}-${delivery}`,
+          'ce-source': '//storage.googleapis.com/projects/_/buckets/bench',
+        }),
+    });
+    const jobs = bq.inserts().map((body) => {
+      const id = body.jobReference?.jobId ?? '';
+      const status = bq.job(PROJECT, id)?.status as { errorResult?: unknown } | undefined;
+      return {
+        sources: (body.configuration?.load?.sourceUris as string[]) ?? [],
+        ok: !status?.errorResult,
+      };
+    });
+    const succeeded = jobs.filter((j) => j.ok);
+    const loads = countLoads(succeeded);
+    const rows = bq.rows(PROJECT, 'ingest', 'events');
+    const exactlyOnce =
+      loads.size === count && [...loads.values()].every((n) => n === 1) && rows === count ? 1 : 0;
+    const inserted = bq.jobsFor(PROJECT, 'ingest', 'events');
+    // The budget counts per rolling day; the run lasts about one day, plus the tail of held requests.
+    const days = Math.max(1, run.elapsedMs / dayMs);
+    const latencies = [...run.latencies].sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)] ?? NaN;
+    const interval = dayMs / 1000 / jobsPerDay;
+    options.log(
+      `  ${count} objects in ${round(run.elapsedMs / 1000)} s: ${inserted} jobs (${jobs.length - succeeded.length} failed), ` +
+        `quota ${quota} a day; ${round(count / Math.max(1, succeeded.length))} files a job; ` +
+        `p99 ${round(p99)} s; ${run.redelivered} answers 503`,
+    );
+    return {
+      results: [
+        result(
+          'quota-day-files-per-job',
+          'files/job',
+          count / Math.max(1, succeeded.length),
+          1,
+          null,
+        ),
+        result('quota-day-jobs-vs-quota', 'jobs', inserted, quota * days, '<= 1'),
+        result('quota-day-exactly-once', 'bool', exactlyOnce, 1, '>= 1'),
+        result('quota-day-latency-p99', 's', p99, interval, null),
+      ],
+      notes: [
+        `quota-day: ${count} objects over a ${dayMs / 1000} s day, quota ${quota} jobs a day, ` +
+          `batch.jobsPerDay ${round(jobsPerDay)} (one job every ${round(interval)} s); latency-p99's baseline is that interval`,
+      ],
+    };
+  } finally {
+    await service.stop();
+    await bq.close();
+    await gcs.close();
+  }
+}
