@@ -188,6 +188,61 @@ describe('end to end: coalesced loads with INGEST_BACKEND=gcp', function () {
     });
   });
 
+  it('loads one generation once when two receivers on the same bucket get it at once', async () => {
+    cloud = await startCloudReceiver(config('{burst: 2}'), { jobDurationMs: 200 });
+    const { gcs, bq, receiver } = cloud;
+    const other = await cloud.startAnother();
+    const object = gcs.put(BUCKET, 'logs/two.csv', csvOf(4));
+    const { body, headers } = eventFor(object);
+    const answers = await Promise.all(
+      [receiver, other, receiver, other].map((r) => post(r.url, body, headers)),
+    );
+    const outcomes = answers.map((a) => (a.json as { objects: Delivered[] }).objects[0]?.outcome);
+    expect(
+      outcomes.filter((o) => o === 'loaded'),
+      JSON.stringify(outcomes),
+    ).to.have.length(1);
+    expect(outcomes.filter((o) => o === 'duplicate')).to.have.length(3);
+    expect(bq.rows(PROJECT, 'ingest', 'events')).to.equal(rowsOf(4));
+  });
+
+  it('a redelivery while the job runs waits for the same job', async () => {
+    cloud = await startCloudReceiver(config('{burst: 2}'), { jobDurationMs: 1500 });
+    const { gcs, bq, receiver } = cloud;
+    const object = gcs.put(BUCKET, 'logs/slow.csv', csvOf(5));
+    const { body, headers } = eventFor(object);
+    const first = post(receiver.url, body, headers);
+    const until = Date.now() + 10_000;
+    while (bq.count(isInsert) === 0 && Date.now() < until) await sleep(20);
+    const again = await post(receiver.url, body, headers);
+    const loaded = (await first).json as { objects: Delivered[] };
+    expect((again.json as { objects: Delivered[] }).objects[0]).to.include({
+      outcome: 'duplicate',
+      jobId: loaded.objects[0]?.jobId,
+    });
+    expect(bq.count(isInsert)).to.equal(1);
+  });
+
+  it('when the answer to an insert is lost, the redelivery finds the job and loads nothing more', async () => {
+    cloud = await startCloudReceiver(config('{burst: 2}'));
+    const { gcs, bq, receiver } = cloud;
+    const object = gcs.put(BUCKET, 'logs/lost.csv', csvOf(6));
+    // The job is created, but neither the answer nor the client's own retries get back.
+    bq.fail({ match: isInsert, loseAnswer: true, times: 10 });
+    const { body, headers } = eventFor(object);
+    const first = await post(receiver.url, body, headers);
+    expect(first.status, first.text).to.equal(503);
+    bq.clearFaults();
+    const again = await post(receiver.url, body, headers);
+    expect(again.status, again.text).to.equal(200);
+    const result = (again.json as { objects: Delivered[] }).objects[0] as Delivered;
+    expect(result.outcome).to.equal('duplicate');
+    expect(result.jobId).to.equal(
+      JSON.parse(gcs.metadataOf(BUCKET, 'logs/lost.csv')?.['ingest-claim'] ?? '{}').job,
+    );
+    expect(bq.rows(PROJECT, 'ingest', 'events')).to.equal(rowsOf(6));
+  });
+
   it('a forced reprocess of a loaded member loads it again once; its redelivery does not', async () => {
     cloud = await startCloudReceiver(config('{burst: 2}'));
     const { gcs, bq, receiver } = cloud;
@@ -288,6 +343,37 @@ describe('end to end: coalesced loads on the local backend', function () {
     expect(Number(table?.n)).to.equal(rows);
     const budget = 2 + (JOBS_PER_DAY / DAY_S) * (run.elapsedMs / 1000);
     expect(jobs.length).to.be.at.most(Math.ceil(budget));
+  });
+
+  it('loads one generation once when two receivers on the same folder get it at once', async () => {
+    const object = await put('logs/two.csv', csvOf(4));
+    const receiver = await start('{burst: 2}');
+    const other = await startReceiver(
+      { LOCAL_DATA_DIR: data(), INGEST_CONFIG: path.join(dir, 'ingest.yaml') },
+      dir,
+    );
+    try {
+      const { body, headers } = eventFor(object);
+      const answers = await Promise.all(
+        [receiver, other, receiver, other].map((r) => post(r.url, body, headers)),
+      );
+      for (const a of answers) expect(a.status, a.text).to.be.oneOf([200, 503]);
+      // A 503 (the other process held the file) is redelivered, as Eventarc would.
+      const outcomes: string[] = [];
+      for (const a of answers) {
+        const answer = a.status === 200 ? a : await post(receiver.url, body, headers);
+        outcomes.push((answer.json as { objects: Delivered[] }).objects[0]?.outcome ?? '');
+      }
+      expect(
+        outcomes.filter((o) => o === 'loaded'),
+        JSON.stringify(outcomes),
+      ).to.have.length(1);
+    } finally {
+      await other.stop();
+    }
+    await server?.stop();
+    const [table] = await queryDuckDb(warehouse(), 'SELECT count(*) AS n FROM ingest.events');
+    expect(Number(table?.n)).to.equal(rowsOf(4));
   });
 
   it('a claim left by a process killed before its load commits is taken over after the grace', async () => {

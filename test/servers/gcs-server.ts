@@ -37,6 +37,8 @@ export interface Fault {
   reset?: boolean;
   /** Wait this long first; alone, the request is then answered normally. */
   delayMs?: number;
+  /** Handle the request, then destroy the connection instead of answering: the answer is lost. */
+  loseAnswer?: boolean;
 }
 
 export interface VirtualContent {
@@ -673,6 +675,13 @@ export async function applyFault(
   fault.times = (fault.times ?? 1) - 1;
   if (fault.times <= 0) faults.splice(index, 1);
   if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+  if (fault.loseAnswer) {
+    res.end = ((): http.ServerResponse => {
+      res.socket?.destroy();
+      return res;
+    }) as typeof res.end;
+    return false;
+  }
   if (fault.reset) {
     res.socket?.destroy();
     return true;
