@@ -27,6 +27,11 @@ export interface BatchObject {
 export interface Batches {
   /** The object's result; TransientError when its time budget runs out first (503, redelivered). */
   load(item: BatchObject, forcedBy: string | undefined, deadline: number): Promise<ObjectResult>;
+  /** For `batch: false`: the result of the job an earlier claim on the object names, if it loaded it. */
+  loadedByClaim(
+    item: Omit<BatchObject, 'route'> & { route: Route },
+    deadline: number,
+  ): Promise<ObjectResult | undefined>;
   /** Fails every object still waiting for a job (shutdown): none of them was claimed yet. */
   abort(reason: string): void;
 }
@@ -321,13 +326,13 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       else arriving.delete(table);
     };
     try {
-      return await follow_(item, forcedBy, deadline, table, arrived);
+      return await claimAndLoad(item, forcedBy, deadline, table, arrived);
     } finally {
       arrived();
     }
   }
 
-  async function follow_(
+  async function claimAndLoad(
     item: BatchObject,
     forcedBy: string | undefined,
     deadline: number,
@@ -381,6 +386,32 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           : 'object no longer exists';
         return { ...identify(object), outcome: 'skipped', reason };
       }
+      object = fresh;
+    }
+  }
+
+  /**
+   * What the claim an object already carries came to, for a route that loads it alone
+   * (`batch: false`): a coalesced job (before the route stopped batching) may have loaded it.
+   * Undefined when it has no claim, or one whose job did not load it.
+   */
+  async function loadedByClaim(
+    item: Omit<BatchObject, 'route'> & { route: Route },
+    deadline: number,
+  ): Promise<ObjectResult | undefined> {
+    const table = tableId(item.destination);
+    let { object } = item;
+    for (;;) {
+      const { claim } = await claims.read(object, table);
+      if (!claim) return undefined;
+      const next = await follow({ ...item, object } as BatchObject, claim, deadline);
+      if (next.kind === 'result') return next.result;
+      if (next.kind === 'again') return undefined;
+      if (next.kind === 'wait') await sleep(Math.min(next.ms, Math.max(0, deadline - Date.now())));
+      if (Date.now() >= deadline)
+        throw new TransientError(`${gsUri(object)}: out of time following its claim on ${table}`);
+      const fresh = await store.stat(object.bucket, object.name);
+      if (!fresh || fresh.generation !== object.generation) return undefined;
       object = fresh;
     }
   }
@@ -457,6 +488,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
 
   return {
     load,
+    loadedByClaim,
     abort(reason) {
       batcher.abort(new TransientError(reason), (m) =>
         m.finish(new TransientError(`${reason}; ${gsUri(m.item.object)} was not claimed yet`)),

@@ -212,6 +212,18 @@ async function loadBatch(
     return sources.map((s) => ({ ...identify(s), outcome: 'duplicate' as const, ...where }));
   }
 
+  if (route.write === 'append' && forceId === undefined) {
+    // Loaded by a coalesced job while the route batched: the claim says so.
+    const earlier = await Promise.all(
+      sources.map((object) =>
+        services.batches.loadedByClaim({ object, route, destination }, deadline),
+      ),
+    );
+    results.push(...earlier.filter((r): r is ObjectResult => r !== undefined));
+    sources = sources.filter((_, i) => earlier[i] === undefined);
+    if (sources.length === 0) return results;
+  }
+
   const bad: { object: StoredObject; reason: string }[] = [];
   for (const object of sources) {
     const problem = await headProblem(object, route, services.store);

@@ -265,6 +265,25 @@ describe('coalesced loads', () => {
     ).to.equal(true);
   });
 
+  it('after the route stops batching, an object a coalesced job loaded is still a duplicate', async () => {
+    const batching = setup();
+    const object = batching.put(1);
+    const first = await batching.event(object);
+    const yaml = `project: my-proj\ndefaults:\n  batch: false\nroutes:\n  - match: "in/*.csv"\n    table: events\n`;
+    const config = loadConfig({}, (file) => {
+      if (file === 'ingest.yaml') return yaml;
+      throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    });
+    const services = memoryServices(config, batching.store, batching.warehouse);
+    const again = await ingest(
+      { objects: [object], ignored: [], force: false },
+      services,
+      Date.now() + 60_000,
+    );
+    expect(again.objects[0]).to.include({ outcome: 'duplicate', jobId: first.jobId });
+    expect(batching.warehouse.jobs).to.have.length(1);
+  });
+
   it('keeps one job per object with batch: false', async () => {
     const { put, run, warehouse } = setup('false');
     const objects = Array.from({ length: 5 }, (_, i) => put(i));

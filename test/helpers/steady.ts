@@ -24,7 +24,7 @@ export interface SteadyOptions<O> {
 export interface SteadyResult {
   /** Every 200 answer's object results, in the order they came. */
   answers: Delivered[];
-  /** Deliveries answered 503 and sent again. */
+  /** Deliveries answered 503 (or not at all) and sent again. */
   redelivered: number;
   /** Milliseconds from the first event to the last answer. */
   elapsedMs: number;
@@ -45,13 +45,14 @@ export async function steadyDeliveries<O>(options: SteadyOptions<O>): Promise<St
     for (;;) {
       const { body, headers } = options.event(object, delivery++);
       const sent = Date.now();
-      const answer = await post(options.url, body, headers);
-      if (answer.status === 200) {
+      // A connection refused or timed out is redelivered too, as Eventarc does.
+      const answer = await post(options.url, body, headers).catch(() => undefined);
+      if (answer?.status === 200) {
         latencies.push((Date.now() - sent) / 1000);
         answers.push(...(answer.json as { objects: Delivered[] }).objects);
         return;
       }
-      if (answer.status !== 503) throw new Error(`HTTP ${answer.status}: ${answer.text}`);
+      if (answer && answer.status !== 503) throw new Error(`HTTP ${answer.status}: ${answer.text}`);
       redelivered++;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
