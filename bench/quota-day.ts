@@ -17,7 +17,7 @@ const DAY_MS = 86_400_000;
  */
 export async function quotaDay(options: BenchOptions): Promise<BenchReport> {
   const count = options.quick ? 2000 : 20_000;
-  const dayMs = options.quick ? 15_000 : 120_000;
+  const dayMs = options.quick ? 15_000 : 200_000;
   const quota = count / 10;
   const jobsPerDay = (quota * 2) / 3;
   const gcs = await startGcsServer();

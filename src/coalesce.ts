@@ -175,7 +175,8 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           done.reason = `${result.badRecords.count} bad rows skipped under maxBadRecords in the job; first: ${result.badRecords.first}`;
         }
         won.forEach((m) => m.finish({ ...identify(m.item.object), ...done }));
-        await warnReplaced(won, result.jobId);
+        // Only a warning can come of it: the next job need not wait for these reads.
+        void warnReplaced(won, result.jobId);
         return;
       }
       case 'rejected': {

@@ -13,7 +13,8 @@ import { gsUri, type StoredObject } from './store';
 
 // Longer than an insert call may take (the warehouse gives up on one after 60 s) plus clock skew.
 const GRACE_MS = 120_000;
-const PARALLEL_SWAPS = 32;
+// A job's members are claimed before it is inserted: this bounds how long that takes for 10,000.
+const PARALLEL_SWAPS = 64;
 
 /**
  * Claims kept in each object's custom metadata. A swap is `objects.patch` with `ifGenerationMatch`
