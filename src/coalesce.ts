@@ -101,6 +101,16 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         batcher.refund(table);
         return;
       }
+      // Another instance takes a claim over once the grace has passed without a job: an insert must
+      // never come that late, so claiming that took too long inserts nothing.
+      if (Date.now() - claim.at > claims.graceMs / 2) {
+        const late = new TransientError(
+          `claiming ${won.length} objects for job ${jobId} took over ${claims.graceMs / 2000} s; nothing was inserted, redelivery will claim them again`,
+        );
+        won.forEach((m) => m.finish(late));
+        batcher.refund(table);
+        return;
+      }
       const { route, destination } = (won[0] as Member).item;
       const job: LoadJob = {
         ...buildJob(
