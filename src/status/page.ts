@@ -59,6 +59,7 @@ th { font-weight: 600; color: #57606a; white-space: nowrap; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 td.mono { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
 td.reason { max-width: 420px; }
+td.time { white-space: nowrap; }
 .scroll { overflow-x: auto; }
 .empty { color: #57606a; margin: 4px 0; }
 .badge { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; background: #eaeef2; }
@@ -153,7 +154,7 @@ async function showPreview() {
 
 function showOutcomes(data) {
   fill('outcomes', data.outcomes, (row, o) => {
-    cell(row, time(o.at));
+    cell(row, time(o.at), 'time');
     cell(row, o.uri, 'mono');
     badge(row, o.outcome);
     cell(row, o.destination, 'mono');
@@ -162,7 +163,7 @@ function showOutcomes(data) {
     cell(row, o.reason, 'reason');
   });
   fill('rejected', data.rejected, (row, r) => {
-    cell(row, time(r.at));
+    cell(row, time(r.at), 'time');
     cell(row, r.uri, 'mono');
     cell(row, r.reason, 'reason');
     cell(row, r.quarantined === undefined ? 'no copy' : r.quarantined, 'mono');
