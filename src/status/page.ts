@@ -57,7 +57,8 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 th { font-weight: 600; color: #57606a; white-space: nowrap; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-td.mono { font-family: ui-monospace, monospace; font-size: 12px; word-break: break-all; }
+td.mono { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: break-word; }
+td.job { word-break: break-all; min-width: 18ch; }
 td.reason { max-width: 420px; }
 td.time { white-space: nowrap; }
 .scroll { overflow-x: auto; }
@@ -159,7 +160,7 @@ function showOutcomes(data) {
     badge(row, o.outcome);
     cell(row, o.destination, 'mono');
     cell(row, rowsOf(o), 'n');
-    cell(row, o.jobId, 'mono');
+    cell(row, o.jobId, 'mono job');
     cell(row, o.reason, 'reason');
   });
   fill('rejected', data.rejected, (row, r) => {
