@@ -1,6 +1,7 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod';
+import { httpStatusOf } from '../google-errors';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import type { HistoryEntry } from './entry';
 
@@ -126,7 +127,7 @@ interface JobSource {
   rows?: number;
 }
 
-/** Each job's source URIs and rows loaded, from jobs.get; a job that cannot be read is left out. */
+/** Each job's source URIs and rows loaded, from jobs.get; a job it may not read is left out. */
 async function jobSources(
   bigquery: BigQuery,
   jobs: JobRow[],
@@ -148,8 +149,9 @@ async function jobSources(
           uris: load?.sourceUris ?? [],
           ...(rows === undefined || rows === null ? {} : { rows: Number(rows) }),
         });
-      } catch {
-        // The job's own resource is a detail: its INFORMATION_SCHEMA row is shown without it.
+      } catch (error) {
+        // A job this caller may not read (or no longer there) is shown from its view row alone.
+        if (![403, 404].includes(httpStatusOf(error) ?? 0)) throw error;
       }
     }
   };

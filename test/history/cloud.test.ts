@@ -163,6 +163,11 @@ describe('gcs-bq-ingest history with INGEST_BACKEND=gcp, against the BigQuery an
         },
       });
 
+      // A job whose own resource this caller may not read shows from its view row alone.
+      bq.fail({
+        status: 403,
+        match: (r) => r.method === 'GET' && r.path.endsWith('/jobs/job_loaded'),
+      });
       const entries = await readCloudHistory({
         bigquery: bigQueryClient(bq),
         store: createGcsStore({ storage: storageClient(cloud.gcs) }),
@@ -175,7 +180,7 @@ describe('gcs-bq-ingest history with INGEST_BACKEND=gcp, against the BigQuery an
       expect(summary).to.deep.include.members([
         ['job_running', 'running', [`gs://${BUCKET}/in/r.csv`], undefined, undefined],
         ['job_failed', 'failed', [`gs://${BUCKET}/in/f.csv`], undefined, 'try later'],
-        ['job_loaded', 'loaded', [`gs://${BUCKET}/in/l.csv`], 1, undefined],
+        ['job_loaded', 'loaded', [], undefined, undefined],
         [
           undefined,
           'rejected',
@@ -185,6 +190,21 @@ describe('gcs-bq-ingest history with INGEST_BACKEND=gcp, against the BigQuery an
         ],
       ]);
       expect(entries.map((e) => e.jobId)).not.to.include('job_other');
+      bq.fail({
+        status: 500,
+        match: (r) => r.method === 'GET' && r.path.endsWith('/jobs/job_failed'),
+      });
+      const failing = readCloudHistory({
+        bigquery: bigQueryClient(bq, { autoRetry: false }),
+        store: createGcsStore({ storage: storageClient(cloud.gcs) }),
+        location: 'US',
+        quarantinePrefix: '_quarantine/',
+        since: new Date(Date.now() - 60_000),
+      });
+      await failing.then(
+        () => expect.fail('a server error reading a job is not hidden'),
+        (error: Error) => expect(error.message).to.match(/500|internal/i),
+      );
       expect(
         bq.count((r) => r.method === 'GET' && /\/queries\/query_1$/.test(r.path)),
       ).to.be.at.least(1);
