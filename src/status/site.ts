@@ -55,7 +55,12 @@ export function createStatusSite(options: {
     const match = /^gs:\/\/([^/]+)\/(.+)$/.exec(row.uri);
     if (!match) return rejected;
     const [, bucket = '', name = ''] = match;
-    const file = localObjectPath(config.localDataDir, bucket, config.quarantinePrefix + name);
+    let file: string;
+    try {
+      file = localObjectPath(config.localDataDir, bucket, config.quarantinePrefix + name);
+    } catch {
+      return rejected; // a name no bucket folder can hold has no copy
+    }
     if (!(await fs.stat(file).catch(() => undefined))) return rejected;
     const relative = path.relative(cwd, file);
     rejected.quarantined = relative.startsWith('..') ? file : relative;

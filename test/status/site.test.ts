@@ -108,6 +108,7 @@ describe('the status page site', () => {
         { uri: 'gs://demo/in/bad.csv', outcome: 'rejected', reason: 'bad quote' },
         { uri: 'gs://demo/gone.csv', outcome: 'rejected', reason: 'header (not quarantined)' },
         { uri: 'gs://demo/readme.txt', outcome: 'skipped', reason: 'not a CSV' },
+        { uri: 'gs://demo/../x.csv', outcome: 'rejected', reason: 'outside its bucket' },
       ],
     });
     const body = (await (await fetch(`${site.url}/status/outcomes`)).json()) as {
@@ -119,6 +120,7 @@ describe('the status page site', () => {
       'gs://demo/in/bad.csv',
       'gs://demo/gone.csv',
       'gs://demo/readme.txt',
+      'gs://demo/../x.csv',
       'gs://demo/old.csv',
     ]);
     expect(body.rejected.map((r) => [r.uri, r.quarantined])).to.deep.equal([
@@ -127,6 +129,7 @@ describe('the status page site', () => {
         path.join('data', 'buckets', 'demo', '_quarantine', 'in', 'bad.csv'),
       ],
       ['gs://demo/gone.csv', undefined],
+      ['gs://demo/../x.csv', undefined],
     ]);
     const next = (await (await fetch(`${site.url}/status/outcomes`)).json()) as typeof body;
     expect(next.version).to.equal(body.version);
