@@ -19,11 +19,23 @@ export interface HttpResponse {
   body: object;
 }
 
+/** Pages served besides events (the local status page), told of every outcome. */
+export interface Pages {
+  /** Answers the request when it is for a page; false when it is not. */
+  serve(req: ReceiverRequest, res: ServerResponse): Promise<boolean>;
+  record(result: IngestResult): void;
+}
+
 /**
  * The receiver: one request in, one JSON answer out. Services are built on the first event, not at
  * start, so that a cold start answers health checks at once.
  */
-export function createReceiver(config: Config, services: () => Promise<Services>, logger: Logger) {
+export function createReceiver(
+  config: Config,
+  services: () => Promise<Services>,
+  logger: Logger,
+  pages?: Pages,
+) {
   let draining = false;
 
   async function respond(req: ReceiverRequest): Promise<HttpResponse> {
@@ -54,6 +66,7 @@ export function createReceiver(config: Config, services: () => Promise<Services>
         Date.now() + config.waitSeconds * 1000,
       );
       logOutcomes(log, result, request.eventId ?? request.messageId);
+      pages?.record(result);
       return { status: 200, body: result };
     } catch (error) {
       if (error instanceof RequestError) {
@@ -80,6 +93,7 @@ export function createReceiver(config: Config, services: () => Promise<Services>
   return {
     respond,
     async handle(req: ReceiverRequest, res: ServerResponse): Promise<void> {
+      if (pages && (await pages.serve(req, res))) return;
       open.set(
         res,
         new Promise<void>((resolve) => res.once('close', resolve).once('finish', resolve)),

@@ -5,9 +5,12 @@ import type { Config } from './config';
 import type { Services } from './services';
 import { createPubSubPublisher } from './publisher';
 import type { ObjectStore } from './stores/store';
+import type { WarehouseInspector } from './warehouses/inspector';
 import type { Warehouse } from './warehouses/warehouse';
 
 export interface Backend extends Services {
+  /** The local backend's read-only views for the status page. */
+  inspector?: WarehouseInspector;
   close(): Promise<void>;
 }
 
@@ -16,7 +19,7 @@ export interface Backend extends Services {
  * chosen: the cloud path never loads DuckDB, the local one never loads the Google clients.
  */
 export async function createBackend(config: Config, log: BatchLog = silent): Promise<Backend> {
-  const [store, warehouse, claims] =
+  const [store, warehouse, claims, inspector] =
     config.backend === 'gcp' ? await createGoogleCloud(config) : await createLocal(config);
   const publisher = createPubSubPublisher(config.project);
   const parts = { config, store, warehouse, publisher, claims };
@@ -25,7 +28,7 @@ export async function createBackend(config: Config, log: BatchLog = silent): Pro
     batches.abort('closing');
     await Promise.all([warehouse.close(), publisher.close()]);
   };
-  return { ...parts, batches, close };
+  return { ...parts, batches, close, inspector };
 }
 
 const silent: BatchLog = { warn: () => undefined };
@@ -35,7 +38,7 @@ export async function createStore(config: Config): Promise<ObjectStore> {
   return (await import('./stores/local')).createLocalStore(localRoot(config));
 }
 
-type Parts = [ObjectStore, Warehouse, ClaimStore];
+type Parts = [ObjectStore, Warehouse, ClaimStore, WarehouseInspector?];
 
 /**
  * Cloud Storage and BigQuery, sharing one Storage client (the warehouse reads .gz objects too, and
@@ -69,7 +72,7 @@ async function createLocal(config: Config): Promise<Parts> {
     objectPath: (object) => localObjectPath(root, object.bucket, object.name),
     claimGraceMs: claimGraceMs(config),
   });
-  return [createLocalStore(root), warehouse, warehouse.claims];
+  return [createLocalStore(root), warehouse, warehouse.claims, warehouse.inspector];
 }
 
 function claimGraceMs(config: Config): number | undefined {

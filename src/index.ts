@@ -6,6 +6,7 @@ import { loadConfig, type Config } from './config';
 import { ConfigError } from './errors';
 import { installJsonFinalHandler, takeOverShutdown } from './framework';
 import { createLogger } from './log';
+import { createStatusSite } from './status/site';
 
 // The entry module: the Functions Framework loads it and serves the `ingest` target.
 const logger = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -21,7 +22,12 @@ let shuttingDown = false;
 
 let backend: Promise<Backend> | undefined;
 const services = () => (backend ??= createBackend(config, logger));
-const receiver = createReceiver(config, services, logger);
+// The local backend also serves a status page; with gcp, `GET /` stays a JSON answer.
+const pages =
+  config.backend === 'local'
+    ? createStatusSite({ config, backend: services, cwd: process.cwd() })
+    : undefined;
+const receiver = createReceiver(config, services, logger, pages);
 
 installJsonFinalHandler(config.maxBodyBytes);
 takeOverShutdown((signal) => {

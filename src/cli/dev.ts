@@ -43,6 +43,7 @@ export function devCommand(): Command {
       void stopRequested.then(() => receiver.process.kill('SIGTERM'));
       const url = `http://localhost:${options.port}/`;
       console.log(`receiver on ${url} (local backend, data in ${dataDir})`);
+      console.log(`status page: ${url} (open it in a browser)`);
 
       const eventarc = await startLocalEventarc({
         buckets,

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, errorMessage, firstLine } from '../errors';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
+import { historyCommand } from './history';
 import { reprocessCommand } from './reprocess';
 import { tablesCommand } from './tables';
 import { triggersCommand } from './triggers';
@@ -17,7 +18,8 @@ const program = new Command('gcs-bq-ingest')
   .addCommand(emitCommand())
   .addCommand(reprocessCommand())
   .addCommand(triggersCommand())
-  .addCommand(tablesCommand());
+  .addCommand(tablesCommand())
+  .addCommand(historyCommand());
 
 program.commands.forEach((command) => command.exitOverride());
 

@@ -1,13 +1,10 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { holdLock } from '../helpers/duckdb';
-import { REPO_ROOT } from '../helpers/server';
-
-const CLI = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+import { runCli } from '../helpers/cli';
 
 /** `/usr/bin/node (PID 1234)` from the CLI's message. */
 function holderOf(line: string | undefined): string {
@@ -20,18 +17,7 @@ describe('gcs-bq-ingest tables (local backend)', function () {
   let file: string;
 
   const run = (args: string[]) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, 'tables', ...args], {
-        cwd: dir,
-        env: { ...process.env, LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: '' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('error', reject);
-      child.once('close', (status) => resolve({ status, stdout, stderr }));
-    });
+    runCli(['tables', ...args], dir, { LOCAL_DATA_DIR: path.join(dir, 'data'), INGEST_CONFIG: '' });
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-tables-'));

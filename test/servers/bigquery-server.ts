@@ -58,6 +58,8 @@ export interface BigQueryServerOptions {
    * over it ends with errorResult quotaExceeded at `load_job_per_table.long`. Unset: no limit.
    */
   loadJobsPerTable?: { limit: number; dayMs: number };
+  /** jobs.query answers `jobComplete: false`, so that the client fetches rows with getQueryResults. */
+  slowQueries?: boolean;
 }
 
 export interface BigQueryServer {
@@ -409,6 +411,10 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     if ((m = /^\/projects\/([^/]+)\/jobs\/([^/]+)$/.exec(r.path)) && r.method === 'GET') {
       return getJob(m[1] ?? '', m[2] ?? '', r, res);
     }
+    if ((m = /^\/projects\/([^/]+)\/queries$/.exec(r.path)) && r.method === 'POST')
+      return runQuery(m[1] ?? '', r, res);
+    if ((m = /^\/projects\/([^/]+)\/queries\/([^/]+)$/.exec(r.path)) && r.method === 'GET')
+      return getQueryResults(m[1] ?? '', m[2] ?? '', res);
     if ((m = /^\/projects\/([^/]+)\/datasets$/.exec(r.path)) && r.method === 'GET')
       return listDatasets(m[1] ?? '', res);
     if (
@@ -628,6 +634,47 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     // Rows skipped under maxBadRecords are reported in status.errors of a successful job.
     if (rowErrors.length > 0) result.errors = rowErrors;
     return result;
+  }
+
+  // ---- jobs.query / getQueryResults: only the history query on INFORMATION_SCHEMA.JOBS_BY_PROJECT,
+  // answered from this server's own jobs. Separate from the load-job simulation above. ----
+
+  const queryAnswers = new Map<string, Record<string, unknown>>();
+
+  function runQuery(projectId: string, r: RecordedRequest, res: http.ServerResponse): void {
+    const body = r.body as QueryBody;
+    const problem = historyQueryProblem(body);
+    if (problem) return sendBqError(res, 400, 'invalidQuery', problem, 'INVALID_ARGUMENT');
+    const region = /`region-([a-z0-9-]+)`/.exec(body.query ?? '')?.[1] ?? '';
+    const since = Date.parse(sinceParameter(body) ?? '');
+    const rows = [...jobs.values()]
+      .filter((state) => state.projectId === projectId && state.created >= since)
+      .filter((state) => state.location.toLowerCase() === region)
+      .filter((state) => state.body.configuration?.labels?.component === 'gcs-bq-ingest')
+      .sort((a, b) => b.created - a.created)
+      .map((state) => jobsViewRow(state.created, resource(state)));
+    const jobId = `query_${queryAnswers.size + 1}`;
+    const jobReference = { projectId, jobId, location: body.location ?? 'US' };
+    const answer = {
+      kind: 'bigquery#queryResponse',
+      jobReference,
+      jobComplete: true,
+      schema: {
+        fields: JOBS_VIEW_FIELDS.map(([name, type]) => ({ name, type, mode: 'NULLABLE' })),
+      },
+      rows: rows.map((row) => ({ f: row.map((v) => ({ v })) })),
+      totalRows: String(rows.length),
+    };
+    queryAnswers.set(jobKey(projectId, jobId), answer);
+    if (!options.slowQueries) return sendJson(res, 200, answer);
+    sendJson(res, 200, { kind: answer.kind, jobReference, jobComplete: false });
+  }
+
+  function getQueryResults(projectId: string, jobId: string, res: http.ServerResponse): void {
+    const answer = queryAnswers.get(jobKey(projectId, jobId));
+    if (!answer)
+      return sendBqError(res, 404, 'notFound', `Not found: Job ${projectId}:${jobId}`, 'NOT_FOUND');
+    sendJson(res, 200, { ...answer, kind: 'bigquery#getQueryResultsResponse' });
   }
 
   function createDataset(projectId: string, datasetId: string): void {
@@ -932,6 +979,89 @@ function virtualRows(content: VirtualContent, skip: number): number {
   const row = Buffer.byteLength(content.row);
   const lines = 1 + Math.ceil(body / row);
   return Math.max(0, lines - skip);
+}
+
+// ---- The history query (test/servers' jobs.query) ----
+
+interface QueryBody {
+  query?: string;
+  location?: string;
+  useLegacySql?: boolean;
+  queryParameters?: {
+    name?: string;
+    parameterType?: { type?: string };
+    parameterValue?: { value?: string };
+  }[];
+}
+
+/** The columns the history query selects, with their BigQuery types. */
+const JOBS_VIEW_FIELDS = [
+  ['job_id', 'STRING'],
+  ['created_ms', 'INTEGER'],
+  ['ended_ms', 'INTEGER'],
+  ['state', 'STRING'],
+  ['project_id', 'STRING'],
+  ['dataset_id', 'STRING'],
+  ['table_id', 'STRING'],
+  ['error_reason', 'STRING'],
+  ['error_message', 'STRING'],
+  ['bucket', 'STRING'],
+] as const;
+
+function sinceParameter(body: QueryBody): string | undefined {
+  const since = body.queryParameters?.find((p) => p.name === 'since');
+  return since?.parameterType?.type === 'TIMESTAMP' ? since.parameterValue?.value : undefined;
+}
+
+/**
+ * Why this is not the history query this server simulates: it must read the region's
+ * JOBS_BY_PROJECT view, keep load jobs created since a TIMESTAMP parameter, filter by the service's
+ * `component` label and select the columns JOBS_VIEW_FIELDS names.
+ */
+export function historyQueryProblem(body: QueryBody): string | undefined {
+  const query = body.query ?? '';
+  const checks: [boolean, string][] = [
+    [body.useLegacySql !== true, 'uses legacy SQL'],
+    [
+      /FROM `region-[a-z0-9-]+`\.INFORMATION_SCHEMA\.JOBS_BY_PROJECT\b/.test(query),
+      'does not read `region-<location>`.INFORMATION_SCHEMA.JOBS_BY_PROJECT',
+    ],
+    [/\bjob_type = 'LOAD'/.test(query), "does not keep job_type = 'LOAD'"],
+    [/\bcreation_time >= @since\b/.test(query), 'does not filter creation_time >= @since'],
+    [sinceParameter(body) !== undefined, 'has no TIMESTAMP parameter @since'],
+    [
+      /UNNEST\(labels\) WHERE key = 'component' AND value = 'gcs-bq-ingest'/.test(query),
+      "does not filter by the label component = 'gcs-bq-ingest'",
+    ],
+    ...JOBS_VIEW_FIELDS.map(([name]): [boolean, string] => [
+      new RegExp(`\\b${name}\\b`).test(query),
+      `does not select ${name}`,
+    ]),
+  ];
+  const missing = checks.filter(([ok]) => !ok).map(([, what]) => what);
+  return missing.length > 0 ? `test server: the query ${missing.join('; ')}` : undefined;
+}
+
+/** A job as the view's row of the selected columns (REST values: strings or null). */
+function jobsViewRow(created: number, job: Record<string, unknown>): (string | null)[] {
+  const reference = job.jobReference as { projectId: string; jobId: string };
+  const status = job.status as { state: string; errorResult?: ErrorProto };
+  const statistics = job.statistics as { endTime?: string };
+  const configuration = job.configuration as JobBody['configuration'];
+  const table = configuration?.load?.destinationTable as
+    { projectId?: string; datasetId?: string; tableId?: string } | undefined;
+  return [
+    reference.jobId,
+    String(created),
+    statistics.endTime ?? null,
+    status.state,
+    table?.projectId ?? reference.projectId,
+    table?.datasetId ?? null,
+    table?.tableId ?? null,
+    status.errorResult?.reason ?? null,
+    status.errorResult?.message ?? null,
+    configuration?.labels?.bucket ?? null,
+  ];
 }
 
 /**

@@ -3,9 +3,12 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { StoredObject } from '../../stores/store';
 import type { ClaimStore, SwapResult } from '../../claims';
+import type { WarehouseInspector } from '../inspector';
 import type { LoadResult, TableInfo, Warehouse } from '../warehouse';
 import { listTables } from './catalog';
 import { batched } from './batched';
+import { readLedgerHistory } from './history';
+import { describeTables, previewTable } from './inspect';
 import { insertRejection, jobRecords, readClaims, swapClaims } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
@@ -46,7 +49,7 @@ const DEFAULT_CLAIM_GRACE_MS = 5000;
  */
 export function createDuckDbWarehouse(
   options: DuckDbWarehouseOptions,
-): Warehouse & { claims: ClaimStore } {
+): Warehouse & { claims: ClaimStore; inspector: WarehouseInspector } {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
   // Ledger rows are never removed and job ids are deterministic: while this process holds the file,
   // a job seen completed stays completed.
@@ -129,6 +132,12 @@ export function createDuckDbWarehouse(
     completedRows: (jobId) => completed.get(jobId),
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
+    // Reads for people take their turn in the queue, between loads.
+    inspector: {
+      tables: () => db.run(describeTables),
+      preview: (table, limit) => db.run((c) => previewTable(c, table, limit)),
+      history: (since, limit) => db.run((c) => readLedgerHistory(c, since, limit)),
+    },
     close: () => db.close(),
     abort: (reason) => db.abort(reason),
   };

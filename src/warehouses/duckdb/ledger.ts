@@ -18,6 +18,7 @@ export const LEDGER_DDL = `
     job_id VARCHAR NOT NULL, uris VARCHAR[] NOT NULL, reason VARCHAR NOT NULL, "at" TIMESTAMPTZ NOT NULL,
     generations VARCHAR[]);
   ALTER TABLE _ingest.rejections ADD COLUMN IF NOT EXISTS generations VARCHAR[];
+  ALTER TABLE _ingest.rejections ADD COLUMN IF NOT EXISTS destination VARCHAR;
   CREATE TABLE IF NOT EXISTS _ingest.claims (
     uri VARCHAR NOT NULL, generation VARCHAR NOT NULL, destination VARCHAR NOT NULL,
     job_id VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL);
@@ -60,12 +61,14 @@ export async function insertRejection(
   reason: string,
 ): Promise<void> {
   await c.run(
-    'INSERT INTO _ingest.rejections (job_id, uris, generations, reason, "at") VALUES ($1, $2, $3, $4, now())',
+    `INSERT INTO _ingest.rejections (job_id, uris, generations, reason, "at", destination)
+     VALUES ($1, $2, $3, $4, now(), $5)`,
     [
       job.jobId,
       listValue(job.sources.map(gsUri)),
       listValue(job.sources.map((s) => s.generation)),
       reason,
+      partitionedTableId(job.destination),
     ],
   );
 }
