@@ -87,8 +87,9 @@ describe("the README's quick start, run as written in a fresh clone", function (
       expect(run.status, `${command}\n${run.stdout}${run.stderr}`).to.equal(0);
       return run.stdout;
     });
-    const [tables, emit, forced] = outputs;
+    const [tables, history, emit, forced] = outputs;
     expect(tables).to.match(/^ingest\.us_states\s+50$/m);
+    expect(history).to.match(/gs:\/\/demo\/us-states\.csv\s+loaded\s+\S*ingest\.us_states\s+50\s/);
     expect(emit).to.match(/^duplicate\s+gs:\/\/demo\/us-states\.csv /);
     expect(forced).to.match(/^loaded\s+gs:\/\/demo\/us-states\.csv .*\(50 rows\)$/m);
   });
