@@ -240,22 +240,7 @@ export async function statLocal(root: string, bucket: string, name: string): Pro
 }
 
 /** Runs `work` over `items` with at most `limit` at a time. */
-export async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
+export { mapLimit } from '../src/map-limit';
 
 export function seconds(fromMs: number): number {
   return (performance.now() - fromMs) / 1000;

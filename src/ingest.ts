@@ -3,6 +3,7 @@ import type { Route } from './config';
 import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
+import { mapLimit } from './map-limit';
 import { buildJob, headProblem, loadOutcome } from './jobs';
 import {
   identify,
@@ -88,7 +89,7 @@ async function ingestObjects(
     }
   };
   const prepared = (
-    await mapParallel(refs, (ref) => settle(async () => [await prepare(ref, services)]))
+    await mapLimit(refs, PARALLEL, (ref) => settle(async () => [await prepare(ref, services)]))
   ).flat();
   const results: ObjectResult[] = [];
   const batches = new Map<string, Ready[]>();
@@ -116,7 +117,7 @@ async function ingestObjects(
   }
   const forcedBy = request.force ? request.forceId : undefined;
   const [loaded, batched] = await Promise.all([
-    mapParallel([...batches.values()], (batch) =>
+    mapLimit([...batches.values()], PARALLEL, (batch) =>
       settle(() => {
         const { route, destination } = batch[0] as Ready;
         if (route.write !== 'partition') return loadBatch(batch, request, services, deadline);
@@ -260,18 +261,5 @@ async function loadBatch(
       results.push({ ...identify(object), ...loadOutcome(result, destination) });
     }
   }
-  return results;
-}
-
-async function mapParallel<T, R>(items: T[], work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, worker));
   return results;
 }

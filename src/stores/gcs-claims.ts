@@ -9,6 +9,7 @@ import {
 } from '../claims';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError } from '../google-errors';
+import { mapLimit } from '../map-limit';
 import { gsUri, type StoredObject } from './store';
 
 // Longer than an insert call may take (the warehouse gives up on one after 60 s) plus clock skew.
@@ -67,18 +68,7 @@ export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStor
       const claim = parseClaim(snapshot.metadata?.[CLAIM_METADATA_KEY], destination);
       return { ...(claim ? { claim } : {}), version: snapshot.metageneration ?? '1' };
     },
-    async swap(swaps) {
-      const results: SwapResult[] = new Array(swaps.length);
-      let next = 0;
-      const worker = async () => {
-        while (next < swaps.length) {
-          const i = next++;
-          results[i] = await swapOne(swaps[i] as ClaimSwap);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(PARALLEL_SWAPS, swaps.length) }, worker));
-      return results;
-    },
+    swap: (swaps) => mapLimit(swaps, PARALLEL_SWAPS, swapOne),
   };
 }
 
