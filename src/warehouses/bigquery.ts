@@ -277,6 +277,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     return claimedResult(await awaitDone(inserted.job, job.jobId, job), job.jobId);
   }
 
+  // Every load in flight, so that abort() can wait for them to end.
   const track = <T>(work: Promise<T>): Promise<T> => {
     running.add(work);
     void work.catch(() => undefined).finally(() => running.delete(work));
@@ -305,12 +306,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       ]);
       return checkGzip(storage, object, signal);
     },
-    load(job) {
-      const work = load(job);
-      running.add(work);
-      void work.catch(() => undefined).finally(() => running.delete(work));
-      return work;
-    },
+    load: (job) => track(load(job)),
 
     async settle(job) {
       for (let attempt = 1; attempt <= maxAttempts; attempt++) {
