@@ -42,9 +42,24 @@ export async function checkHead(input: HeadInput): Promise<string | undefined> {
         : 'no data rows'
       : `no complete header within the first ${HEAD_BYTES / 1024} KiB`;
   }
-  if (skip === 0 || input.schema === 'auto') return undefined;
+  if (skip === 0) return undefined;
   const header = (parsed.rows[skip - 1] ?? []).map((c) => c.trim());
-  return compareHeader(header, input.schema);
+  const twice = duplicateName(header);
+  if (twice !== undefined) {
+    return `duplicate column name "${twice}" in the header (BigQuery compares column names without regard to case)`;
+  }
+  return input.schema === 'auto' ? undefined : compareHeader(header, input.schema);
+}
+
+/** The first header name that another before it equals, case aside, or undefined. */
+function duplicateName(header: string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const name of header) {
+    const key = name.toLowerCase();
+    if (seen.has(key)) return name;
+    seen.add(key);
+  }
+  return undefined;
 }
 
 export function compareHeader(header: string[], schema: SchemaField[]): string | undefined {

@@ -29,6 +29,21 @@ describe('checkHead', () => {
   }[] = [
     { name: 'a plain CSV', input: input('a,b\n1,2\n'), reason: undefined },
     {
+      name: 'two header names equal but for case',
+      input: input('id,name,ID\n1,x,2\n'),
+      reason: /^duplicate column name "ID" in the header/,
+    },
+    {
+      name: 'a duplicate header name with a schema',
+      input: input('id,name,name\n1,x,y\n', { schema }),
+      reason: /^duplicate column name "name"/,
+    },
+    {
+      name: 'no header row: repeated values are data',
+      input: input('1,1\n2,2\n', { csv: { ...DEFAULT_CSV, skipLeadingRows: 0 } }),
+      reason: undefined,
+    },
+    {
       name: 'the schema columns in order',
       input: input('id,name,amount\n1,x,2.5\n', { schema }),
       reason: undefined,

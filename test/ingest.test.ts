@@ -180,6 +180,15 @@ describe('ingest', () => {
     });
   });
 
+  it('rejects a header with two names equal but for case before any job, on every backend', async () => {
+    const { store, event, warehouse } = setup();
+    const result = await event(store.put('landing', 'in/dup.csv', 'id,Name,name\n1,a,b\n'));
+    expect(result.objects[0]).to.include({ outcome: 'rejected' });
+    expect(result.objects[0]?.reason).to.match(/^duplicate column name "name" in the header/);
+    expect(warehouse.jobs).to.have.length(0);
+    expect(store.metadataOf('landing', '_quarantine/in/dup.csv')).to.have.property('ingest-reason');
+  });
+
   it('quarantines what the warehouse rejects, with its reason', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
