@@ -285,40 +285,53 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     return { kind: 'again' };
   }
 
+  /**
+   * A member and the outcome its `finish` settles. A queued member (not a forced one) answers 503 when
+   * its time budget runs out first.
+   */
+  function newMember(item: BatchObject, version: string, deadline: number, forced: boolean) {
+    let settle: (outcome: ObjectResult | 'again' | Error) => void = () => undefined;
+    const outcome = new Promise<ObjectResult | 'again'>((resolve, reject_) => {
+      settle = (result) => (result instanceof Error ? reject_(result) : resolve(result));
+    });
+    const member: Member = {
+      item,
+      table: tableId(item.destination),
+      version,
+      deadline,
+      forced,
+      size: item.object.size,
+      settled: false,
+      finish(result) {
+        if (member.settled) return;
+        member.settled = true;
+        clearTimeout(timer);
+        settle(result);
+      },
+    };
+    const timer = forced
+      ? undefined
+      : setTimeout(
+          () =>
+            member.finish(
+              new TransientError(
+                `${gsUri(item.object)}: no load job for ${member.table} finished within the time budget; redelivery will follow its claim`,
+              ),
+            ),
+          Math.max(0, deadline - Date.now()),
+        );
+    return { member, outcome };
+  }
+
   /** Waits in the queue for a job; 'again' when the member must read its claim again. */
   function enqueue(item: BatchObject, version: string, deadline: number) {
-    return new Promise<ObjectResult | 'again'>((resolve, reject_) => {
-      const member: Member = {
-        item,
-        table: tableId(item.destination),
-        version,
-        deadline,
-        forced: false,
-        size: item.object.size,
-        settled: false,
-        finish(outcome) {
-          if (member.settled) return;
-          member.settled = true;
-          clearTimeout(timer);
-          if (outcome instanceof Error) reject_(outcome);
-          else resolve(outcome);
-        },
-      };
-      const timer = setTimeout(
-        () =>
-          member.finish(
-            new TransientError(
-              `${gsUri(item.object)}: no load job for ${member.table} finished within the time budget; redelivery will follow its claim`,
-            ),
-          ),
-        Math.max(0, deadline - Date.now()),
-      );
-      try {
-        batcher.add(member.table, paceOf(item), [member]);
-      } catch (error) {
-        member.finish(asError(error));
-      }
-    });
+    const { member, outcome } = newMember(item, version, deadline, false);
+    try {
+      batcher.add(member.table, paceOf(item), [member]);
+    } catch (error) {
+      member.finish(asError(error));
+    }
+    return outcome;
   }
 
   async function load(
@@ -434,27 +447,10 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     version: string,
     deadline: number,
   ): Promise<ObjectResult | 'again'> {
-    const table = tableId(item.destination);
-    batcher.debit(table, paceOf(item));
-    const outcome = new Promise<ObjectResult | 'again'>((resolve, reject_) => {
-      const member: Member = {
-        item,
-        table,
-        version,
-        deadline,
-        forced: true,
-        size: item.object.size,
-        settled: false,
-        finish(result) {
-          if (member.settled) return;
-          member.settled = true;
-          if (result instanceof Error) reject_(result);
-          else resolve(result);
-        },
-      };
-      const jobId = `${forcedPrefix(item, forcedBy)}_${randomBytes(4).toString('hex')}`;
-      void runJob(table, [member], jobId).then(() => member.finish('again'));
-    });
+    const { member, outcome } = newMember(item, version, deadline, true);
+    batcher.debit(member.table, paceOf(item));
+    const jobId = `${forcedPrefix(item, forcedBy)}_${randomBytes(4).toString('hex')}`;
+    void runJob(member.table, [member], jobId).then(() => member.finish('again'));
     return outcome;
   }
 

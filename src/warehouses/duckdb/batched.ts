@@ -30,7 +30,6 @@ export function batched<K, R>(
         const calls = waiting;
         waiting = [];
         calls.forEach((call) => call.reject(error));
-        reject(error);
       });
     });
 }
