@@ -5,6 +5,8 @@ import { TokenBucket } from './token-bucket';
 export interface Waiting {
   size: number;
   settled: boolean;
+  /** Only members of one shape (their files' header) share a job. */
+  shape?: string;
 }
 
 export interface Pace {
@@ -161,21 +163,21 @@ export class Batcher<T extends Waiting> {
       lane.queue.shift();
       return first.members;
     }
+    const shape = first.members[0]?.shape;
     const members: T[] = [];
     let bytes = 0;
-    while (lane.queue.length > 0) {
-      const group = lane.queue[0] as Group<T>;
+    for (const group of lane.queue) {
       if (group.alone) break;
-      while (group.members.length > 0 && members.length < lane.maxFiles) {
-        const next = group.members[0] as T;
-        if (members.length > 0 && bytes + next.size > MAX_BYTES_PER_JOB) return members;
+      for (const next of [...group.members]) {
+        if (members.length >= lane.maxFiles) break;
+        if (next.shape !== shape) continue;
+        if (members.length > 0 && bytes + next.size > MAX_BYTES_PER_JOB) break;
         members.push(next);
         bytes += next.size;
-        group.members.shift();
+        group.members.splice(group.members.indexOf(next), 1);
       }
-      if (group.members.length > 0) return members;
-      lane.queue.shift();
     }
+    lane.queue = lane.queue.filter((group) => group.members.length > 0);
     return members;
   }
 }

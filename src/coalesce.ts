@@ -3,7 +3,7 @@ import { Batcher, type PaceChange, type Waiting } from './batcher';
 import type { Claim, ClaimState } from './claims';
 import type { BatchOptions, Route } from './config';
 import { TransientError, errorMessage } from './errors';
-import { buildJob, headProblem, namesObject } from './jobs';
+import { buildJob, checkObjectHead, headerShape, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { reject } from './quarantine';
 import { jobIdFor } from './routing';
@@ -14,6 +14,7 @@ import {
   type ClaimedLoadResult,
   type Destination,
   type LoadJob,
+  type SourceHead,
 } from './warehouses/warehouse';
 
 /** One object of a batching route, as the use case hands it over. */
@@ -21,6 +22,8 @@ export interface BatchObject {
   object: StoredObject;
   route: Route & { batch: BatchOptions };
   destination: Destination;
+  /** Its header and first rows, once the head check read them. */
+  head?: SourceHead;
 }
 
 /** Loads the objects of batching routes: paced, coalesced, each generation claimed for its job. */
@@ -120,6 +123,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           config,
           jobId,
           Math.max(...won.map((m) => m.deadline)),
+          (won[0] as Member).item.head,
         ),
         claimed: true,
       };
@@ -184,7 +188,15 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           done.badRecords = result.badRecords.count;
           done.reason = `${result.badRecords.count} bad rows skipped under maxBadRecords in the job; first: ${result.badRecords.first}`;
         }
-        won.forEach((m) => m.finish({ ...identify(m.item.object), ...done }));
+        // Schema changes are told once, on the first member: each has the header that made them.
+        const changes = result.outcome === 'loaded' ? result.schemaChanges : undefined;
+        won.forEach((m, i) =>
+          m.finish({
+            ...identify(m.item.object),
+            ...done,
+            ...(i === 0 && changes?.length ? { schemaChanges: changes } : {}),
+          }),
+        );
         // Only a warning can come of it: the next job need not wait for these reads.
         void warnReplaced(won, result.jobId);
         return;
@@ -301,6 +313,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       deadline,
       forced,
       size: item.object.size,
+      shape: item.head && headerShape(item.head),
       settled: false,
       finish(result) {
         if (member.settled) return;
@@ -364,13 +377,13 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     arrived: () => void,
   ): Promise<ObjectResult> {
     let { object } = item;
-    let checked = false;
+    let head: SourceHead | undefined;
     for (;;) {
       if (Date.now() >= deadline) {
         throw new TransientError(`${gsUri(object)}: out of time following its claim on ${table}`);
       }
       const state: ClaimState = await claims.read(object, table);
-      const current = { ...item, object };
+      const current = { ...item, object, head };
       const ownForced =
         forcedBy !== undefined && state.claim?.jobId.startsWith(forcedPrefix(current, forcedBy));
       let next: Followed = { kind: 'again' };
@@ -383,10 +396,10 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       if (next.kind === 'result') return next.result;
       if (next.kind === 'again') {
         // Only an object about to be claimed is read: a duplicate costs no read.
-        if (!checked) {
-          const problem = await checkObject(current, deadline);
-          if (problem) return problem;
-          checked = true;
+        if (!head) {
+          const checked = await checkObject(current, deadline);
+          if (!('header' in checked)) return checked;
+          head = current.head = checked;
         }
         arrived();
         const outcome =
@@ -477,13 +490,14 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
   async function checkObject(
     item: BatchObject,
     deadline: number,
-  ): Promise<ObjectResult | undefined> {
+  ): Promise<ObjectResult | SourceHead> {
     const { object, route, destination } = item;
-    const problem =
-      (await headProblem(object, route, store)) ?? (await warehouse.precheck?.(object, deadline));
-    if (problem === undefined) return undefined;
-    if (problem === 'gone')
+    const checked = await checkObjectHead(object, route, destination, services);
+    if (checked === 'gone')
       return { ...identify(object), outcome: 'skipped', reason: 'object no longer exists' };
+    const problem =
+      'problem' in checked ? checked.problem : await warehouse.precheck?.(object, deadline);
+    if (problem === undefined) return checked as SourceHead;
     const jobId = jobIdFor([object], destination, 'append');
     return reject(
       object,

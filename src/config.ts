@@ -12,7 +12,7 @@ import {
 import { BIGQUERY_NAME, BUCKET_NAME, DOMAIN_PROJECT_ID, isPartitionDate } from './names';
 import { compilePattern, type CompiledPattern } from './pattern';
 
-export const WRITE_MODES = ['append', 'truncate', 'partition'] as const;
+export const WRITE_MODES = ['append', 'truncate', 'replace', 'partition'] as const;
 export type WriteMode = (typeof WRITE_MODES)[number];
 export const BACKENDS = ['local', 'gcp'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -99,6 +99,9 @@ const loadOptionsShape = {
   createDisposition: z.enum(['CREATE_IF_NEEDED', 'CREATE_NEVER']),
   timePartitioning: timePartitioningSchema,
   clustering: z.array(z.string()).min(1).max(4),
+  columns: z.enum(['byName', 'byPosition']),
+  newColumns: z.enum(['add', 'reject']),
+  relaxColumns: z.boolean(),
 };
 const defaultsSchema = z
   .object({
@@ -108,6 +111,9 @@ const defaultsSchema = z
     csv: csvSchema.partial(),
     createDisposition: loadOptionsShape.createDisposition,
     batch: batchSchema,
+    columns: loadOptionsShape.columns,
+    newColumns: loadOptionsShape.newColumns,
+    relaxColumns: loadOptionsShape.relaxColumns,
   })
   .partial()
   .strict();
@@ -124,6 +130,9 @@ const routeSchema = z
     clustering: loadOptionsShape.clustering.optional(),
     csv: csvSchema.partial().optional(),
     batch: batchSchema.optional(),
+    columns: loadOptionsShape.columns.optional(),
+    newColumns: loadOptionsShape.newColumns.optional(),
+    relaxColumns: loadOptionsShape.relaxColumns.optional(),
   })
   .strict();
 const fileSchema = z
@@ -194,6 +203,20 @@ export interface BatchOptions {
 
 export const DEFAULT_BATCH = { burst: 10, maxFiles: 10_000 } as const;
 
+/**
+ * How a file's columns meet its table's: matched by header name or by position; a column the table
+ * lacks added (NULLABLE) or the file rejected; a REQUIRED column the file lacks made NULLABLE or the
+ * file rejected.
+ */
+export interface ColumnRules {
+  match: 'byName' | 'byPosition';
+  newColumns: 'add' | 'reject';
+  relax: boolean;
+}
+
+/** A route's column rules when it names none, for a header row and `schema: auto`. */
+export const DEFAULT_COLUMNS: ColumnRules = { match: 'byName', newColumns: 'add', relax: false };
+
 export interface Route {
   index: number;
   match: string;
@@ -211,6 +234,7 @@ export interface Route {
   clustering?: string[];
   /** False: one load job per object. Only `append` routes batch. */
   batch: BatchOptions | false;
+  columns: ColumnRules;
 }
 
 export interface Config {
@@ -291,6 +315,17 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     }
     const schemaPath = r.schema ?? defaults.schema ?? 'auto';
     const schemaField = r.schema ? field('schema') : 'defaults.schema';
+    const csv = { ...DEFAULT_CSV, ...defaults.csv, ...r.csv };
+    const match =
+      r.columns ?? defaults.columns ?? (csv.skipLeadingRows > 0 ? 'byName' : 'byPosition');
+    if (match === 'byName' && csv.skipLeadingRows === 0) {
+      const where = r.columns ? field('columns') : 'defaults.columns';
+      throw new ConfigError(
+        source,
+        where,
+        'byName needs a header row, and csv.skipLeadingRows is 0: use byPosition, or skip the header row',
+      );
+    }
     return {
       index,
       match: r.match,
@@ -303,11 +338,17 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
         schemaPath === 'auto'
           ? 'auto'
           : readSchema(source, schemaField, baseDir, schemaPath, readFile),
-      csv: { ...DEFAULT_CSV, ...defaults.csv, ...r.csv },
+      csv,
       createDisposition: r.createDisposition ?? defaults.createDisposition ?? 'CREATE_IF_NEEDED',
       timePartitioning: r.timePartitioning,
       clustering: r.clustering,
       batch: batchOptions(write, defaults.batch, r.batch),
+      columns: {
+        match,
+        newColumns:
+          r.newColumns ?? defaults.newColumns ?? (schemaPath === 'auto' ? 'add' : 'reject'),
+        relax: r.relaxColumns ?? defaults.relaxColumns ?? false,
+      },
     };
   });
 

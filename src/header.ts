@@ -1,6 +1,6 @@
 import { parse } from 'fast-csv';
 import * as zlib from 'node:zlib';
-import type { CsvOptions, SchemaField } from './config';
+import type { CsvOptions } from './config';
 
 /** How much of an object the service reads itself: the rest is read by the warehouse. */
 export const HEAD_BYTES = 64 * 1024;
@@ -11,48 +11,71 @@ export interface HeadInput {
   complete: boolean;
   gzip: boolean;
   csv: CsvOptions;
-  schema: 'auto' | SchemaField[];
 }
+
+/** Data rows kept from the head, to detect the types of columns a table does not have yet. */
+const SAMPLE_ROWS = 100;
+
+/** What the head of an object shows: why it cannot load, or its column names and first rows. */
+export type HeadCheck = { problem: string } | { header: string[]; rows: string[][] };
 
 /**
  * Checks what can be checked from the first bytes of an object before a load job runs: that it is
- * text in the configured encoding, has a parsable header and, with a schema, the schema's columns
- * in the schema's order (BigQuery maps CSV columns by position, so a reordered file would load
- * into the wrong columns without an error). Returns why the object cannot load, or undefined.
+ * text in the configured encoding and has a parsable header whose names are usable. Returns the
+ * header (or `string_field_N` names when the file has none) and the data rows within the head.
  */
-export async function checkHead(input: HeadInput): Promise<string | undefined> {
+export async function checkHead(input: HeadInput): Promise<HeadCheck> {
   const inflated = await inflateHead(input.head, input.complete, input.gzip);
-  if ('error' in inflated) return inflated.error;
+  if ('error' in inflated) return { problem: inflated.error };
   const { bytes, complete } = inflated;
   const nul = bytes.indexOf(0);
   if (nul >= 0)
-    return `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`;
+    return {
+      problem: `binary data: NUL byte at offset ${nul}${input.gzip ? ' (after decompression)' : ''}`,
+    };
   const text = decode(bytes, input.csv.encoding, complete);
-  if (typeof text !== 'string') return text.error;
+  if (typeof text !== 'string') return { problem: text.error };
 
   const skip = input.csv.skipLeadingRows;
-  const parsed = await parseRows(text, input.csv, skip + 1);
-  if (parsed.error && (complete || parsed.rows.length <= skip)) {
-    return `malformed CSV at record ${parsed.rows.length + 1}: ${parsed.error}`;
+  const parsed = await parseRows(text, input.csv, skip + 1 + SAMPLE_ROWS);
+  // A bad data row is the load's to judge (maxBadRecords may allow it); a bad header is not.
+  const headerRows = Math.max(skip, 1);
+  if (parsed.error && parsed.rows.length < headerRows) {
+    return { problem: `malformed CSV at record ${parsed.rows.length + 1}: ${parsed.error}` };
   }
-  if (parsed.rows.length <= skip) {
-    return complete
-      ? skip > 0
-        ? 'no data rows after the header'
-        : 'no data rows'
-      : `no complete header within the first ${HEAD_BYTES / 1024} KiB`;
+  if (!parsed.error && parsed.rows.length <= skip) {
+    return {
+      problem: complete
+        ? skip > 0
+          ? 'no data rows after the header'
+          : 'no data rows'
+        : `no complete header within the first ${HEAD_BYTES / 1024} KiB`,
+    };
   }
-  if (skip === 0) return undefined;
-  const header = (parsed.rows[skip - 1] ?? []).map((c) => c.trim());
+  // Without the whole text, the last record may be cut short.
+  const whole = complete && !parsed.error ? parsed.rows : parsed.rows.slice(0, -1);
+  const rows = whole.slice(skip);
+  if (skip === 0) {
+    const width = parsed.rows[0]?.length ?? 0;
+    return { header: Array.from({ length: width }, (_, i) => `string_field_${i}`), rows };
+  }
+  const header = columnNames(parsed.rows[skip - 1] ?? []);
   const twice = duplicateName(header);
   if (twice !== undefined) {
-    return `duplicate column name "${twice}" in the header (BigQuery compares column names without regard to case)`;
+    return {
+      problem: `duplicate column name "${twice}" in the header (BigQuery compares column names without regard to case)`,
+    };
   }
-  return input.schema === 'auto' ? undefined : compareHeader(header, input.schema);
+  return { header, rows };
+}
+
+/** Header names as BigQuery reads them: trimmed, a blank one named `string_field_N`. */
+export function columnNames(record: string[]): string[] {
+  return record.map((name, i) => (name.trim() === '' ? `string_field_${i}` : name.trim()));
 }
 
 /** The first header name that another before it equals, case aside, or undefined. */
-function duplicateName(header: string[]): string | undefined {
+export function duplicateName(header: string[]): string | undefined {
   const seen = new Set<string>();
   for (const name of header) {
     const key = name.toLowerCase();
@@ -60,28 +83,6 @@ function duplicateName(header: string[]): string | undefined {
     seen.add(key);
   }
   return undefined;
-}
-
-export function compareHeader(header: string[], schema: SchemaField[]): string | undefined {
-  const expected = schema.map((f) => f.name);
-  const lower = (names: string[]) => names.map((n) => n.toLowerCase());
-  const have = new Set(lower(header));
-  const want = new Set(lower(expected));
-  const missing = expected.filter((n) => !have.has(n.toLowerCase()));
-  const unexpected = header.filter((n) => !want.has(n.toLowerCase()));
-  const problems: string[] = [];
-  if (missing.length > 0) problems.push(`missing column${plural(missing)} ${missing.join(', ')}`);
-  if (unexpected.length > 0)
-    problems.push(`unexpected column${plural(unexpected)} ${unexpected.join(', ')}`);
-  if (problems.length > 0) return `header does not match the schema: ${problems.join('; ')}`;
-  if (lower(header).join('\0') !== lower(expected).join('\0')) {
-    return `header columns are not in the schema's order: expected ${expected.join(',')}, got ${header.join(',')}`;
-  }
-  return undefined;
-}
-
-function plural(list: string[]): string {
-  return list.length === 1 ? '' : 's';
 }
 
 export function decode(
@@ -129,23 +130,6 @@ export async function inflateHead(
   const inflated = await gunzipPrefix(head, limit);
   if (inflated instanceof Error) return { error: `not valid gzip data: ${inflated.message}` };
   return { bytes: inflated.bytes, complete: complete && inflated.complete };
-}
-
-/**
- * Record `index` (from 0) of a CSV text; undefined while the text may not yet hold all of it, or,
- * when `complete`, when there is no such record.
- */
-export async function recordAt(
-  text: string,
-  complete: boolean,
-  csv: CsvOptions,
-  index: number,
-): Promise<string[] | undefined | { error: string }> {
-  // A record is whole once another one has started after it.
-  const parsed = await parseRows(text, csv, index + 2);
-  if (parsed.error && (complete || parsed.rows.length <= index)) return { error: parsed.error };
-  if (parsed.rows.length > index + 1 || complete) return parsed.rows[index];
-  return undefined;
 }
 
 // fast-csv tokenizes whatever it is given: handing it the text a piece at a time, and stopping once

@@ -4,7 +4,7 @@ import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
 import { mapLimit } from './map-limit';
-import { buildJob, headProblem, loadOutcome } from './jobs';
+import { buildJob, checkObjectHead, headerShape, loadOutcome } from './jobs';
 import {
   identify,
   overallOutcome,
@@ -23,6 +23,7 @@ import {
   tableId,
   type Destination,
   type LoadJob,
+  type SourceHead,
 } from './warehouses/warehouse';
 
 export type { Services } from './services';
@@ -190,7 +191,7 @@ async function loadBatch(
 ): Promise<ObjectResult[]> {
   const { route, destination } = batch[0] as Ready;
   const forceId = request.force ? request.forceId : undefined;
-  const build = (sources: StoredObject[]): LoadJob =>
+  const build = (sources: StoredObject[], head?: SourceHead): LoadJob =>
     buildJob(
       sources,
       route,
@@ -198,6 +199,7 @@ async function loadBatch(
       services.config,
       jobIdFor(sources, destination, route.write, forceId),
       deadline,
+      head,
     );
   const results: ObjectResult[] = [];
   let sources = batch.map((b) => b.object);
@@ -226,16 +228,21 @@ async function loadBatch(
   }
 
   const bad: { object: StoredObject; reason: string }[] = [];
+  let head: SourceHead | undefined;
   for (const object of sources) {
-    const problem = await headProblem(object, route, services.store);
-    if (problem === 'gone')
+    const checked = await checkObjectHead(object, route, destination, services);
+    if (checked === 'gone')
       results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
-    else if (problem) bad.push({ object, reason: problem });
+    else if ('problem' in checked) bad.push({ object, reason: checked.problem });
+    else if (head && headerShape(head) !== headerShape(checked)) {
+      const reason = `its header (${checked.header.join(',')}) differs from that of ${gsUri(sources[0]!)}: a ${route.write} batch loads in one job, whose files share one header`;
+      bad.push({ object, reason });
+    } else head ??= checked;
   }
   const gone = new Set(results.map((r) => r.uri));
   sources = sources.filter((s) => !gone.has(gsUri(s)));
   if (sources.length === 0) return results;
-  const job = build(sources);
+  const job = build(sources, head);
   if (bad.length > 0) {
     for (const { object, reason } of bad) results.push(await reject(object, reason, job, services));
     const badUris = new Set(bad.map((b) => gsUri(b.object)));
@@ -252,13 +259,16 @@ async function loadBatch(
   }
 
   const result = await services.warehouse.load(job);
-  for (const object of sources) {
+  for (const [i, object] of sources.entries()) {
     if (result.outcome === 'rejected') {
       results.push(
         await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false),
       );
     } else {
-      results.push({ ...identify(object), ...loadOutcome(result, destination) });
+      const outcome = loadOutcome(result, destination);
+      // The job's schema changes are told once, on its first object.
+      if (i > 0) delete outcome.schemaChanges;
+      results.push({ ...identify(object), ...outcome });
     }
   }
   return results;

@@ -1,8 +1,16 @@
+import { planLoad } from './columns';
 import type { Config, Route } from './config';
 import { HEAD_BYTES, checkHead } from './header';
 import type { ObjectResult } from './outcomes';
 import { ObjectGoneError, gsUri, type ObjectStore, type StoredObject } from './stores/store';
-import { tableId, type Destination, type LoadJob, type LoadResult } from './warehouses/warehouse';
+import {
+  tableId,
+  type Destination,
+  type LoadJob,
+  type LoadResult,
+  type SourceHead,
+  type Warehouse,
+} from './warehouses/warehouse';
 
 /** The load job for `sources` into a route's destination, under `jobId`. */
 export function buildJob(
@@ -12,14 +20,16 @@ export function buildJob(
   config: Config,
   jobId: string,
   deadline: number,
+  head?: SourceHead,
 ): LoadJob {
-  return {
+  const job: LoadJob = {
     jobId,
     sources,
     destination,
     write: route.write,
     schema: route.schema,
     csv: route.csv,
+    columns: route.columns,
     createDisposition: route.createDisposition,
     timePartitioning: route.timePartitioning,
     clustering: route.clustering,
@@ -27,6 +37,8 @@ export function buildJob(
     labels: jobLabels(sources[0] as StoredObject, route),
     deadline,
   };
+  if (head) job.head = head;
+  return job;
 }
 
 /** What a finished load says of each of its objects. */
@@ -38,31 +50,70 @@ export function loadOutcome(
   if (result.outcome === 'replaced') return { outcome: 'skipped', ...where, reason: result.reason };
   if (result.outcome === 'duplicate') return { outcome: 'duplicate', ...where, rows: result.rows };
   const bad = result.badRecords;
-  if (!bad || bad.count === 0) return { outcome: 'loaded', ...where, rows: result.rows };
+  const changes = result.schemaChanges?.length ? { schemaChanges: result.schemaChanges } : {};
+  if (!bad || bad.count === 0)
+    return { outcome: 'loaded', ...where, rows: result.rows, ...changes };
   const reason = `${bad.count} bad row${bad.count === 1 ? '' : 's'} skipped under maxBadRecords; first: ${bad.first}`;
-  return { outcome: 'loaded', ...where, rows: result.rows, badRecords: bad.count, reason };
+  return {
+    outcome: 'loaded',
+    ...where,
+    rows: result.rows,
+    badRecords: bad.count,
+    reason,
+    ...changes,
+  };
 }
 
-/** Why the object's head shows it cannot load, 'gone' when it no longer exists, else undefined. */
-export async function headProblem(
+/**
+ * What the object's head shows: why it cannot load (its header, or its columns against the table
+ * as this instance knows it), 'gone' when it no longer exists, else its header and first rows.
+ */
+export async function checkObjectHead(
   object: StoredObject,
   route: Route,
-  store: ObjectStore,
-): Promise<string | undefined> {
-  let head: Buffer;
+  destination: Destination,
+  { store, warehouse }: { store: ObjectStore; warehouse: Warehouse },
+): Promise<{ problem: string } | 'gone' | SourceHead> {
+  let bytes: Buffer;
   try {
-    head = await store.readHead(object, HEAD_BYTES);
+    bytes = await store.readHead(object, HEAD_BYTES);
   } catch (error) {
     if (error instanceof ObjectGoneError) return 'gone';
     throw error;
   }
-  return checkHead({
-    head,
-    complete: head.length >= object.size,
+  const head = await checkHead({
+    head: bytes,
+    complete: bytes.length >= object.size,
     gzip: /\.gz$/i.test(object.name),
     csv: route.csv,
-    schema: route.schema,
   });
+  if ('problem' in head) return head;
+  const problem = await columnsProblem(head, route, destination, warehouse);
+  return problem === undefined ? head : { problem };
+}
+
+/**
+ * Why the columns of a file cannot load into its table, predicted from the table's cached columns
+ * and confirmed against fresh ones, so that a stale cache never rejects a file.
+ */
+async function columnsProblem(
+  head: SourceHead,
+  route: Route,
+  destination: Destination,
+  warehouse: Warehouse,
+): Promise<string | undefined> {
+  let plan: ReturnType<typeof planLoad> = 'fromFile';
+  for (const fresh of [false, true]) {
+    const table = await warehouse.tableColumns(destination, fresh);
+    plan = planLoad(head, route, table, tableId(destination));
+    if (plan === 'fromFile' || !('rejected' in plan)) return undefined;
+  }
+  return plan !== 'fromFile' && 'rejected' in plan ? plan.rejected : undefined;
+}
+
+/** Files of one shape can share a load job: their header names, case aside. */
+export function headerShape(head: SourceHead): string {
+  return head.header.map((name) => name.toLowerCase()).join('\0');
 }
 
 /** Whether a rejection reason names this object's URI (not merely a longer name it starts). */

@@ -16,6 +16,8 @@ export interface ObjectResult {
   jobObjects?: number;
   /** Rows skipped under `maxBadRecords`; `reason` then says why the first was bad. */
   badRecords?: number;
+  /** What the job changed in the table's schema (`added column extra STRING`), on one of its objects. */
+  schemaChanges?: string[];
   reason?: string;
 }
 

@@ -2,7 +2,7 @@ import type { Route } from './config';
 import { TransientError } from './errors';
 import type { IngestRequest } from './events';
 import { batchLimitProblem } from './fanout';
-import { buildJob, headProblem, loadOutcome, namesObject } from './jobs';
+import { buildJob, checkObjectHead, loadOutcome, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
@@ -36,7 +36,7 @@ export async function rebuildPartition(
   services: Services,
   deadline: number,
 ): Promise<ObjectResult[]> {
-  const { config, store, warehouse } = services;
+  const { config, warehouse } = services;
   const forcedBy = request.force ? request.forceId : undefined;
   const results: ObjectResult[] = [];
   // A forced reprocess loads its objects again even where an earlier attempt quarantined them.
@@ -51,10 +51,10 @@ export async function rebuildPartition(
       results.push(rejectedEarlier(object, quarantined));
       continue;
     }
-    const problem = await headProblem(object, route, store);
-    if (problem === 'gone') {
+    const checked = await checkObjectHead(object, route, destination, services);
+    if (checked === 'gone') {
       results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
-    } else if (problem) {
+    } else if ('problem' in checked) {
       const job = buildJob(
         [object],
         route,
@@ -63,7 +63,7 @@ export async function rebuildPartition(
         jobIdFor([object], destination, route.write, forcedBy),
         deadline,
       );
-      results.push(await reject(object, problem, job, services));
+      results.push(await reject(object, checked.problem, job, services));
     } else {
       live.push(object);
     }

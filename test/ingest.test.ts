@@ -168,7 +168,7 @@ describe('ingest', () => {
     expect(result.outcome).to.equal('rejected');
     const [only] = result.objects;
     expect(only?.reason).to.equal(
-      'header does not match the schema: missing column name; unexpected column nom',
+      'column "nom" is not in table my-proj.typed.a (newColumns: reject)',
     );
     expect(warehouse.jobs).to.have.length(0);
     expect(warehouse.rejections).to.deep.equal([{ jobId: only?.jobId, reason: only?.reason }]);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { loadConfig } from '../src/config';
+import { DEFAULT_COLUMNS, loadConfig } from '../src/config';
 import type { IngestRequest, ObjectRef } from '../src/events';
 import { ingest, type Services } from '../src/ingest';
 import { listingPrefix } from '../src/partition';
@@ -265,6 +265,7 @@ function staleJob(source: StoredObject, csv: LoadJob['csv']): LoadJob {
     write: 'partition',
     schema: 'auto',
     csv,
+    columns: DEFAULT_COLUMNS,
     createDisposition: 'CREATE_IF_NEEDED',
     location: 'US',
     labels: {},

@@ -5,18 +5,32 @@ import { setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
+import { planLoad, schemaChanges, type ColumnPlan, type TableColumn } from '../columns';
 import type { SchemaField } from '../config';
+import { HEAD_BYTES, checkHead } from '../header';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
 import { gsUri, type StoredObject } from '../stores/store';
-import type {
-  BadRecords,
-  ClaimedLoadResult,
-  LoadJob,
-  LoadResult,
-  TableInfo,
-  Warehouse,
+import {
+  tableId,
+  type BadRecords,
+  type ClaimedLoadResult,
+  type Destination,
+  type LoadJob,
+  type LoadResult,
+  type SourceHead,
+  type TableInfo,
+  type Warehouse,
 } from './warehouse';
+
+/** A job's column plan and the table's columns it was made from. */
+interface Planned {
+  plan: ColumnPlan | 'fromFile';
+  before: TableColumn[] | undefined;
+}
+
+// How long this instance trusts the columns it read of a table (a load that disagrees reads them sooner).
+const COLUMN_CACHE_MS = 5 * 60_000;
 
 /** Where a job runs and how long it may be awaited. */
 type Where = Pick<LoadJob, 'location' | 'deadline'>;
@@ -158,8 +172,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     | { kind: 'invalid'; reason: string }
     | { kind: 'quota'; reason: string };
 
-  async function insert(job: LoadJob, jobId: string): Promise<Inserted> {
-    const configuration = toJobConfiguration(job, defaultProject);
+  async function insert(job: LoadJob, jobId: string, plan: Planned): Promise<Inserted> {
+    const configuration = toJobConfiguration(job, defaultProject, plan.plan);
     const what = `inserting BigQuery load job ${jobId}`;
     try {
       const created = client.createJob({ configuration, jobId, location: job.location });
@@ -239,17 +253,26 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     stopping.signal.throwIfAborted();
     const truncated = await truncatedGzip(job);
     if (truncated) return { outcome: 'rejected', jobId: job.jobId, reason: truncated };
+    const planned = await planJob(job);
+    if ('rejected' in planned)
+      return { outcome: 'rejected', jobId: job.jobId, reason: planned.rejected };
     let lastFailure = '';
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const jobId = attemptId(job.jobId, attempt);
-      const inserted = await insert(job, jobId);
+      const inserted = await insert(job, jobId, planned);
       if (inserted.kind === 'invalid')
         return { outcome: 'rejected', jobId, reason: inserted.reason };
       if (inserted.kind === 'quota')
         throw new TransientError(`inserting BigQuery load job ${jobId}: ${inserted.reason}`);
       const done = await awaitDone(inserted.job, jobId, job);
+      if (schemaDisagrees(done)) {
+        forget(job.destination);
+        throw new TransientError(
+          `BigQuery load job ${jobId}: ${describe(done.status?.errorResult)}; the table changed, redelivery plans again from its new schema`,
+        );
+      }
       const result = toResult(done, jobId, inserted.kind === 'existing');
-      if (result) return result;
+      if (result) return withChanges(result, job, planned);
       lastFailure = describe(done.status?.errorResult);
       const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
       if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
@@ -268,13 +291,127 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
 
   async function loadClaimed(job: LoadJob): Promise<ClaimedLoadResult> {
     stopping.signal.throwIfAborted();
-    const inserted = await insert(job, job.jobId);
+    const planned = await planJob(job);
+    if ('rejected' in planned)
+      return { outcome: 'rejected', jobId: job.jobId, reason: planned.rejected };
+    const inserted = await insert(job, job.jobId, planned);
     if (inserted.kind === 'invalid')
       return { outcome: 'rejected', jobId: job.jobId, reason: inserted.reason };
     if (inserted.kind === 'quota')
       return { outcome: 'failed', jobId: job.jobId, reason: inserted.reason, quota: true };
     // Its id is new, so an existing job is this very insert, retried after a lost answer.
-    return claimedResult(await awaitDone(inserted.job, job.jobId, job), job.jobId);
+    const done = await awaitDone(inserted.job, job.jobId, job);
+    if (schemaDisagrees(done)) {
+      forget(job.destination);
+      const reason = `${describe(done.status?.errorResult)}; the table changed, its members go again`;
+      return { outcome: 'failed', jobId: job.jobId, reason, quota: false };
+    }
+    const result = claimedResult(done, job.jobId);
+    return result.outcome === 'failed' ? result : withChanges(result, job, planned);
+  }
+
+  // ---- Columns: the table's, cached per instance, and what a job's files do to them ----
+
+  const columnCache = new Map<
+    string,
+    { at: number; columns: Promise<TableColumn[] | undefined> }
+  >();
+  const forget = (destination: Destination) => columnCache.delete(tableId(destination));
+
+  function tableColumns(
+    destination: Destination,
+    fresh = false,
+  ): Promise<TableColumn[] | undefined> {
+    const key = tableId(destination);
+    const cached = columnCache.get(key);
+    if (!fresh && cached && Date.now() - cached.at < COLUMN_CACHE_MS) return cached.columns;
+    const columns = readTableColumns(destination);
+    columnCache.set(key, { at: Date.now(), columns });
+    columns.catch(() => columnCache.delete(key));
+    return columns;
+  }
+
+  async function readTableColumns(destination: Destination): Promise<TableColumn[] | undefined> {
+    const project = destination.project ?? defaultProject;
+    const table = client
+      .dataset(destination.dataset, { projectId: project })
+      .table(destination.table);
+    const what = `reading table ${tableId(destination)}`;
+    try {
+      const [metadata] = await call(table.getMetadata(), what);
+      const fields = (metadata as bigquery.ITable).schema?.fields ?? [];
+      return fields.map((field) => ({
+        name: field.name ?? '',
+        type: field.type ?? 'STRING',
+        mode: field.mode === 'REQUIRED' ? 'REQUIRED' : 'NULLABLE',
+      }));
+    } catch (error) {
+      if (error instanceof TransientError) throw error;
+      if (httpStatusOf(error) === 404) return undefined;
+      throw toWarehouseError(error, what);
+    }
+  }
+
+  /** How the job's files meet the table: its plan and the columns it was made from, or why not. */
+  async function planJob(job: LoadJob): Promise<Planned | { rejected: string }> {
+    const head = job.head ?? (await readHead(job));
+    if ('problem' in head) return { rejected: head.problem };
+    const before = await tableColumns(job.destination);
+    const plan = planLoad(head, job, before, tableId(job.destination));
+    if (plan !== 'fromFile' && 'rejected' in plan) {
+      // A stale cache never rejects a file: ask the table itself.
+      const fresh = await tableColumns(job.destination, true);
+      const again = planLoad(head, job, fresh, tableId(job.destination));
+      if (again !== 'fromFile' && 'rejected' in again) return again;
+      return { plan: again, before: fresh };
+    }
+    return { plan, before };
+  }
+
+  /** The first source's head, read when the job does not carry it. */
+  async function readHead(job: LoadJob): Promise<SourceHead | { problem: string }> {
+    const source = job.sources[0] as StoredObject;
+    storage ??= new Storage(options.project ? { projectId: options.project } : {});
+    const file = storage.bucket(source.bucket).file(source.name, { generation: source.generation });
+    const what = `reading the head of ${gsUri(source)}`;
+    let bytes: Buffer;
+    try {
+      [bytes] = await call(
+        file.download({ start: 0, end: HEAD_BYTES - 1, decompress: false, validation: false }),
+        what,
+        job.deadline,
+      );
+    } catch (error) {
+      if (error instanceof TransientError) throw error;
+      throw toWarehouseError(error, what);
+    }
+    const head = await checkHead({
+      head: bytes,
+      complete: bytes.length >= source.size,
+      gzip: /\.gz$/i.test(source.name),
+      csv: job.csv,
+    });
+    return 'problem' in head ? { problem: `${head.problem} (${gsUri(source)})` } : head;
+  }
+
+  /** A loaded result with what the job changed in the table's schema, read back when it changed any. */
+  async function withChanges<R extends ClaimedLoadResult>(
+    result: R,
+    job: LoadJob,
+    { plan, before }: Planned,
+  ): Promise<R> {
+    const changing =
+      plan === 'fromFile' ||
+      !before ||
+      job.write === 'replace' ||
+      plan.added.length > 0 ||
+      plan.relaxed.length > 0;
+    if (!changing) return result;
+    forget(job.destination);
+    if (result.outcome !== 'loaded' || !before) return result;
+    const after = await tableColumns(job.destination).catch(() => undefined);
+    const changes = after ? schemaChanges(before, after) : [];
+    return changes.length > 0 ? { ...result, schemaChanges: changes } : result;
   }
 
   // Every load in flight, so that abort() can wait for them to end.
@@ -286,6 +423,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
 
   return {
     jobsPerDay: DEFAULT_JOBS_PER_DAY,
+    tableColumns,
     loadClaimed: (job) => track(loadClaimed(job)),
     followJob: (jobId, where) =>
       track(
@@ -357,13 +495,28 @@ export function attemptId(jobId: string, attempt: number): string {
 export function toJobConfiguration(
   job: LoadJob,
   defaultProject: string,
+  plan?: ColumnPlan | 'fromFile',
 ): bigquery.IJobConfiguration {
-  return { load: toLoadConfiguration(job, defaultProject), labels: { ...job.labels } };
+  return { load: toLoadConfiguration(job, defaultProject, plan), labels: { ...job.labels } };
 }
 
+const WRITE_DISPOSITIONS = {
+  append: 'WRITE_APPEND',
+  // Rows replaced, the table's schema kept (and evolved by the schema update options).
+  truncate: 'WRITE_TRUNCATE_DATA',
+  replace: 'WRITE_TRUNCATE',
+  // On a `table$YYYYMMDD` destination: that partition only.
+  partition: 'WRITE_TRUNCATE',
+} as const;
+
+/**
+ * The load configuration; with a column plan (columns.ts), the table's schema as the plan leaves it,
+ * the schema update options that lets the job add and relax columns, and how columns match.
+ */
 export function toLoadConfiguration(
   job: LoadJob,
   defaultProject: string,
+  plan?: ColumnPlan | 'fromFile',
 ): bigquery.IJobConfigurationLoad {
   const { destination, csv } = job;
   const load: bigquery.IJobConfigurationLoad = {
@@ -376,7 +529,7 @@ export function toLoadConfiguration(
         ? `${destination.table}$${destination.partition}`
         : destination.table,
     },
-    writeDisposition: job.write === 'append' ? 'WRITE_APPEND' : 'WRITE_TRUNCATE',
+    writeDisposition: WRITE_DISPOSITIONS[job.write],
     createDisposition: job.createDisposition,
     skipLeadingRows: csv.skipLeadingRows,
     fieldDelimiter: csv.delimiter,
@@ -387,7 +540,16 @@ export function toLoadConfiguration(
     maxBadRecords: csv.maxBadRecords,
     nullMarker: csv.nullMarker,
   };
-  if (job.schema === 'auto') load.autodetect = true;
+  // Without a header row there are no names to match by.
+  load.sourceColumnMatch =
+    job.columns.match === 'byName' && csv.skipLeadingRows > 0 ? 'NAME' : 'POSITION';
+  if (plan && plan !== 'fromFile') {
+    load.schema = { fields: plan.table.map(toFieldSchema) };
+    const updates: string[] = [];
+    if (plan.added.length > 0) updates.push('ALLOW_FIELD_ADDITION');
+    if (plan.relaxed.length > 0) updates.push('ALLOW_FIELD_RELAXATION');
+    if (updates.length > 0 && job.write !== 'replace') load.schemaUpdateOptions = updates;
+  } else if (job.schema === 'auto') load.autodetect = true;
   else load.schema = { fields: job.schema.map(toFieldSchema) };
   // A `table$YYYYMMDD` destination needs a day-partitioned table, and creating one needs the spec.
   const partitioning: LoadJob['timePartitioning'] =
@@ -404,11 +566,22 @@ export function toLoadConfiguration(
   return load;
 }
 
-function toFieldSchema(field: SchemaField): bigquery.ITableFieldSchema {
+function toFieldSchema(field: SchemaField | TableColumn): bigquery.ITableFieldSchema {
   const out: bigquery.ITableFieldSchema = { name: field.name, type: field.type };
   if (field.mode) out.mode = field.mode;
-  if (field.description) out.description = field.description;
+  if ('description' in field && field.description) out.description = field.description;
   return out;
+}
+
+/**
+ * A job refused because the schema it carried no longer fits the table (changed since this instance
+ * read it): BigQuery's "Provided Schema does not match Table" (assumed wording, error-messages docs).
+ */
+function schemaDisagrees(job: JobResource): boolean {
+  const error = job.status?.errorResult;
+  return (
+    error?.reason === 'invalid' && /Provided Schema does not match Table/i.test(error.message ?? '')
+  );
 }
 
 /** A finished coalesced job: its transient failure is an outcome (its members are claimed again). */

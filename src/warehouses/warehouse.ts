@@ -1,4 +1,5 @@
-import type { CsvOptions, SchemaField, WriteMode, Route } from '../config';
+import type { TableColumn } from '../columns';
+import type { ColumnRules, CsvOptions, SchemaField, WriteMode, Route } from '../config';
 import type { StoredObject } from '../stores/store';
 
 export interface Destination {
@@ -17,6 +18,13 @@ export interface LoadJob {
   write: WriteMode;
   schema: 'auto' | SchemaField[];
   csv: CsvOptions;
+  /** How the files' columns meet the table's. */
+  columns: ColumnRules;
+  /**
+   * The first source's column names and first rows, as the head check read them (every source of a
+   * job has the same header); absent, the warehouse reads them itself.
+   */
+  head?: SourceHead;
   createDisposition: Route['createDisposition'];
   timePartitioning?: Route['timePartitioning'];
   clustering?: string[];
@@ -31,6 +39,12 @@ export interface LoadJob {
   claimed?: boolean;
 }
 
+/** A source's column names (`string_field_N` without a header row) and the data rows of its head. */
+export interface SourceHead {
+  header: string[];
+  rows: string[][];
+}
+
 /** Rows a load skipped under `maxBadRecords`, and why the first of them was bad. */
 export interface BadRecords {
   count: number;
@@ -38,7 +52,14 @@ export interface BadRecords {
 }
 
 export type LoadResult =
-  | { outcome: 'loaded'; jobId: string; rows: number; badRecords?: BadRecords }
+  | {
+      outcome: 'loaded';
+      jobId: string;
+      rows: number;
+      badRecords?: BadRecords;
+      /** What the load changed in the table's schema (schemaChanges in columns.ts). */
+      schemaChanges?: string[];
+    }
   /** This job id had already completed: nothing was written now. */
   | { outcome: 'duplicate'; jobId: string; rows?: number }
   /** The data cannot load; nothing of it was written. */
@@ -103,6 +124,11 @@ export interface Warehouse {
   readonly pinsGenerations?: boolean;
   /** Load jobs per table per day when a route's `batch` names none; Infinity for no pacing. */
   readonly jobsPerDay: number;
+  /**
+   * The table's columns, or undefined when it does not exist; cached per instance (`fresh` reads
+   * them again), so a prediction from them must be confirmed fresh before it rejects anything.
+   */
+  tableColumns(destination: Destination, fresh?: boolean): Promise<TableColumn[] | undefined>;
   /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
   recordRejection(job: LoadJob, reason: string): Promise<void>;
   tables(): Promise<TableInfo[]>;

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { gzipSync } from 'node:zlib';
-import { DEFAULT_CSV, type SchemaField } from '../../src/config';
+import { DEFAULT_COLUMNS, DEFAULT_CSV, type SchemaField } from '../../src/config';
 import { TransientError } from '../../src/errors';
 import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
@@ -43,6 +43,7 @@ export function contractJob(sources: StoredObject[], overrides: Partial<LoadJob>
     write: 'append',
     schema: 'auto',
     csv: { ...DEFAULT_CSV },
+    columns: { ...DEFAULT_COLUMNS },
     createDisposition: 'CREATE_IF_NEEDED',
     location: 'US',
     labels: {},

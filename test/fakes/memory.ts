@@ -15,13 +15,16 @@ import {
   type ObjectStore,
   type StoredObject,
 } from '../../src/stores/store';
-import type {
-  ClaimedLoadResult,
-  FollowedJob,
-  LoadJob,
-  LoadResult,
-  TableInfo,
-  Warehouse,
+import type { TableColumn } from '../../src/columns';
+import {
+  tableId,
+  type ClaimedLoadResult,
+  type Destination,
+  type FollowedJob,
+  type LoadJob,
+  type LoadResult,
+  type TableInfo,
+  type Warehouse,
 } from '../../src/warehouses/warehouse';
 
 /** An ObjectStore in memory: a real implementation of the port, for fast tests of the use case. */
@@ -161,8 +164,14 @@ export class MemoryWarehouse implements Warehouse {
   /** Decides a coalesced job's result before it loads (undefined: load it). */
   script: ((job: LoadJob) => ClaimedLoadResult | Error | undefined) | undefined;
   jobsPerDay = Infinity;
+  /** Table columns by `dataset.table`, as tableColumns answers them. */
+  readonly columns = new Map<string, TableColumn[]>();
 
   constructor(private readonly store: MemoryStore) {}
+
+  async tableColumns(destination: Destination): Promise<TableColumn[] | undefined> {
+    return this.columns.get(tableId(destination));
+  }
 
   async load(job: LoadJob): Promise<LoadResult> {
     this.jobs.push(job);

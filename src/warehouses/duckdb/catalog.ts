@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import type { TableColumn } from '../../columns';
 import type { TableInfo } from '../warehouse';
 import { identifier, quote, type Target } from './sql';
 
@@ -46,6 +47,47 @@ async function readColumns(c: DuckDBConnection, target: Target): Promise<Column[
   }));
 }
 
+/** The table's columns as BigQuery would describe them (the partition column aside), or undefined. */
+export async function bigQueryColumns(
+  c: DuckDBConnection,
+  target: Target,
+): Promise<TableColumn[] | undefined> {
+  const columns = await readColumns(c, target);
+  return columns?.filter((column) => column.name !== PARTITION_COLUMN).map(toBigQuery);
+}
+
+export function toBigQuery(column: Column): TableColumn {
+  return {
+    name: column.name,
+    type: bigQueryType(column.type),
+    mode: column.required ? 'REQUIRED' : 'NULLABLE',
+  };
+}
+
+/** DuckDB's type as the BigQuery type it stands for (csv.ts maps the other way). */
+function bigQueryType(type: string): string {
+  if (type.startsWith('DECIMAL')) return type === 'DECIMAL(38,18)' ? 'BIGNUMERIC' : 'NUMERIC';
+  return DUCKDB_TO_BIGQUERY[type] ?? 'STRING';
+}
+
+const DUCKDB_TO_BIGQUERY: Record<string, string> = {
+  VARCHAR: 'STRING',
+  BIGINT: 'INT64',
+  INTEGER: 'INT64',
+  SMALLINT: 'INT64',
+  TINYINT: 'INT64',
+  HUGEINT: 'INT64',
+  DOUBLE: 'FLOAT64',
+  FLOAT: 'FLOAT64',
+  BOOLEAN: 'BOOL',
+  DATE: 'DATE',
+  TIMESTAMP: 'DATETIME',
+  'TIMESTAMP WITH TIME ZONE': 'TIMESTAMP',
+  TIME: 'TIME',
+  BLOB: 'BYTES',
+  JSON: 'JSON',
+};
+
 export async function createTable(
   c: DuckDBConnection,
   target: Target,
@@ -62,6 +104,23 @@ export async function createTable(
   await c.run(
     `CREATE ${replace ? 'OR REPLACE ' : ''}TABLE ${target.sql} (${definitions.join(', ')})`,
   );
+}
+
+/** Adds NULLABLE columns and drops NOT NULL from others, inside the load's transaction. */
+export async function alterTable(
+  c: DuckDBConnection,
+  target: Target,
+  add: Column[],
+  relax: string[],
+): Promise<void> {
+  if (add.length === 0 && relax.length === 0) return;
+  knownColumns.get(c)?.delete(target.sql);
+  for (const column of add) {
+    await c.run(`ALTER TABLE ${target.sql} ADD COLUMN ${quote(column.name)} ${column.type}`);
+  }
+  for (const name of relax) {
+    await c.run(`ALTER TABLE ${target.sql} ALTER COLUMN ${quote(name)} DROP NOT NULL`);
+  }
 }
 
 /** Every table outside the ledger, with its row count. */

@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import type { TableColumn } from '../../columns';
 import type { CsvOptions, FieldType, SchemaField } from '../../config';
 import type { StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
@@ -37,6 +38,15 @@ export function schemaColumns(schema: SchemaField[]): Column[] {
     type: DUCKDB_TYPES[field.type],
     required: field.mode === 'REQUIRED',
   }));
+}
+
+/** A BigQuery column as the DuckDB column that stands for it. */
+export function duckColumn(column: TableColumn): Column {
+  return {
+    name: column.name,
+    type: DUCKDB_TYPES[column.type as FieldType] ?? 'VARCHAR',
+    required: column.mode === 'REQUIRED',
+  };
 }
 
 export type Compression = 'none' | 'gzip';

@@ -4,14 +4,23 @@ import * as path from 'node:path';
 import type { StoredObject } from '../../stores/store';
 import type { ClaimStore, SwapResult } from '../../claims';
 import type { WarehouseInspector } from '../inspector';
-import type { LoadResult, TableInfo, Warehouse } from '../warehouse';
-import { listTables } from './catalog';
+import type { TableColumn } from '../../columns';
+import {
+  tableId,
+  type Destination,
+  type LoadJob,
+  type LoadResult,
+  type TableInfo,
+  type Warehouse,
+} from '../warehouse';
+import { bigQueryColumns, listTables } from './catalog';
 import { batched } from './batched';
 import { readLedgerHistory } from './history';
 import { describeTables, previewTable } from './inspect';
 import { insertRejection, jobRecords, readClaims, swapClaims } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
+import { targetOf } from './sql';
 
 export { FileBusyError } from './session';
 
@@ -72,19 +81,39 @@ export function createDuckDbWarehouse(
     }
     return result;
   };
+  // Columns per table for head checks; a load may change them, so it drops its table's entry.
+  const columns = new Map<string, Promise<TableColumn[] | undefined>>();
+  const readColumns = (destination: Destination, fresh = false) => {
+    const key = tableId(destination);
+    if (fresh || !columns.has(key)) {
+      const read = db.run((c) => bigQueryColumns(c, targetOf({ destination })));
+      columns.set(key, read);
+      read.catch(() => columns.delete(key));
+    }
+    return columns.get(key) as Promise<TableColumn[] | undefined>;
+  };
+  const loaded = <T>(job: LoadJob, result: T): T => {
+    columns.delete(tableId(job.destination));
+    return result;
+  };
   return {
     jobsPerDay: Infinity,
     pinsGenerations: true,
+    tableColumns: readColumns,
     async load(job) {
       const rows = completed.get(job.jobId);
       if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      const result = await db.run((c, stop) => loadJob(c, job, options.objectPath, stop));
+      const result = loaded(
+        job,
+        await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)),
+      );
       if (result.outcome === 'failed') throw new Error(`unexpected result of job ${job.jobId}`);
       return remember(result);
     },
     async loadClaimed(job) {
-      const result = await db.run((c, stop) =>
-        loadJob(c, { ...job, claimed: true }, options.objectPath, stop),
+      const result = loaded(
+        job,
+        await db.run((c, stop) => loadJob(c, { ...job, claimed: true }, options.objectPath, stop)),
       );
       return result.outcome === 'failed' ? result : remember(result);
     },

@@ -2,7 +2,7 @@ import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node
 import { TransientError, errorMessage } from '../../errors';
 import type { StoredObject } from '../../stores/store';
 import type { BadRecords, ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
-import { PARTITION_COLUMN, createTable } from './catalog';
+import { PARTITION_COLUMN, alterTable, createTable } from './catalog';
 import { DROP_REJECTS, badRows, compressionOf, readCsvOptions, selectExpression } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
@@ -48,6 +48,7 @@ export async function loadJob(
     throwIfAborted(signal);
     await stop.shielded(() => c.run('COMMIT'));
     const loaded: LoadResult = { outcome: 'loaded', jobId: job.jobId, rows };
+    if (plan.changes.length > 0) loaded.schemaChanges = plan.changes;
     return bad.count > 0 ? { ...loaded, badRecords: bad } : loaded;
   } catch (error) {
     // A failed COMMIT has already ended the transaction, so ROLLBACK may fail too.
@@ -89,8 +90,13 @@ async function writeRows(
   plan: WritePlan,
 ): Promise<{ rows: number; bad: BadRecords }> {
   const { columns, date } = plan;
-  if (plan.create) await createTable(c, target, columns, date !== undefined, plan.create.replace);
-  const into = [...plan.into];
+  if (plan.create) {
+    await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
+  } else {
+    if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
+    await alterTable(c, target, plan.add, plan.relax);
+  }
+  const into = columns.map((column) => column.name);
   const select = columns.map(selectExpression);
   const params: DuckDBValue[] = [listValue([])];
   if (date !== undefined) {

@@ -1,21 +1,28 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { planLoad, schemaChanges, type TableColumn } from '../../columns';
+import { headerShape } from '../../jobs';
 import type { LoadJob } from '../warehouse';
-import { PARTITION_COLUMN, tableColumns, type Column } from './catalog';
-import { schemaColumns, sniffTypes } from './csv';
+import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
+import { duckColumn, sniffTypes } from './csv';
 import { Rejection, uriOf } from './errors';
-import { firstRecord, headerNames } from './header';
+import { sourceHead } from './header';
 import type { Target } from './sql';
 
 /** How a load writes to its table, decided before it writes anything. */
 export interface WritePlan {
-  /** The columns read from the files, in file order. */
+  /** The columns read from the files, in file order, named as the table columns they go to. */
   columns: Column[];
-  /** The table columns they go to, in the same order. */
-  into: string[];
-  /** Create (or, for truncate, replace) the table with `columns` first. */
-  create?: { replace: boolean };
+  /** Create (or, for `replace`, replace) the table with `columns` first. */
+  create?: { replace: boolean; columns: Column[] };
+  /** Delete the table's rows first, keeping its schema (`truncate`). */
+  empty?: boolean;
+  /** Columns to add, and columns to make NULLABLE, before the rows go in. */
+  add: Column[];
+  relax: string[];
   /** YYYY-MM-DD of a partition write. */
   date?: string;
+  /** What the load changes in the table's schema. */
+  changes: string[];
 }
 
 export async function planWrite(
@@ -29,21 +36,60 @@ export async function planWrite(
   if (!existing && job.createDisposition === 'CREATE_NEVER') {
     throw new Rejection(`table ${target.id} does not exist and createDisposition is CREATE_NEVER`);
   }
-  if (!existing || job.write === 'truncate') {
-    // A truncating load replaces the table's schema too, as WRITE_TRUNCATE does in BigQuery.
-    const columns =
-      job.schema === 'auto' ? await detectColumns(c, job, paths) : schemaColumns(job.schema);
-    const into = columns.map((column) => column.name);
-    return { columns, into, create: { replace: existing !== undefined }, date };
-  }
-  if (date !== undefined && !existing.some((column) => column.name === PARTITION_COLUMN)) {
+  if (
+    existing &&
+    date !== undefined &&
+    !existing.some((column) => column.name === PARTITION_COLUMN)
+  ) {
     throw new Rejection(
       `table ${target.id} is not partitioned: it has no ${PARTITION_COLUMN} column`,
     );
   }
-  const data = existing.filter((column) => column.name !== PARTITION_COLUMN);
-  const columns = await fitExisting(job, paths, target, data);
-  return { columns, into: data.map((column) => column.name), date };
+  const before = existing?.filter((column) => column.name !== PARTITION_COLUMN).map(toBigQuery);
+  const head = await sameHeader(job, paths);
+  const plan = planLoad(head, job, before, target.id);
+  if (plan !== 'fromFile' && 'rejected' in plan) throw new Rejection(plan.rejected);
+  const replace = existing !== undefined;
+  if (plan === 'fromFile') {
+    // BigQuery-style autodetect: names from the header row, types sniffed by DuckDB.
+    const types = await sniffTypes(c, job, paths, head.header.length);
+    const columns = head.header.map((name, i) => ({
+      name,
+      type: types[i] ?? 'VARCHAR',
+      required: false,
+    }));
+    const changes = before ? schemaChanges(before, columns.map(toBigQuery)) : [];
+    return { columns, create: { replace, columns }, add: [], relax: [], date, changes };
+  }
+  const after = new Map(plan.table.map((column) => [column.name, column]));
+  const columns = plan.into.map((name) => duckColumn(after.get(name) as TableColumn));
+  if (!before || job.write === 'replace') {
+    const created = plan.table.map(duckColumn);
+    const changes = before ? schemaChanges(before, plan.table) : [];
+    return { columns, create: { replace, columns: created }, add: [], relax: [], date, changes };
+  }
+  return {
+    columns,
+    empty: job.write === 'truncate',
+    add: plan.added.map(duckColumn),
+    relax: plan.relaxed,
+    date,
+    changes: schemaChanges(before, plan.table),
+  };
+}
+
+/** The first source's head; every other source must have the same header to share its job. */
+async function sameHeader(job: LoadJob, paths: string[]) {
+  const first = job.head ?? (await sourceHead(job, paths, 0));
+  for (let i = 1; i < job.sources.length; i++) {
+    const other = await sourceHead(job, paths, i);
+    if (headerShape(other) !== headerShape(first)) {
+      throw new Rejection(
+        `the header of ${uriOf(job, i)} (${other.header.join(',')}) differs from that of ${uriOf(job, 0)} (${first.header.join(',')}) in the same job`,
+      );
+    }
+  }
+  return first;
 }
 
 /** YYYYMMDD -> YYYY-MM-DD, checked to be a real day. */
@@ -54,56 +100,4 @@ function partitionDate(partition: string | undefined): string {
     throw new Rejection(`partition "${partition ?? ''}" is not a date in YYYYMMDD form`);
   }
   return iso;
-}
-
-/** The columns to read a file with for an existing table: the table's, checked against the file's header. */
-async function fitExisting(
-  job: LoadJob,
-  paths: string[],
-  target: Target,
-  table: Column[],
-): Promise<Column[]> {
-  if (job.schema !== 'auto') {
-    const columns = schemaColumns(job.schema);
-    checkNames(
-      columns.map((column) => column.name),
-      table,
-      `the schema does not match table ${target.id}`,
-    );
-    return columns;
-  }
-  if (job.csv.skipLeadingRows > 0) {
-    const header = await headerNames(job, paths, 0);
-    checkNames(header, table, `the header of ${uriOf(job, 0)} does not match table ${target.id}`);
-  }
-  return table;
-}
-
-function checkNames(names: string[], table: Column[], problem: string): void {
-  const want = table.map((column) => column.name);
-  if (names.length !== want.length) {
-    throw new Rejection(
-      `${problem}: ${names.length} columns, the table has ${want.length} (${want.join(', ')})`,
-    );
-  }
-  const index = names.findIndex((name, i) => name.toLowerCase() !== want[i]?.toLowerCase());
-  if (index >= 0) {
-    throw new Rejection(
-      `${problem}: column ${index + 1} is "${names[index]}", the table has "${want[index]}"`,
-    );
-  }
-}
-
-/** BigQuery-style autodetect: names from the header row (or string_field_N), types sniffed by DuckDB. */
-async function detectColumns(
-  c: DuckDBConnection,
-  job: LoadJob,
-  paths: string[],
-): Promise<Column[]> {
-  const names =
-    job.csv.skipLeadingRows > 0
-      ? await headerNames(job, paths, 0)
-      : (await firstRecord(job, paths, 0)).map((_, i) => `string_field_${i}`);
-  const types = await sniffTypes(c, job, paths, names.length);
-  return names.map((name, i) => ({ name, type: types[i] ?? 'VARCHAR', required: false }));
 }

@@ -12,7 +12,7 @@ export interface Target {
   sql: string;
 }
 
-export function targetOf(job: LoadJob): Target {
+export function targetOf(job: Pick<LoadJob, 'destination'>): Target {
   const { dataset, table } = job.destination;
   return {
     id: tableId(job.destination),
