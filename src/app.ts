@@ -136,11 +136,12 @@ export function send(res: ServerResponse, { status, body }: HttpResponse): void 
 
 function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefined): void {
   for (const object of result.objects) {
-    const { uri, outcome, jobId, rows, destination, reason } = object;
+    const { uri, outcome, jobId, rows, destination, reason, schemaChanges } = object;
     const line = [
       `${uri} ${outcome}`,
       destination && `-> ${destination}`,
       rows !== undefined && `${rows} rows`,
+      schemaChanges && `schema: ${schemaChanges.join(', ')}`,
       reason,
     ]
       .filter(Boolean)
@@ -154,6 +155,7 @@ function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefi
       rows,
       reason,
       eventId,
+      ...(schemaChanges ? { schemaChanges } : {}),
     };
     if (outcome === 'rejected') log.warn(fields, line);
     else log.info(fields, line);

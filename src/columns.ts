@@ -7,6 +7,7 @@ export interface TableColumn {
   /** A BigQuery type name (STRING, INT64, …). */
   type: string;
   mode: 'NULLABLE' | 'REQUIRED';
+  description?: string;
 }
 
 /** How a file's columns load into a table, and what the table becomes. */
@@ -53,7 +54,8 @@ export function planLoad(
   tableId: string,
 ): ColumnPlan | 'fromFile' | { rejected: string } {
   const declared = job.schema === 'auto' ? undefined : declaredColumns(job.schema);
-  const base = job.write === 'replace' ? declared : (table ?? declared);
+  // A table without columns (created empty) takes them from the file, as a new one does.
+  const base = job.write === 'replace' || !table?.length ? declared : table;
   if (!base) {
     const problem = badName(head.header);
     return problem ? { rejected: problem } : 'fromFile';
@@ -147,7 +149,12 @@ export function schemaChanges(before: TableColumn[], after: TableColumn[]): stri
 
 /** The declared schema's columns. */
 export function declaredColumns(schema: SchemaField[]): TableColumn[] {
-  return schema.map((f) => ({ name: f.name, type: f.type, mode: f.mode ?? 'NULLABLE' }));
+  return schema.map((f) => ({
+    name: f.name,
+    type: f.type,
+    mode: f.mode ?? 'NULLABLE',
+    ...(f.description ? { description: f.description } : {}),
+  }));
 }
 
 const ALIASES: Record<string, string> = {

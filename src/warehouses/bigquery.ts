@@ -569,7 +569,7 @@ export function toLoadConfiguration(
 function toFieldSchema(field: SchemaField | TableColumn): bigquery.ITableFieldSchema {
   const out: bigquery.ITableFieldSchema = { name: field.name, type: field.type };
   if (field.mode) out.mode = field.mode;
-  if ('description' in field && field.description) out.description = field.description;
+  if (field.description) out.description = field.description;
   return out;
 }
 

@@ -40,10 +40,21 @@ export interface JobScript {
   errors?: ErrorProto[];
 }
 
+export interface Field {
+  name: string;
+  type: string;
+  mode?: string;
+}
+
+/** A row as loaded: each column's value as its CSV text, null when absent or null. */
+export type Row = Record<string, string | null>;
+
 export interface TableState {
-  schema?: { name: string; type: string; mode?: string }[];
+  schema?: Field[];
   /** Rows per partition; '' for rows written without a partition decorator. */
   partitions: Map<string, number>;
+  /** The rows loaded from real (not virtual) content, per partition. */
+  rows: Map<string, Row[]>;
 }
 
 export interface BigQueryServerOptions {
@@ -570,9 +581,35 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     if (!existing && load.createDisposition === 'CREATE_NEVER') {
       return failed('notFound', `Not found: Table ${projectId}:${ref.datasetId}.${tableId}`);
     }
-    const declared = (load.schema as { fields?: TableState['schema'] } | undefined)?.fields;
+    const write =
+      typeof load.writeDisposition === 'string' ? load.writeDisposition : 'WRITE_APPEND';
+    const updates = (load.schemaUpdateOptions as string[] | undefined) ?? [];
+    const replacesSchema = write === 'WRITE_TRUNCATE' && partition === '';
+    // REST reference, JobConfigurationLoad.schemaUpdateOptions.
+    if (updates.length > 0 && (replacesSchema || write === 'WRITE_EMPTY')) {
+      return failed(
+        'invalid',
+        'Schema update options should only be specified with WRITE_APPEND or WRITE_TRUNCATE_DATA disposition, or with WRITE_TRUNCATE disposition on a table partition.',
+      );
+    }
+    if (write === 'WRITE_EMPTY' && existing && sumRows(existing) > 0) {
+      return failed('duplicate', `Already Exists: Table ${projectId}:${ref.datasetId}.${tableId}`);
+    }
+    const declared = (load.schema as { fields?: Field[] } | undefined)?.fields;
+    const keeps = existing?.schema && !replacesSchema ? existing.schema : undefined;
+    let schema = declared ?? keeps;
+    if (keeps && declared) {
+      const name = `${projectId}:${ref.datasetId}.${tableId}`;
+      const evolved = evolveSchema(keeps, declared, updates, name);
+      if ('error' in evolved) return failed('invalid', evolved.error);
+      schema = evolved.schema;
+    }
     const csv = csvOptions(load);
-    let schema = declared ?? existing?.schema;
+    // REST reference: unspecified matches by name under autodetect, else by position.
+    const byName =
+      csv.skipLeadingRows > 0 &&
+      (load.sourceColumnMatch === 'NAME' ||
+        (load.sourceColumnMatch !== 'POSITION' && load.autodetect === true));
     const stats: LoadStatistics = {
       inputFiles: 0,
       inputFileBytes: 0,
@@ -580,6 +617,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       badRecords: 0,
     };
     const rowErrors: ErrorProto[] = [];
+    const loaded: Row[] = [];
     for (const uri of load.sourceUris as string[]) {
       const [, bucket = '', name = ''] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
       const content = gcs.contentOf(bucket, name);
@@ -595,17 +633,26 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
         return failed('invalid', `Error while reading data, error message: ${parsed.error}`, uri);
       const records = parsed.records.slice(csv.skipLeadingRows);
       if (!schema && load.autodetect) schema = autodetect(parsed.records, csv.skipLeadingRows);
+      if (!schema) {
+        stats.outputRows += records.length;
+        continue;
+      }
+      const header = parsed.records[csv.skipLeadingRows - 1]?.values.map((v) => v.trim());
+      const columns = byName && header ? columnsByName(header, schema) : schema.map((f) => f.name);
+      if (typeof columns === 'string')
+        return failed('invalid', `Error while reading data, error message: ${columns}`, uri);
       for (const rec of records) {
-        const problem = schema ? checkRow(rec, schema, csv) : undefined;
-        if (problem) {
+        const row = readRow(rec, columns, schema, csv);
+        if (typeof row === 'string') {
           stats.badRecords++;
           rowErrors.push({
             reason: 'invalid',
             location: uri,
-            message: `Error while reading data, error message: ${problem}`,
+            message: `Error while reading data, error message: ${row}`,
           });
         } else {
           stats.outputRows++;
+          loaded.push(row);
         }
       }
     }
@@ -620,15 +667,17 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       };
       return { errorResult: summary, errors: [summary, ...rowErrors.slice(0, 5)] };
     }
-    const table = existing ?? { partitions: new Map<string, number>() };
-    if (schema && !table.schema) table.schema = schema;
-    const write = load.writeDisposition ?? 'WRITE_APPEND';
-    if (write === 'WRITE_EMPTY' && sumRows(table) > 0) {
-      return failed('duplicate', `Already Exists: Table ${projectId}:${ref.datasetId}.${tableId}`);
+    const table: TableState = existing ?? { partitions: new Map(), rows: new Map() };
+    if (schema) table.schema = schema;
+    // WRITE_TRUNCATE_DATA keeps the schema (evolved above) and replaces every row.
+    if (replacesSchema || write === 'WRITE_TRUNCATE_DATA') {
+      table.partitions.clear();
+      table.rows.clear();
     }
-    if (write === 'WRITE_TRUNCATE' && partition === '') table.partitions.clear();
-    const before = write === 'WRITE_APPEND' ? (table.partitions.get(partition) ?? 0) : 0;
+    const appends = write === 'WRITE_APPEND' || write === 'WRITE_EMPTY';
+    const before = appends ? (table.partitions.get(partition) ?? 0) : 0;
     table.partitions.set(partition, before + stats.outputRows);
+    table.rows.set(partition, [...(appends ? (table.rows.get(partition) ?? []) : []), ...loaded]);
     tables.set(tableId, table);
     const result: NonNullable<JobState['result']> = { load: stats };
     // Rows skipped under maxBadRecords are reported in status.errors of a successful job.
@@ -768,7 +817,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     createDataset,
     createTable(projectId, datasetId, tableId, schema) {
       createDataset(projectId, datasetId);
-      const table: TableState = { partitions: new Map() };
+      const table: TableState = { partitions: new Map(), rows: new Map() };
       if (schema) table.schema = schema;
       datasets.get(datasetKey(projectId, datasetId))?.set(tableId, table);
     },
@@ -948,30 +997,94 @@ const VALUE_CHECKS: Record<string, RegExp> = {
   DATE: /^\d{4}-\d{1,2}-\d{1,2}$/,
 };
 
+/** For each CSV column in header order, the schema field it loads into; or why it cannot load. */
+function columnsByName(header: string[], schema: Field[]): string[] | string {
+  const fields = new Map(schema.map((f) => [f.name.toLowerCase(), f.name]));
+  const columns: string[] = [];
+  for (const name of header) {
+    const field = fields.get(name.toLowerCase());
+    // Assumed wording: nothing found documents BigQuery's message for this case.
+    if (!field) return `No field in the schema matches CSV column "${name}".`;
+    columns.push(field);
+  }
+  return columns;
+}
+
+/**
+ * The schema a load leaves on a table whose schema it keeps: the declared one must list every
+ * column of the table with its type; columns added or relaxed need the schema update option.
+ * Messages as BigQuery words them (python-bigquery and bigquery issue threads); assumed otherwise.
+ */
+function evolveSchema(
+  table: Field[],
+  declared: Field[],
+  updates: string[],
+  name: string,
+): { schema: Field[] } | { error: string } {
+  const mismatch = (why: string) => ({
+    error: `Provided Schema does not match Table ${name}. ${why}`,
+  });
+  const given = new Map(declared.map((f) => [f.name.toLowerCase(), f]));
+  const schema: Field[] = [];
+  for (const field of table) {
+    const now = given.get(field.name.toLowerCase());
+    if (!now) return mismatch(`Field ${field.name} is missing in new schema`);
+    if (canonical(now.type) !== canonical(field.type))
+      return mismatch(`Field ${field.name} has changed type from ${field.type} to ${now.type}`);
+    const was = field.mode ?? 'NULLABLE';
+    const mode = now.mode ?? 'NULLABLE';
+    if (was !== mode && !(was === 'REQUIRED' && updates.includes('ALLOW_FIELD_RELAXATION')))
+      return mismatch(`Field ${field.name} has changed mode from ${was} to ${mode}`);
+    schema.push({ ...field, mode });
+  }
+  const known = new Set(table.map((f) => f.name.toLowerCase()));
+  const added = declared.filter((f) => !known.has(f.name.toLowerCase()));
+  if (added.length > 0 && !updates.includes('ALLOW_FIELD_ADDITION'))
+    return mismatch(`Cannot add fields (field: ${added[0]?.name ?? ''})`);
+  const required = added.find((f) => f.mode === 'REQUIRED');
+  if (required)
+    return mismatch(`Cannot add required fields to an existing schema. (field: ${required.name})`);
+  return { schema: [...schema, ...added] };
+}
+
+function canonical(type: string): string {
+  return (
+    ({ INTEGER: 'INT64', FLOAT: 'FLOAT64', BOOLEAN: 'BOOL' } as Record<string, string>)[type] ??
+    type
+  );
+}
+
 // Messages worded as BigQuery words them (see the examples cited in src/warehouses/bigquery.ts).
-function checkRow(
+function readRow(
   rec: CsvRecord,
-  schema: NonNullable<TableState['schema']>,
+  columns: string[],
+  schema: Field[],
   csv: CsvOptions,
-): string | undefined {
-  if (rec.values.length > schema.length)
+): Row | string {
+  if (rec.values.length > columns.length)
     return `Too many values in row starting at position: ${rec.offset}.`;
-  if (rec.values.length < schema.length && !csv.allowJaggedRows) {
-    return `CSV table references column position ${schema.length - 1}, but line starting at position:${rec.offset} contains only ${rec.values.length} columns.`;
+  if (rec.values.length < columns.length && !csv.allowJaggedRows) {
+    return `CSV table references column position ${columns.length - 1}, but line starting at position:${rec.offset} contains only ${rec.values.length} columns.`;
   }
-  for (const [i, field] of schema.entries()) {
+  const row: Row = {};
+  for (const field of schema) row[field.name] = null;
+  for (const [i, column] of columns.entries()) {
     const value = rec.values[i];
-    if (value === undefined || value === csv.nullMarker || value === '') {
-      if (field.mode === 'REQUIRED')
-        return `Required field ${field.name} cannot be null; line starting at position:${rec.offset}`;
-      continue;
-    }
-    const check = VALUE_CHECKS[field.type];
-    if (check && !check.test(value)) {
-      return `Could not parse '${value}' as ${field.type} for field ${field.name} (position ${i}) starting at location ${rec.offset}  with message 'Unable to parse'`;
+    row[column] = value === undefined || value === csv.nullMarker || value === '' ? null : value;
+  }
+  const types = new Map(schema.map((f) => [f.name, f.type]));
+  for (const [position, column] of columns.entries()) {
+    const value = row[column];
+    const type = types.get(column) ?? 'STRING';
+    const check = VALUE_CHECKS[type];
+    if (value !== null && value !== undefined && check && !check.test(value)) {
+      return `Could not parse '${value}' as ${type} for field ${column} (position ${position}) starting at location ${rec.offset}  with message 'Unable to parse'`;
     }
   }
-  return undefined;
+  const missing = schema.find((f) => f.mode === 'REQUIRED' && row[f.name] === null);
+  if (missing)
+    return `Required field ${missing.name} cannot be null; line starting at position:${rec.offset}`;
+  return row;
 }
 
 function virtualRows(content: VirtualContent, skip: number): number {

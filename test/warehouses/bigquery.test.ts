@@ -13,6 +13,7 @@ import {
   toLoadConfiguration,
 } from '../../src/warehouses/bigquery';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
+import { testDrift } from '../contract/drift-contract';
 import { contractJob, testWarehouse } from '../contract/warehouse-contract';
 import {
   LOAD_FIELDS,
@@ -77,6 +78,26 @@ for (const jobDurationMs of [0, 30]) {
     { badRecords: true, brokenGzip: true, abort: jobDurationMs > 0 },
   );
 }
+
+testDrift('BigQuery (REST test server)', async () => {
+  const gcs = await startGcsServer();
+  const bq = await startBigQueryServer({ gcs, jobDurationMs: 0 });
+  return {
+    warehouse: createBigQueryWarehouse({
+      bigquery: bigQueryClient(bq),
+      storage: storageClient(gcs),
+      pollIntervalMs: 5,
+      retryDelayMs: 1,
+    }),
+    put: async (bucket, name, content) => toStored(gcs.put(bucket, name, content)),
+    rows: async (dataset, table) =>
+      [...(bq.table(PROJECT, dataset, table)?.rows.values() ?? [])].flat(),
+    teardown: async () => {
+      await bq.close();
+      await gcs.close();
+    },
+  };
+});
 
 describe('createBigQueryWarehouse', () => {
   let gcs: GcsServer;
@@ -146,6 +167,7 @@ describe('createBigQueryWarehouse', () => {
             allowJaggedRows: false,
             maxBadRecords: 0,
             nullMarker: '',
+            sourceColumnMatch: 'NAME',
             autodetect: true,
           },
           labels: { component: 'gcs-bq-ingest', bucket: BUCKET, route: 'route-0' },
@@ -197,7 +219,7 @@ describe('createBigQueryWarehouse', () => {
       sourceFormat: 'CSV',
       sourceUris: [`gs://${BUCKET}/in/orders.csv`],
       destinationTable: { projectId: 'other-project', datasetId: 'typed', tableId: 'orders' },
-      writeDisposition: 'WRITE_TRUNCATE',
+      writeDisposition: 'WRITE_TRUNCATE_DATA',
       createDisposition: 'CREATE_NEVER',
       skipLeadingRows: 2,
       fieldDelimiter: ';',
@@ -207,10 +229,11 @@ describe('createBigQueryWarehouse', () => {
       allowJaggedRows: true,
       maxBadRecords: 3,
       nullMarker: 'NULL',
+      sourceColumnMatch: 'NAME',
       schema: {
         fields: [
           { name: 'id', type: 'INT64', mode: 'REQUIRED', description: 'order id' },
-          { name: 'day', type: 'DATE' },
+          { name: 'day', type: 'DATE', mode: 'NULLABLE' },
         ],
       },
       timePartitioning: { type: 'DAY', field: 'day', expirationMs: '86400000' },
@@ -391,7 +414,9 @@ describe('createBigQueryWarehouse', () => {
       const object = toStored(
         gcs.put(BUCKET, 'in/whole-2.csv.gz', zlib.gzipSync(`id,name\n${rows(0, 7)}`)),
       );
-      const load = job([object], { destination: { dataset: 'gz', table: 'whole' } });
+      // The use case hands over the head it read; only the gzip check reads the object.
+      const head = { header: ['id', 'name'], rows: [] };
+      const load = job([object], { destination: { dataset: 'gz', table: 'whole' }, head });
       expect(await warehouse.load(load)).to.include({ outcome: 'loaded', rows: 7 });
       const reads = () => gcs.requests.filter((r) => r.query.alt === 'media').length;
       const before = reads();
@@ -559,6 +584,7 @@ describe('createBigQueryWarehouse', () => {
       const client = bigQueryClient(bq, { retryOptions: { autoRetry: false } });
       const slow = createBigQueryWarehouse({
         bigquery: client,
+        storage: storageClient(gcs),
         pollIntervalMs: 5,
         requestTimeoutMs: 200,
       });
@@ -618,7 +644,11 @@ describe('createBigQueryWarehouse', () => {
   it('tables() lists tables with their row counts', async () => {
     const local = await startBigQueryServer({ gcs });
     try {
-      const w = createBigQueryWarehouse({ bigquery: bigQueryClient(local), pollIntervalMs: 5 });
+      const w = createBigQueryWarehouse({
+        bigquery: bigQueryClient(local),
+        storage: storageClient(gcs),
+        pollIntervalMs: 5,
+      });
       await w.load(job([csvObject(2)], { destination: { dataset: 'a', table: 't1' } }));
       await w.load(job([csvObject(3)], { destination: { dataset: 'b', table: 't2' } }));
       expect(await w.tables()).to.deep.equal([
@@ -632,7 +662,11 @@ describe('createBigQueryWarehouse', () => {
 
   it('without a project, jobs run in and load into the client project (GOOGLE_CLOUD_PROJECT here)', async () => {
     const client = bigQueryClient(bq, { projectId: undefined, retryOptions: { autoRetry: false } });
-    const w = createBigQueryWarehouse({ bigquery: client, pollIntervalMs: 5 });
+    const w = createBigQueryWarehouse({
+      bigquery: client,
+      storage: storageClient(gcs),
+      pollIntervalMs: 5,
+    });
     const load = job([csvObject(1)], { destination: { dataset: 'env', table: 'items' } });
     expect(await w.load(load)).to.include({ outcome: 'loaded' });
     const insert = bq.requests.find(isInsert);

@@ -65,7 +65,7 @@ export function toBigQuery(column: Column): TableColumn {
 }
 
 /** DuckDB's type as the BigQuery type it stands for (csv.ts maps the other way). */
-function bigQueryType(type: string): string {
+export function bigQueryType(type: string): string {
   if (type.startsWith('DECIMAL')) return type === 'DECIMAL(38,18)' ? 'BIGNUMERIC' : 'NUMERIC';
   return DUCKDB_TO_BIGQUERY[type] ?? 'STRING';
 }

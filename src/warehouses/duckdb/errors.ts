@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { TransientError, errorMessage, firstLine } from '../../errors';
 import { gsUri } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
+import { bigQueryType } from './catalog';
 import type { Target } from './sql';
 
 const CSV_PROBLEM =
@@ -37,7 +38,18 @@ function duckDbReason(message: string, job: LoadJob, paths: string[]): string {
     lines.find((l) => CSV_PROBLEM.test(l)) ??
     lines.slice(1).find((l) => l !== '' && !l.startsWith('Original Line:')) ??
     first;
-  return oneLine(`${detail} (line ${line} of ${uri})`);
+  return oneLine(`${inBigQueryTerms(detail)} (line ${line} of ${uri})`);
+}
+
+/** A value that does not convert, named with the table's type as BigQuery names it. */
+function inBigQueryTerms(detail: string): string {
+  const conversion =
+    /^Error when converting column "(.*)"\. Could not convert string "(.*)" to '([^']+)'$/.exec(
+      detail,
+    );
+  if (!conversion) return detail;
+  const [, column, value, type] = conversion;
+  return `could not parse "${value}" as ${bigQueryType(type ?? '')} for column "${column}"`;
 }
 
 /** The gs:// URI of the source DuckDB read as `file`. */

@@ -93,8 +93,9 @@ async function writeRows(
   if (plan.create) {
     await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
   } else {
-    if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
+    // DuckDB refuses to alter a table this transaction already deleted from: alter first.
     await alterTable(c, target, plan.add, plan.relax);
+    if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
   }
   const into = columns.map((column) => column.name);
   const select = columns.map(selectExpression);
