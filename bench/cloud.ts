@@ -6,6 +6,7 @@ import { isInsert, isJobGet, startBigQueryServer } from '../test/servers/bigquer
 import { startGcsServer, type ObjectResource } from '../test/servers/gcs-server';
 import {
   MB,
+  cpuOf,
   expectOutcome,
   median,
   result,
@@ -64,13 +65,18 @@ export async function cloudPath(options: BenchOptions): Promise<BenchReport> {
         }),
       );
       bq.resetCounters();
+      gcs.resetCounters();
+      const cpu0 = cpuOf(service.pid);
       const t0 = performance.now();
       const answers = await Promise.all(resources.map(emit));
       walls.push(seconds(t0));
+      const cpuMs = ((cpuOf(service.pid) - cpu0) * 1000) / concurrent;
       answers.forEach((answer, i) => expectOutcome(answer, 'loaded', `cloud event ${i}`));
       options.log(
         `  ${concurrent} concurrent events, ${JOB_MS} ms jobs: ${round(walls.at(-1) ?? 0)} s; ` +
-          `${bq.count(isInsert)} jobs.insert, ${bq.count(isJobGet)} jobs.get`,
+          `${bq.count(isInsert)} jobs.insert, ${bq.count(isJobGet)} jobs.get, ` +
+          `${gcs.count()} Cloud Storage requests; ` +
+          `service CPU ${round(cpuMs)} ms per event`,
       );
     }
     const wall = median(walls);

@@ -108,6 +108,12 @@ export function rssOf(pid: number): number {
   return Number(kb) * 1024;
 }
 
+/** CPU seconds (user and system) a process has used, from /proc/<pid>/stat. */
+export function cpuOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ)
+}
+
 export const MB = 1024 * 1024;
 
 export interface Service {
