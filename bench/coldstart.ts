@@ -42,11 +42,12 @@ interface Measured {
 
 /**
  * 2. Cold start: from spawning the process to the first answered event, and resident memory after
- * it, for the no-op function and for `ingest` on each backend. Median of 10 starts (--quick: 2),
- * taking turns, after one unmeasured start each that records which modules the process loaded.
+ * it, for the no-op function and for `ingest` on each backend. 10 rounds (--quick: 3) in which
+ * each starts once, taking turns, after one unmeasured start each that records which modules the
+ * process loaded.
  */
 export async function coldStart(options: BenchOptions): Promise<BenchReport> {
-  const starts = options.quick ? 2 : 10;
+  const starts = options.quick ? 3 : 10;
   const gcs = await startGcsServer();
   const bq = await startBigQueryServer({ gcs });
   const home = path.join(options.work, 'home'); // no Application Default Credentials in here
@@ -95,12 +96,12 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
     },
   ];
   const measured = new Map<string, Measured>();
+  const runs = new Map<string, Measured[]>(variants.map((v) => [v.name, []]));
   try {
     const probes = new Map<string, Measured>();
     for (const variant of variants)
       probes.set(variant.name, await startOnce(variant, 0, options, true));
     // The variants take turns, so that other load on the machine falls on all of them alike.
-    const runs = new Map<string, Measured[]>(variants.map((v) => [v.name, []]));
     for (let i = 1; i <= starts; i++) {
       for (const variant of variants)
         runs.get(variant.name)?.push(await startOnce(variant, i, options, false));
@@ -128,11 +129,14 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
     `coldstart: gcp loads DuckDB: ${gcp.duckdb ? 'yes' : 'no'}; local loads the Google clients: ${local.google ? 'yes' : 'no'}`,
   ];
   const isolated = !gcp.duckdb && !local.google;
+  const of = (name: string, pick: (m: Measured) => number) => (runs.get(name) ?? []).map(pick);
+  const ms = (m: Measured) => m.ms;
+  const mb = (m: Measured) => m.rss / MB;
   return {
     results: [
-      result('coldstart-gcp-time', 'ms', gcp.ms, noop.ms, '<= 1.5', isolated),
-      result('coldstart-gcp-rss', 'MB', gcp.rss / MB, noop.rss / MB, '<= 1.5', isolated),
-      result('coldstart-local-time', 'ms', local.ms, noop.ms, null),
+      result('coldstart-gcp-time', 'ms', of('gcp', ms), of('noop', ms), '<= 1.5', isolated),
+      result('coldstart-gcp-rss', 'MB', of('gcp', mb), of('noop', mb), '<= 1.5', isolated),
+      result('coldstart-local-time', 'ms', of('local', ms), of('noop', ms), null),
     ],
     notes,
   };

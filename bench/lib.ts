@@ -16,16 +16,27 @@ export interface BenchOptions {
   source: string;
   /** With `--cpu-prof`: where services write their V8 CPU profiles. */
   profileDir?: string;
+  /** The image's environment for every service process (NODE_ENV). */
+  imageEnv: Record<string, string>;
+  /** A compile cache warmed as the image's is: each service process starts from a copy of it. */
+  compileCache?: string;
   log(line: string): void;
 }
 
-/** One row of `bench/results.json`; `ratio` is always value / baseline. */
+/**
+ * One row of `bench/results.json`. Each round measures value and baseline one after the other;
+ * `value` and `baseline` are their medians, `ratio` the median of the rounds' value / baseline, and
+ * `min` and `max` the lowest and highest of those.
+ */
 export interface BenchResult {
   name: string;
   unit: string;
   value: number;
   baseline: number;
   ratio: number;
+  min: number;
+  max: number;
+  rounds: number;
   /** `>= 0.8`, `<= 1.5`, …; null when the ratio is only reported. */
   target: string | null;
   met: boolean | null;
@@ -47,25 +58,30 @@ export const BASE_ENV = {
 
 export const NOOP_SOURCE = path.join(REPO_ROOT, 'dist', 'bench', 'noop');
 
+/** A row from the rounds' values and baselines (`values[i]` against `baselines[i]`). */
 export function result(
   name: string,
   unit: string,
-  value: number,
-  baseline: number,
+  values: number[],
+  baselines: number[],
   target: string | null,
   /** A further condition of the target, beyond the ratio. */
   also = true,
 ): BenchResult {
-  const ratio = value / baseline;
+  const ratios = values.map((value, i) => value / (baselines[i] ?? NaN));
+  const ratio = median(ratios);
   const [op, bound] = target?.split(' ') ?? [];
   const limit = Number(bound);
   const met = target === null ? null : (op === '>=' ? ratio >= limit : ratio <= limit) && also;
   return {
     name,
     unit,
-    value: round(value),
-    baseline: round(baseline),
+    value: round(median(values)),
+    baseline: round(median(baselines)),
     ratio: round(ratio),
+    min: round(Math.min(...ratios)),
+    max: round(Math.max(...ratios)),
+    rounds: ratios.length,
     target,
     met,
   };
@@ -92,6 +108,12 @@ export function rssOf(pid: number): number {
   return Number(kb) * 1024;
 }
 
+/** CPU seconds (user and system) a process has used, from /proc/<pid>/stat. */
+export function cpuOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ)
+}
+
 export const MB = 1024 * 1024;
 
 export interface Service {
@@ -115,6 +137,9 @@ export async function spawnFramework(
 ): Promise<Service> {
   const port = await freePort();
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
+  // As on Cloud Run, every instance starts from the cache the image was built with.
+  const cache = options.compileCache && fs.mkdtempSync(path.join(options.work, 'compile-cache-'));
+  if (cache) fs.cpSync(options.compileCache as string, cache, { recursive: true });
   const started = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -127,7 +152,13 @@ export async function spawnFramework(
     ],
     {
       cwd: REPO_ROOT,
-      env: { ...BASE_ENV, ...env, PORT: String(port) },
+      env: {
+        ...BASE_ENV,
+        ...options.imageEnv,
+        ...env,
+        ...(cache ? { NODE_COMPILE_CACHE: cache } : {}),
+        PORT: String(port),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -135,7 +166,9 @@ export async function spawnFramework(
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve())).then(() => {
+    if (cache) fs.rmSync(cache, { recursive: true, force: true });
+  });
   if (child.pid === undefined) throw new Error(`could not start ${target}`);
   return {
     url: `http://127.0.0.1:${port}/`,

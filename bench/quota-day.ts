@@ -81,13 +81,13 @@ export async function quotaDay(options: BenchOptions): Promise<BenchReport> {
         result(
           'quota-day-files-per-job',
           'files/job',
-          count / Math.max(1, succeeded.length),
-          1,
+          [count / Math.max(1, succeeded.length)],
+          [1],
           null,
         ),
-        result('quota-day-jobs-vs-quota', 'jobs', inserted, quota * days, '<= 1'),
-        result('quota-day-exactly-once', 'bool', exactlyOnce, 1, '>= 1'),
-        result('quota-day-latency-p99', 's', p99, interval, null),
+        result('quota-day-jobs-vs-quota', 'jobs', [inserted], [quota * days], '<= 1'),
+        result('quota-day-exactly-once', 'bool', [exactlyOnce], [1], '>= 1'),
+        result('quota-day-latency-p99', 's', [p99], [interval], null),
       ],
       notes: [
         `quota-day: ${count} objects over a ${dayMs / 1000} s day, quota ${quota} jobs a day, ` +

@@ -42,7 +42,7 @@ export interface BigQueryWarehouseOptions {
   project?: string;
   /** The client's default location; each load job names its own. */
   location?: string;
-  /** Time between jobs.get calls while a job runs; default 1 s. */
+  /** Longest time between jobs.get calls while a job runs (the first comes after 150 ms); default 1 s. */
   pollIntervalMs?: number;
   /** First pause before a transiently failed job is retried under a new id; doubles, at most 32 s. */
   retryDelayMs?: number;
@@ -123,6 +123,8 @@ const REQUEST_TIMEOUT_MS = 60_000;
 const MIN_REQUEST_TIMEOUT_MS = 1000;
 // BigQuery's SLA back-off: at least 1 s, doubling, at most 32 s.
 const MAX_RETRY_DELAY_MS = 32_000;
+// The first jobs.get after an insert; each later one waits twice as long, up to pollIntervalMs.
+const FIRST_POLL_MS = 150;
 
 /** The BigQuery Warehouse: one load job per LoadJob, reading the gs:// URIs itself. */
 export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}): Warehouse {
@@ -202,6 +204,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
 
   async function awaitDone(resource: JobResource, jobId: string, job: Where): Promise<JobResource> {
     let current = resource;
+    // A short job is seen soon after it ends; a long one is polled every pollIntervalMs.
+    let interval = Math.min(FIRST_POLL_MS, pollIntervalMs);
     while (current.status?.state !== 'DONE') {
       const left = job.deadline - Date.now();
       if (left <= 0) {
@@ -209,7 +213,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
           `BigQuery load job ${jobId} still running; redelivery will await it`,
         );
       }
-      await pause(Math.min(pollIntervalMs, left));
+      await pause(Math.min(interval, left));
+      interval = Math.min(interval * 2, pollIntervalMs);
       current = await getJob(jobId, job);
     }
     return current;

@@ -1,0 +1,96 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as prettier from 'prettier';
+import type { BenchResult } from './lib';
+
+// `npm run bench:readme`: the README's results table, from bench/results.json. A complete
+// `npm run bench` does the same after writing results.json.
+
+export const README = path.resolve(__dirname, '..', '..', 'README.md');
+export const RESULTS = path.resolve(__dirname, '..', '..', 'bench', 'results.json');
+const START = '<!-- bench:results -->';
+const END = '<!-- /bench:results -->';
+
+export interface Machine {
+  cpus: number;
+  model: string;
+  memory: string;
+  node: string;
+  /** The Dockerfile's runtime stage the run measured. */
+  image?: string;
+  compileCache?: string;
+  date: string;
+  command: string;
+}
+
+/** As results.json holds them; runs before the rounds have no spread. */
+export interface Results {
+  machine: Machine;
+  benchmarks: (Omit<BenchResult, 'min' | 'max' | 'rounds'> &
+    Partial<Pick<BenchResult, 'min' | 'max' | 'rounds'>>)[];
+}
+
+/** A Markdown table of the results. */
+export function table(results: Results['benchmarks']): string {
+  const rows = [
+    ['benchmark', 'value', 'baseline', 'ratio', 'min–max', 'rounds', 'target', 'met'],
+    ['---', '---:', '---:', '---:', '---:', '---:', '---', '---'],
+    ...results.map((r) => [
+      r.name,
+      `${r.value} ${r.unit}`,
+      `${r.baseline} ${r.unit}`,
+      String(r.ratio),
+      r.min === undefined ? '–' : `${r.min}–${r.max}`,
+      r.rounds === undefined ? '–' : String(r.rounds),
+      r.target ?? 'reported',
+      r.met === null ? '–' : r.met ? 'yes' : '**no**',
+    ]),
+  ];
+  return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');
+}
+
+/** The README with the text between the two markers replaced by the results, formatted as the repo is. */
+export async function renderReadme(readme: string, results: Results): Promise<string> {
+  const start = readme.indexOf(START);
+  const end = readme.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`README.md has no ${START} … ${END} section`);
+  const m = results.machine;
+  const runtime = `Node ${m.node}${m.image ? `, the runtime of the image's \`${m.image}\`` : ''}`;
+  const section = [
+    START,
+    '',
+    `Latest full run, \`${m.command}\` (${m.cpus} × ${m.model} vCPU, ${m.memory}, ${m.date.slice(0, 10)}),`,
+    'from `bench/results.json` by `npm run bench:readme`.',
+    `Runtime: ${runtime}.`,
+    `Compile cache: ${m.compileCache ?? 'none'}.`,
+    '',
+    table(results.benchmarks),
+    '',
+    END,
+  ].join('\n');
+  const text = readme.slice(0, start) + section + readme.slice(end + END.length);
+  const options = (await prettier.resolveConfig(README)) ?? {};
+  return prettier.format(text, { ...options, parser: 'markdown' });
+}
+
+export function readResults(file = RESULTS): Results {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as Results;
+}
+
+/** Rewrites README.md from results.json; whether it changed. */
+export async function updateReadme(): Promise<boolean> {
+  const before = fs.readFileSync(README, 'utf8');
+  const after = await renderReadme(before, readResults());
+  if (after !== before) fs.writeFileSync(README, after);
+  return after !== before;
+}
+
+if (require.main === module) {
+  updateReadme().then(
+    (changed) => process.stdout.write(`README.md ${changed ? 'updated' : 'unchanged'}\n`),
+    (error: unknown) => {
+      process.stderr.write(`bench:readme: ${String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
