@@ -79,6 +79,31 @@ describe('coalesced loads', () => {
     expect([...counts.values()].every((n) => n === 1)).to.equal(true);
   });
 
+  it('puts only files with the same header in one job, and tells a schema change once', async () => {
+    const { put, run, warehouse } = setup();
+    const plain = Array.from({ length: 6 }, (_, i) => put(i));
+    const wider = Array.from({ length: 4 }, (_, i) => put(10 + i, `id,extra\n${i},x\n`));
+    warehouse.script = (job) =>
+      job.head?.header.includes('extra')
+        ? {
+            outcome: 'loaded',
+            jobId: job.jobId,
+            rows: job.sources.length,
+            schemaChanges: ['added column extra STRING'],
+          }
+        : undefined;
+    const results = (await run({ objects: [...plain, ...wider] })).objects;
+    expect(results.every((r) => r.outcome === 'loaded')).to.equal(true);
+    for (const job of warehouse.jobs) {
+      const wide = new Set(wider.map((o) => o.name));
+      const headers = new Set(job.sources.map((s) => (wide.has(s.name) ? 'wider' : 'plain')));
+      expect(headers.size, job.sources.map((s) => s.name).join()).to.equal(1);
+      expect(job.head?.header).to.deep.equal(headers.has('wider') ? ['id', 'extra'] : ['id']);
+    }
+    const told = results.filter((r) => r.schemaChanges);
+    expect(told.map((r) => r.schemaChanges)).to.deep.equal([['added column extra STRING']]);
+  });
+
   it('loads one generation once when two deliveries race', async () => {
     const { put, event, warehouse } = setup();
     const object = put(1);

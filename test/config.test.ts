@@ -72,6 +72,46 @@ routes:
     expect(rest).to.include({ dataset: 'raw', schema: 'auto', write: 'append' });
   });
 
+  it('column rules: byName with a header row; add with schema auto, reject with a schema file', () => {
+    const yaml = `
+defaults: {relaxColumns: true}
+routes:
+  - match: "typed/*.csv"
+    schema: s.json
+  - match: "raw/*.csv"
+    csv: {skipLeadingRows: 0}
+  - match: "open/*.csv"
+    schema: s.json
+    columns: byPosition
+    newColumns: add
+    relaxColumns: false
+  - match: "**/*.csv"
+`;
+    const config = loadConfig({}, files({ 'ingest.yaml': yaml, 's.json': SALES_SCHEMA }));
+    expect(config.routes.map((r) => r.columns)).to.deep.equal([
+      { match: 'byName', newColumns: 'reject', relax: true },
+      { match: 'byPosition', newColumns: 'add', relax: true },
+      { match: 'byPosition', newColumns: 'add', relax: false },
+      { match: 'byName', newColumns: 'add', relax: true },
+    ]);
+  });
+
+  it('refuses columns: byName without a header row, naming the field', () => {
+    const yaml = `routes:\n  - match: "**/*.csv"\n    columns: byName\n    csv: {skipLeadingRows: 0}\n`;
+    expect(() => loadConfig({}, files({ 'ingest.yaml': yaml }))).to.throw(
+      ConfigError,
+      /routes\[0\]\.columns.*byName needs a header row/,
+    );
+  });
+
+  it('accepts write: replace', () => {
+    const yaml = `routes:\n  - match: "**/*.csv"\n    write: replace\n`;
+    expect(loadConfig({}, files({ 'ingest.yaml': yaml })).routes[0]).to.include({
+      write: 'replace',
+      batch: false,
+    });
+  });
+
   it('takes the project from GOOGLE_CLOUD_PROJECT when the file names none', () => {
     expect(loadConfig({ GOOGLE_CLOUD_PROJECT: 'env-project' }, files({})).project).to.equal(
       'env-project',

@@ -161,6 +161,73 @@ describe('ingest', () => {
     );
   });
 
+  describe('columns that drift', () => {
+    const fruit = 'my-proj.ingest.fruit';
+    const required = [
+      { name: 'id', type: 'INT64', mode: 'REQUIRED' as const },
+      { name: 'name', type: 'STRING', mode: 'REQUIRED' as const },
+    ];
+
+    it('rejects a file the table cannot take before any job, naming the column', async () => {
+      const { store, event, warehouse } = setup();
+      warehouse.columns.set(fruit, required);
+      const result = await event(store.put('landing', 'in/fruit.csv', 'id\n1\n'));
+      expect(result.objects[0]).to.include({ outcome: 'rejected' });
+      expect(result.objects[0]?.reason).to.equal(
+        'column "name" of table my-proj.ingest.fruit is REQUIRED and missing from the file (relaxColumns: true would make it NULLABLE)',
+      );
+      expect(warehouse.jobs).to.have.length(0);
+      expect(store.metadataOf('landing', '_quarantine/in/fruit.csv')).to.not.equal(undefined);
+    });
+
+    it('never rejects on a stale cache: a rejection is confirmed against fresh columns', async () => {
+      const { store, event, warehouse } = setup();
+      warehouse.cached.set(fruit, required);
+      warehouse.columns.set(fruit, [required[0]!, { ...required[1]!, mode: 'NULLABLE' }]);
+      const result = await event(store.put('landing', 'in/fruit.csv', 'id\n1\n'));
+      expect(result.objects[0]).to.include({ outcome: 'loaded' });
+      expect(warehouse.columnReads.map((r) => r.fresh)).to.deep.equal([false, true]);
+    });
+
+    it("hands the job the header and first rows it read, and reads a table's columns from the cache", async () => {
+      const { store, event, warehouse } = setup();
+      warehouse.columns.set(fruit, required);
+      await event(store.put('landing', 'in/fruit.csv', 'name,id\nkiwi,1\n'));
+      expect(warehouse.jobs[0]?.head).to.deep.equal({
+        header: ['name', 'id'],
+        rows: [['kiwi', '1']],
+      });
+      expect(warehouse.columnReads).to.deep.equal([{ table: fruit, fresh: false }]);
+    });
+
+    it("tells a job's schema changes on its first object only", async () => {
+      const { store, run, warehouse } = setup();
+      const a = store.put('landing', 'snap/t/a.csv', 'id,name\n1,a\n');
+      const b = store.put('landing', 'snap/t/b.csv', 'id,name\n2,b\n');
+      const jobId = jobIdFor(
+        [a, b],
+        { project: 'my-proj', dataset: 'snap', table: 't' },
+        'truncate',
+      );
+      const schemaChanges = ['dropped column extra'];
+      warehouse.outcomes.set(jobId, { outcome: 'loaded', jobId, rows: 2, schemaChanges });
+      const result = await run({ objects: [a, b] });
+      expect(result.objects.map((o) => o.schemaChanges)).to.deep.equal([schemaChanges, undefined]);
+    });
+
+    it('rejects a truncate batch whose files have different headers, naming both', async () => {
+      const { store, run, warehouse } = setup();
+      const a = store.put('landing', 'snap/t/a.csv', 'id,name\n1,a\n');
+      const b = store.put('landing', 'snap/t/b.csv', 'id,extra\n2,b\n');
+      const result = await run({ objects: [a, b] });
+      expect(result.objects.map((o) => o.outcome)).to.deep.equal(['rejected', 'rejected']);
+      expect(result.objects.find((o) => o.uri.endsWith('b.csv'))?.reason).to.match(
+        /its header \(id,extra\) differs from that of gs:\/\/landing\/snap\/t\/a\.csv/,
+      );
+      expect(warehouse.jobs).to.have.length(0);
+    });
+  });
+
   it('rejects a header that does not match the schema, quarantines it with the reason and records it', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'typed/a.csv', 'id,nom\n1,a\n');

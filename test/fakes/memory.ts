@@ -164,13 +164,18 @@ export class MemoryWarehouse implements Warehouse {
   /** Decides a coalesced job's result before it loads (undefined: load it). */
   script: ((job: LoadJob) => ClaimedLoadResult | Error | undefined) | undefined;
   jobsPerDay = Infinity;
-  /** Table columns by `dataset.table`, as tableColumns answers them. */
+  /** Table columns by `project.dataset.table`, as a fresh read answers them. */
   readonly columns = new Map<string, TableColumn[]>();
+  /** What the cache answers, where it differs from `columns` (stale). */
+  readonly cached = new Map<string, TableColumn[]>();
+  readonly columnReads: { table: string; fresh: boolean }[] = [];
 
   constructor(private readonly store: MemoryStore) {}
 
-  async tableColumns(destination: Destination): Promise<TableColumn[] | undefined> {
-    return this.columns.get(tableId(destination));
+  async tableColumns(destination: Destination, fresh = false): Promise<TableColumn[] | undefined> {
+    const table = tableId(destination);
+    this.columnReads.push({ table, fresh });
+    return (fresh ? undefined : this.cached.get(table)) ?? this.columns.get(table);
   }
 
   async load(job: LoadJob): Promise<LoadResult> {
