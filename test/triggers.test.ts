@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { applyPlan, runCommand, triggersCommand, type RunResult } from '../src/cli/triggers';
 import {
+  AGENT_NOT_READY,
   parseDefinition,
   planTriggers,
   renderScript,
@@ -63,6 +64,8 @@ const storage = {
   },
 };
 type Doc = Record<string, unknown>;
+/** For runs that must not wait: a retry where none is due fails the test. */
+const noWait = () => Promise.reject(new Error('waited to retry where no retry is due'));
 const clone = (): Doc => JSON.parse(JSON.stringify(storage)) as Doc;
 const edit = (change: (d: Doc & typeof storage) => void): string => {
   const d = clone() as Doc & typeof storage;
@@ -326,7 +329,7 @@ describe('trigger plan', () => {
       `gcloud pubsub topics describe ingest-dead-letter ${p} --format=none`,
       `gcloud pubsub topics create ingest-dead-letter ${p}`,
       `gcloud pubsub subscriptions describe ingest-dead-letter ${p} --format=none`,
-      `gcloud pubsub subscriptions create ingest-dead-letter ${p} --topic=ingest-dead-letter --message-retention-duration=7d`,
+      `gcloud pubsub subscriptions create ingest-dead-letter ${p} --topic=ingest-dead-letter --message-retention-duration=31d`,
       `gcloud pubsub topics add-iam-policy-binding ingest-dead-letter ${p} ${agent} --role=roles/pubsub.publisher --format=none`,
       `gcloud eventarc triggers describe ingest-reprocess ${where} --format=none`,
       `gcloud eventarc triggers create ingest-reprocess ${where} --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --transport-topic=projects/test-project/topics/ingest-reprocess ${to} ${sa}`,
@@ -460,23 +463,25 @@ async function printed(args: string[], env: Record<string, string> = {}): Promis
     run: () => Promise.reject(new Error('--print must not run anything')),
     out: (text: string) => (out += text),
     err: () => undefined,
+    sleep: noWait,
   };
   await triggersCommand(deps).exitOverride().parseAsync(args, { from: 'user' });
   return out;
 }
 
-describe('gcs-bq-ingest triggers --print', () => {
-  const args = [
-    '--dir',
-    EVENTARC,
-    '--project',
-    'test-project',
-    '--region',
-    'europe-west1',
-    '--bucket',
-    'test-landing',
-  ];
+/** The repository's definitions with every value given as a flag. */
+const args = [
+  '--dir',
+  EVENTARC,
+  '--project',
+  'test-project',
+  '--region',
+  'europe-west1',
+  '--bucket',
+  'test-landing',
+];
 
+describe('gcs-bq-ingest triggers --print', () => {
   it('prints a bash script whose commands are exactly the plan', async () => {
     const script = await printed(args);
     expect(script).to.equal(renderScript(planTriggers(repoDefinitions(), 'test-project')));
@@ -596,7 +601,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
         describeValue(argv) ??
         (argv[3] === 'describe' ? { code: 1, stdout: '', stderr: 'NOT_FOUND' } : ok()),
     );
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined });
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    });
     expect(runner.calls).to.deep.equal(
       commandsOf(plan(), {
         PROJECT_NUMBER: '123456789012',
@@ -609,7 +619,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
 
   it('keeps what exists and still sets each subscription policy', async () => {
     const runner = fakeRunner((argv) => describeValue(argv) ?? ok());
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined });
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    });
     const verbs = runner.calls.map((argv) => argv.slice(1, 4).join(' '));
     expect(verbs.filter((v) => v.endsWith(' create'))).to.deep.equal([]);
     expect(verbs.filter((v) => v === 'pubsub subscriptions update')).to.have.length(2);
@@ -636,6 +651,7 @@ describe('gcs-bq-ingest triggers --apply', () => {
       run: runner.run,
       out: () => undefined,
       err: (t) => (stderr += t),
+      sleep: noWait,
     }).catch((e: unknown) => (error = e));
     expect((error as Error).message).to.equal(
       'gcloud eventarc triggers create failed: ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: eventarc.triggers.create',
@@ -654,9 +670,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
   it('fails when a trigger has no subscription to update', async () => {
     const runner = fakeRunner((argv) => (argv[1] === 'projects' ? ok('1\n') : ok()));
     let error: unknown;
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined }).catch(
-      (e: unknown) => (error = e),
-    );
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    }).catch((e: unknown) => (error = e));
     expect((error as Error).message).to.equal(
       'gcloud eventarc triggers describe printed nothing for SUBSCRIPTION_INGEST_REPROCESS',
     );
@@ -666,6 +685,129 @@ describe('gcs-bq-ingest triggers --apply', () => {
     const result = await runCommand(['gcloud-not-installed-here', 'x']);
     expect(result.code).to.equal(127);
     expect(result.stderr).to.contain('gcloud-not-installed-here is not installed or not on PATH');
+  });
+});
+
+describe('a new project: trigger creation retried while the Eventarc service agent is provisioned', function () {
+  this.timeout(60_000);
+  // What Eventarc answers then (https://cloud.google.com/eventarc/docs/troubleshooting).
+  const refusal = `ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: ${AGENT_NOT_READY}. If you recently started to use Eventarc, it may take a few minutes before all necessary permissions are propagated to the Service Agent. Otherwise, verify that it has Eventarc Service Agent role.`;
+  /** gcloud where nothing exists yet and each trigger's create is refused $FAILS times first; sleep only records. */
+  const fakes = {
+    gcloud: `#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG/calls"
+case "$*" in
+  "projects describe "*) echo 123456789012 ;;
+  *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
+  *" describe "*) exit 1 ;;
+  "eventarc triggers create "*)
+    n=$(( $(cat "$FAKE_LOG/refused-$4" 2>/dev/null || echo 0) + 1 ))
+    if [ "$n" -le "$FAILS" ]; then echo "$n" > "$FAKE_LOG/refused-$4"; echo "$REFUSAL" >&2; exit 1; fi ;;
+esac
+`,
+    sleep: `#!/usr/bin/env bash
+echo "$1" >> "$FAKE_LOG/slept"
+`,
+  };
+  let dir = '';
+  let env: Record<string, string> = {};
+  const lines = (file: string) =>
+    fs.existsSync(path.join(dir, file))
+      ? fs.readFileSync(path.join(dir, file), 'utf8').trim().split('\n')
+      : [];
+  const creates = () => lines('calls').filter((c) => c.startsWith('eventarc triggers create '));
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggers-agent-'));
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    for (const [name, text] of Object.entries(fakes))
+      fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
+    env = {
+      PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+      FAKE_LOG: dir,
+      REFUSAL: refusal,
+    };
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  async function apply(fails: number): Promise<{ error?: Error; slept: number[]; out: string }> {
+    const slept: number[] = [];
+    let out = '';
+    const runEnv = { ...env, FAILS: String(fails) };
+    const deps = {
+      env: {},
+      run: (argv: readonly string[]) => runCommand(argv, runEnv),
+      out: (text: string) => (out += text),
+      err: () => undefined,
+      sleep: (ms: number) => Promise.resolve(slept.push(ms)),
+    };
+    const error = await triggersCommand(deps)
+      .exitOverride()
+      .parseAsync(['--apply', ...args], { from: 'user' })
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    return { error, slept, out };
+  }
+
+  it('--apply creates each trigger once the agent is ready, after 20 s and 40 s', async () => {
+    const result = await apply(2);
+    expect(result.error).to.equal(undefined);
+    expect(result.out).to.contain('not ready yet; trying again in 20 s');
+    expect(creates().map((c) => c.split(' ')[3])).to.deep.equal([
+      ...Array<string>(3).fill('ingest-reprocess'),
+      ...Array<string>(3).fill('ingest-storage-finalized'),
+    ]);
+    expect(result.slept).to.deep.equal([20_000, 40_000, 20_000, 40_000]);
+    expect(result.out.trim().split('\n').at(-1)).to.equal('done');
+  });
+
+  it('--apply gives up after 5 minutes with the refusal', async () => {
+    const result = await apply(9);
+    expect(result.error?.message).to.contain(AGENT_NOT_READY);
+    expect(result.slept).to.deep.equal([20_000, 40_000, 80_000, 160_000]);
+    expect(creates()).to.have.length(5);
+  });
+
+  it('the printed script does the same', async () => {
+    const script = await printed(args);
+    const file = path.join(dir, 'script.sh');
+    fs.writeFileSync(file, script);
+    execFileSync('bash', [file], {
+      env: { ...env, FAILS: '2' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    expect(creates()).to.have.length(6);
+    expect(lines('slept')).to.deep.equal(['20', '40', '20', '40']);
+
+    fs.rmSync(path.join(dir, 'calls'));
+    fs.rmSync(path.join(dir, 'slept'));
+    for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('refused-')))
+      fs.rmSync(path.join(dir, f));
+    let stderr = '';
+    try {
+      execFileSync('bash', [file], {
+        env: { ...env, FAILS: '9' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      });
+    } catch (error) {
+      stderr = String((error as { stderr?: string }).stderr);
+    }
+    expect(stderr).to.contain(AGENT_NOT_READY);
+    expect(creates()).to.have.length(5);
+    expect(lines('slept')).to.deep.equal(['20', '40', '80', '160']);
+  });
+
+  it('a refusal for another reason is not retried', async () => {
+    env.REFUSAL =
+      'ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: eventarc.triggers.create';
+    const result = await apply(1);
+    expect(result.error?.message).to.contain('PERMISSION_DENIED: eventarc.triggers.create');
+    expect(result.slept).to.deep.equal([]);
+    expect(creates()).to.have.length(1);
   });
 });
 
@@ -785,16 +927,7 @@ describe('gcloud accepts every printed trigger command', function () {
   });
 
   it('parses every command of the printed script, each in a few seconds, without credentials', async () => {
-    const script = await printed([
-      '--dir',
-      EVENTARC,
-      '--project',
-      'test-project',
-      '--region',
-      'europe-west1',
-      '--bucket',
-      'test-landing',
-    ]);
+    const script = await printed(args);
     const commands = runPrinted(script);
     expect(commands.length).to.be.greaterThan(10);
     const started = Date.now();
