@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { skipSuite } from './skips';
 
 /** What gcloud says when it has parsed every argument and stops only for want of an account. */
 export const NO_ACCOUNT =
@@ -27,10 +28,11 @@ export function gcloudOrSkip(context: Mocha.Context): string {
   if (found) return found;
   if (process.env.REQUIRE_GCLOUD === '1')
     throw new Error('gcloud is not on PATH, and REQUIRE_GCLOUD=1');
-  console.log(
-    '    skipped: the Google Cloud CLI (gcloud) is not on PATH; set REQUIRE_GCLOUD=1 to fail instead',
+  return skipSuite(
+    context,
+    'the Google Cloud CLI (gcloud) is not on PATH',
+    'set REQUIRE_GCLOUD=1 to fail instead',
   );
-  return context.skip();
 }
 
 /** No credentials, no prompts, no metadata server; anything past the account check would meet a closed port. */
