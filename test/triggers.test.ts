@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,7 +17,14 @@ import {
   type Plan,
   type Values,
 } from '../src/triggers';
-import { NO_ACCOUNT, gcloudOrSkip, isolatedEnv } from './helpers/gcloud';
+import {
+  gcloudOrSkip,
+  inBatches,
+  isolatedEnv,
+  problem,
+  recordCommands,
+  runGcloud,
+} from './helpers/gcloud';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const EVENTARC = path.join(ROOT, 'eventarc');
@@ -421,39 +428,9 @@ describe('shell quoting', () => {
   });
 });
 
-/** A fake gcloud for bash: records each call's arguments; nothing exists yet; describe prints values. */
-const FAKE_GCLOUD = `#!/usr/bin/env bash
-n=$(( $(cat "$FAKE_LOG/count" 2>/dev/null || echo 0) + 1 ))
-echo "$n" > "$FAKE_LOG/count"
-printf '%s\\0' gcloud "$@" > "$FAKE_LOG/$n"
-case "$*" in
-  "projects describe "*) echo 123456789012 ;;
-  *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
-  *" describe "*) exit 1 ;;
-esac
-`;
-
+/** The commands a printed script runs, in order, against a fake gcloud where nothing exists yet. */
 function runPrinted(script: string): string[][] {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggers-script-'));
-  try {
-    const bin = path.join(dir, 'bin');
-    fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, 'gcloud'), FAKE_GCLOUD, { mode: 0o755 });
-    fs.writeFileSync(path.join(dir, 'script.sh'), script);
-    execFileSync('bash', [path.join(dir, 'script.sh')], {
-      env: { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_LOG: dir },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const count = Number(fs.readFileSync(path.join(dir, 'count'), 'utf8'));
-    return Array.from({ length: count }, (_, i) =>
-      fs
-        .readFileSync(path.join(dir, String(i + 1)), 'utf8')
-        .split('\0')
-        .slice(0, -1),
-    );
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return recordCommands(script, os.tmpdir());
 }
 
 async function printed(args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -812,51 +789,6 @@ echo "$1" >> "$FAKE_LOG/slept"
 });
 
 // --- The installed Google Cloud CLI as the judge of every printed command ---
-
-interface Verdict {
-  argv: string[];
-  code: number | null;
-  stderr: string;
-  ms: number;
-}
-
-function runGcloud(
-  gcloud: string,
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-): Promise<Verdict> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      gcloud,
-      argv.slice(1),
-      { env, timeout: 30_000, encoding: 'utf8' },
-      (error, _stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ argv: [...argv], code, stderr, ms: Date.now() - started });
-      },
-    );
-  });
-}
-
-async function inBatches<T, R>(
-  items: readonly T[],
-  size: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += size)
-    results.push(...(await Promise.all(items.slice(i, i + size).map(work))));
-  return results;
-}
-
-/** Well-formed means: gcloud parsed every argument and stopped only because no account is signed in. */
-function problem(v: Verdict): string | undefined {
-  if (v.code === 1 && NO_ACCOUNT.test(v.stderr)) return undefined;
-  const error =
-    v.stderr.split('\n').find((l) => l.startsWith('ERROR')) ?? v.stderr.trim().split('\n')[0];
-  return `exit ${v.code} after ${v.ms} ms: ${v.argv.join(' ')}\n    ${error}`;
-}
 
 describe('gcloud accepts every printed trigger command', function () {
   this.timeout(120_000);
