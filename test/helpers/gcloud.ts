@@ -118,7 +118,7 @@ case "$*" in
   "projects describe "*) echo 123456789012 ;;
   "storage service-agent"*) echo service-123456789012@gs-project-accounts.iam.gserviceaccount.com ;;
   *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
-  *" describe "*) exit 1 ;;
+  *" describe "*"--format=none"*) exit 1 ;;
 esac
 `,
   bq: `#!/usr/bin/env bash
@@ -149,18 +149,30 @@ export function recordCommands(
     for (const [name, text] of Object.entries(FAKES))
       fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
     fs.writeFileSync(path.join(dir, 'script.sh'), script);
-    execFileSync('bash', [path.join(dir, 'script.sh')], {
-      cwd,
-      env: {
-        PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
-        HOME: dir,
-        FAKE_LOG: dir,
-        NODE: process.execPath,
-        REPO: path.resolve(__dirname, '..', '..', '..'),
-        ...env,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const run = () =>
+      execFileSync('bash', [path.join(dir, 'script.sh')], {
+        cwd,
+        env: {
+          PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+          HOME: dir,
+          FAKE_LOG: dir,
+          NODE: process.execPath,
+          REPO: path.resolve(__dirname, '..', '..', '..'),
+          ...env,
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      });
+    try {
+      run();
+    } catch (error) {
+      throw new Error(
+        `the script failed (${String((error as { status?: number }).status)}): ${(error as { stderr?: string }).stderr ?? ''}`,
+        {
+          cause: error,
+        },
+      );
+    }
     const count = Number(fs.readFileSync(path.join(dir, 'count'), 'utf8'));
     return Array.from({ length: count }, (_, i) =>
       fs
