@@ -1,5 +1,5 @@
 # gcs-bq-ingest: the `ingest` Functions Framework target on Cloud Run (INGEST_BACKEND=gcp).
-# Needs BuildKit (the default builder since Docker 23) for the optional-file COPY below.
+# Plain Dockerfile syntax: builds with BuildKit or with Docker's legacy builder.
 
 # Build stage: compile the TypeScript with the dev dependencies.
 FROM node:22.23.3-bookworm-slim AS build
@@ -8,6 +8,11 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN npm run build
+# The routing configuration, when the repository has one: ingest.yaml and the BigQuery schema files
+# it names under schemas/, gathered into a folder that always exists (a COPY of a file that may be
+# missing needs BuildKit). Without them the built-in defaults apply (see the README).
+RUN mkdir -p runtime-config \
+    && for f in ingest.yaml schemas; do if [ -e "$f" ]; then cp -R "$f" runtime-config/; fi; done
 
 # Runtime stage: Node 22 LTS, production dependencies and the compiled service only.
 FROM node:22.23.3-bookworm-slim
@@ -16,12 +21,12 @@ ENV NODE_ENV=production \
     PORT=8080
 WORKDIR /app
 COPY --from=build /app/package.json /app/package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --omit=optional leaves out DuckDB's native library (about 70 MB, an optional dependency of its
+# bindings and the only optional production package): the local backend needs it, the gcp backend
+# never loads it.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
-# The routing configuration, when the repository has one: ingest.yaml and the BigQuery schema files
-# it names under schemas/. Without them the built-in defaults apply (see the README).
-COPY --from=build /app/ingest.yam[l] ./
-COPY --from=build /app/schema[s] ./schemas/
+COPY --from=build /app/runtime-config/ ./
 # Compile the service's modules once, here, instead of at every cold start: with Node 22's compile
 # cache, loading them took about 185 ms instead of 255 ms (measured on this Node version).
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache

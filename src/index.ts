@@ -6,18 +6,14 @@ import { loadConfig, type Config } from './config';
 import { ConfigError } from './errors';
 import { installJsonFinalHandler, takeOverShutdown } from './framework';
 import { createLogger } from './log';
+import { DEFAULT_GRACE_SECONDS, STEP_MS } from './shutdown';
 import { createStatusSite } from './status/site';
 
 // The entry module: the Functions Framework loads it and serves the `ingest` target.
 const logger = createLogger(process.env.LOG_LEVEL ?? 'info');
 const config = startupConfig();
-const graceMs = Number(process.env.INGEST_SHUTDOWN_GRACE_SECONDS ?? 10) * 1000;
-// Bounds on the shutdown steps after the grace: stopping the loads, letting their requests answer,
-// writing the answers out, closing the warehouse.
-const ABORT_MS = 3000;
-const SETTLE_MS = 1000;
-const FLUSH_MS = 1000;
-const CLOSE_MS = 2000;
+const graceMs = Number(process.env.INGEST_SHUTDOWN_GRACE_SECONDS ?? DEFAULT_GRACE_SECONDS) * 1000;
+const { abort: ABORT_MS, settle: SETTLE_MS, flush: FLUSH_MS, close: CLOSE_MS } = STEP_MS;
 let shuttingDown = false;
 
 let backend: Promise<Backend> | undefined;

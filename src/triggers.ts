@@ -21,8 +21,19 @@ export const PLACEHOLDER_SOURCES: Record<Placeholder, { flag: string; env: strin
   BUCKET: { flag: '--bucket', env: ['INGEST_BUCKET'] },
 };
 
-/** Days a message stays in the dead-letter subscription (Pub/Sub's maximum). */
-export const DEAD_LETTER_RETENTION = '7d';
+/**
+ * How long a message stays in the dead-letter subscription: Pub/Sub's maximum, 31 days (the default
+ * is 7), so that a dead letter outlives a long absence.
+ */
+export const DEAD_LETTER_RETENTION = '31d';
+
+/**
+ * What `gcloud eventarc triggers create` answers while the Eventarc service agent of a new project is
+ * still being provisioned; Google's advice is to create the trigger again after a few minutes.
+ */
+export const AGENT_NOT_READY = 'Permission denied while using the Eventarc Service Agent';
+/** The waits, in seconds, before each new attempt at a create that failed with AGENT_NOT_READY. */
+export const AGENT_RETRY_SECONDS = [20, 40, 80, 160] as const;
 
 const REGION = /^[a-z]+-[a-z]+[0-9]+$/;
 const PUBSUB_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
@@ -193,8 +204,12 @@ export type Word = string | readonly (string | Ref)[];
 export type Step =
   /** Run the command; a failure stops. */
   | { kind: 'run'; argv: Word[] }
-  /** Run `create` unless `check` succeeds (the resource exists already, and is kept as it is). */
-  | { kind: 'ensure'; check: Word[]; create: Word[] }
+  /**
+   * Run `create` unless `check` succeeds (the resource exists already, and is kept as it is). With
+   * `retryWhile`, a create whose output contains that text is run again after each of
+   * AGENT_RETRY_SECONDS.
+   */
+  | { kind: 'ensure'; check: Word[]; create: Word[]; retryWhile?: string }
   /** Run the command and keep its trimmed output under `into`. */
   | { kind: 'capture'; into: string; argv: Word[] };
 
@@ -355,6 +370,7 @@ function triggerSection(d: Definition, project: string): Section {
           `--destination-run-path=${d.destination.path}`,
           `--service-account=${d.serviceAccount}`,
         ],
+        retryWhile: AGENT_NOT_READY,
       },
       {
         kind: 'capture',
@@ -431,16 +447,38 @@ export function renderStep(step: Step): string {
   switch (step.kind) {
     case 'run':
       return renderArgv(step.argv);
-    case 'ensure':
-      return `${renderArgv(step.check)} >/dev/null 2>&1 || ${renderArgv(step.create)}`;
+    case 'ensure': {
+      const retry =
+        step.retryWhile === undefined ? '' : `retry_while ${shellQuote(step.retryWhile)} `;
+      return `${renderArgv(step.check)} >/dev/null 2>&1 || ${retry}${renderArgv(step.create)}`;
+    }
     case 'capture':
       return `${step.into}="$(${renderArgv(step.argv)})"`;
   }
 }
 
+/** `retry_while TEXT COMMAND...`: the script's form of an ensure step's `retryWhile`. */
+const RETRY_WHILE = [
+  `# retry_while TEXT COMMAND...: runs COMMAND; while it fails saying TEXT, runs it again after ${AGENT_RETRY_SECONDS.join(', ')} s.`,
+  'retry_while() {',
+  '  local text=$1 delay output',
+  '  shift',
+  `  for delay in ${AGENT_RETRY_SECONDS.join(' ')} ''; do`,
+  '    if output=$("$@" 2>&1); then printf \'%s\\n\' "$output"; return 0; fi',
+  '    printf \'%s\\n\' "$output" >&2',
+  '    if [[ -z $delay || $output != *"$text"* ]]; then return 1; fi',
+  '    echo "not ready yet; trying again in $delay s" >&2',
+  '    sleep "$delay"',
+  '  done',
+  '}',
+];
+
 /** The whole plan as a bash script that stops at the first failure. */
 export function renderScript(plan: Plan): string {
   const lines = ['#!/usr/bin/env bash', 'set -euo pipefail'];
+  const steps = plan.sections.flatMap((s) => s.steps);
+  if (steps.some((s) => s.kind === 'ensure' && s.retryWhile !== undefined))
+    lines.push('', ...RETRY_WHILE);
   for (const section of plan.sections) {
     lines.push('', `# ${section.title}`, ...section.steps.map(renderStep));
   }

@@ -63,10 +63,15 @@ describe('cloudbuild.yaml', () => {
     const flag = (name: string) =>
       args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
     expect(args).to.include('--no-allow-unauthenticated');
+    // only Eventarc and Pub/Sub in the project call it, unless the build is told otherwise
+    expect(flag('ingress')).to.equal('${_INGRESS}');
+    expect(config.substitutions?._INGRESS).to.equal('internal');
     expect(flag('service-account')).to.equal(
       'gcs-bq-ingest-run@$PROJECT_ID.iam.gserviceaccount.com',
     );
-    expect(flag('set-env-vars')?.split(',')).to.include('INGEST_BACKEND=gcp');
+    // --set-env-vars would remove every variable set on the service by hand; --update-env-vars keeps them
+    expect(flag('set-env-vars')).to.equal(undefined);
+    expect(flag('update-env-vars')?.split(',')).to.include('INGEST_BACKEND=gcp');
     expect(flag('min-instances')).to.equal('0');
     // the request timeout must outlast the wait for a load job (INGEST_WAIT_SECONDS=540), within Cloud Run's 3600
     expect(Number(flag('timeout'))).to.be.within(560, 3600);
@@ -84,11 +89,35 @@ describe('cloudbuild.yaml', () => {
     expect(Number(flag('concurrency'))).to.equal(1000);
   });
 
-  it('applies the triggers with the project CLI after the deploy', () => {
-    const index = stepRunning(/dist\/src\/cli\/main\.js triggers --apply/);
-    expect(index).to.be.greaterThan(stepRunning(/^gcloud run deploy /));
-    const args = config.steps[index]?.args ?? [];
-    expect(args.join(' ')).to.contain('--project $PROJECT_ID --region ${_REGION}');
+  it('applies the triggers after the deploy: the project CLI prints them, bash runs them in the gcloud image', () => {
+    const print = stepRunning(
+      /dist\/src\/cli\/main\.js triggers --print .* > \/workspace\/triggers\.sh$/,
+    );
+    expect(print).to.be.greaterThan(stepRunning(/^gcloud run deploy /));
+    expect(command(config.steps[print] as Step)).to.contain(
+      '--project $PROJECT_ID --region ${_REGION} --bucket ${_BUCKET}',
+    );
+    const apply = stepRunning(/^bash \/workspace\/triggers\.sh$/);
+    expect(apply).to.be.greaterThan(print);
+    expect(config.steps[apply]?.name).to.match(
+      /^gcr\.io\/google\.com\/cloudsdktool\/google-cloud-cli:/,
+    );
+  });
+
+  it('runs no program copied from one builder image into another', () => {
+    for (const step of config.steps) {
+      expect(step.entrypoint ?? '', step.id).not.to.match(/^\/workspace\//);
+      expect(step.args ?? [], step.id).not.to.include('/usr/local/bin/node');
+    }
+  });
+
+  it('names only files that exist', () => {
+    const text = fs.readFileSync(CONFIG, 'utf8');
+    const named = [...text.matchAll(/\b(?:[\w-]+\/)*[\w-]+\.(?:md|yaml|json|js)\b/g)].map(
+      (m) => m[0],
+    );
+    expect(named).to.include('dist/src/cli/main.js');
+    expect(named.filter((file) => !fs.existsSync(path.join(ROOT, file)))).to.deep.equal([]);
   });
 
   it('gives every substitution it uses a default', () => {

@@ -1,7 +1,10 @@
 /**
- * No Docker engine here, so the runtime stage is proven another way: the file set its COPY lines
- * name is assembled in a temporary folder, its `npm ci --omit=dev` is run there, and its own CMD is
- * started under Node 22 with its own ENV (but the local backend), then a finalized event must load.
+ * No Docker engine here, so the image is proven another way: the build stage's context is a plain
+ * copy of the repository (as .dockerignore leaves it) with the repository's own build output, its
+ * shell steps are run there, the file set the runtime stage's COPY lines name is assembled from it
+ * with Docker's plain COPY rules (a missing source is an error, as without BuildKit), its
+ * `npm ci --omit=dev --omit=optional` is run, and its own CMD is started under Node 22 with its own
+ * ENV against the Cloud Storage and BigQuery test servers; then a finalized event must load.
  * Run alone with: npx mocha --no-config --timeout 300000 dist/test/dockerfile.test.js
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -11,6 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { expect } from 'chai';
 import picomatch from 'picomatch';
+import { startBigQueryServer, type BigQueryServer } from './servers/bigquery-server';
+import { startGcsServer, type GcsServer } from './servers/gcs-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -146,12 +151,53 @@ function copyInto(source: string, target: string): void {
   fs.cpSync(source, target, { recursive: true });
 }
 
+const outDir =
+  (
+    JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')) as {
+      compilerOptions?: { outDir?: string };
+    }
+  ).compilerOptions?.outDir?.replace(/^\.\//, '') ?? 'dist';
+
 /**
- * Builds the runtime stage's file set in `app`: COPY lines with the build stage's WORKDIR mapped to the
- * repository (its build output being the repository's own build), RUN lines as far as they are npm ci.
+ * The build stage's WORKDIR as it ends, in `context`: a plain copy of the build context (what
+ * .dockerignore leaves of `root`) with the repository's own build output for `npm run build`, and
+ * the stage's other shell steps run there. Its `npm ci` is not run: only the build needs it.
+ */
+function assembleBuild(
+  stage: Stage,
+  root: string,
+  context: string,
+  log: (line: string) => void,
+): void {
+  const ignored = dockerignore(root);
+  fs.cpSync(root, context, {
+    recursive: true,
+    filter: (source) => {
+      const relative = path.relative(root, source).split(path.sep).join('/');
+      return relative === '' || !ignored(relative);
+    },
+  });
+  for (const i of stage.instructions.filter((i) => i.op === 'RUN')) {
+    const argv = words(i.args);
+    if (argv[0] === 'npm' && argv[1] === 'ci') {
+      log(`build stage: RUN ${i.args}: skipped, the build output is the repository's own`);
+    } else if (argv[0] === 'npm' && argv[1] === 'run' && argv[2] === 'build') {
+      fs.symlinkSync(path.join(ROOT, outDir), path.join(context, outDir));
+      log(`build stage: RUN ${i.args}: the repository's ${outDir}/`);
+    } else {
+      execFileSync('sh', ['-c', i.args], { cwd: context, stdio: ['ignore', 'ignore', 'pipe'] });
+      log(`build stage: RUN ${i.args}`);
+    }
+  }
+}
+
+/**
+ * Builds the runtime stage's file set in `app`: COPY lines from the build stage's WORKDIR (as
+ * `assembleBuild` left it in `context`) or the build context, RUN lines as far as they are npm ci.
  */
 function assembleRuntime(
   stages: Stage[],
+  context: string,
   app: string,
   node: string,
   log: (line: string) => void,
@@ -160,12 +206,6 @@ function assembleRuntime(
   const workdir = workdirOf(runtime);
   const env: Record<string, string> = {};
   const ignored = dockerignore(ROOT);
-  const outDir =
-    (
-      JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.json'), 'utf8')) as {
-        compilerOptions?: { outDir?: string };
-      }
-    ).compilerOptions?.outDir?.replace(/^\.\//, '') ?? 'dist';
 
   for (const i of runtime.instructions) {
     if (i.op === 'ENV') Object.assign(env, envOf({ ...runtime, instructions: [i] }));
@@ -182,28 +222,17 @@ function assembleRuntime(
         if (relative.startsWith('..'))
           throw new Error(`COPY ${source}: outside ${base}, cannot map it to the repository`);
         const fromBuild = relative === outDir || relative.startsWith(`${outDir}/`);
-        const name = path.posix.basename(relative);
-        let matches: string[];
-        if (/[*?[]/.test(name)) {
-          // BuildKit: a wildcard that matches nothing copies nothing
-          const dir = path.join(ROOT, path.posix.dirname(relative));
-          const isMatch = picomatch(name, { dot: true });
-          matches = fs.existsSync(dir)
-            ? fs
-                .readdirSync(dir)
-                .filter((f) => isMatch(f))
-                .map((f) => path.posix.join(path.posix.dirname(relative), f))
-            : [];
-        } else {
-          if (!fs.existsSync(path.join(ROOT, relative))) {
-            throw new Error(
-              `COPY ${source}: ${relative} does not exist${fromBuild ? ' (run npm run build first)' : ''}`,
-            );
-          }
-          matches = [relative];
+        if (/[*?[]/.test(source))
+          throw new Error(`COPY ${source}: a wildcard that may match nothing needs BuildKit`);
+        const root = stage ? context : ROOT;
+        if (!fs.existsSync(path.join(root, relative))) {
+          throw new Error(
+            `COPY ${source}: ${relative} does not exist${fromBuild ? ' (run npm run build first)' : ''}`,
+          );
         }
+        const matches = [relative];
         for (const m of matches) {
-          if (!m.startsWith(`${outDir}/`) && m !== outDir && ignored(m)) {
+          if (!stage && ignored(m)) {
             throw new Error(
               `COPY ${source}: ${m} is excluded from the build context by .dockerignore`,
             );
@@ -217,7 +246,7 @@ function assembleRuntime(
       const target = path.join(app, path.posix.relative(workdir, dest));
       const intoDir = copy.dest.endsWith('/') || copy.sources.length > 1;
       for (const s of sources) {
-        const from = path.join(ROOT, s);
+        const from = path.join(copy.from === undefined ? ROOT : context, s);
         if (fs.statSync(from).isDirectory()) copyInto(from, target);
         else copyInto(from, intoDir ? path.join(target, path.posix.basename(s)) : target);
         log(`COPY ${s} -> ${path.relative(app, target) || '.'}`);
@@ -369,6 +398,55 @@ describe('Dockerfile', () => {
     );
   });
 
+  it('uses no syntax that only BuildKit reads', () => {
+    const text = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    expect(text).not.to.match(/^#\s*syntax=/im);
+    for (const stage of stages) {
+      for (const i of stage.instructions) {
+        expect(i.args, `${i.op} ${i.args}`).not.to.match(/--(mount|link|chmod|parents|exclude)\b/);
+        expect(i.args, `${i.op} ${i.args}`).not.to.match(/<<-?\s*["']?[A-Z]+/);
+        if (i.op === 'COPY' || i.op === 'ADD') {
+          for (const source of parseCopy(i.args).sources)
+            expect(source, `${i.op} ${i.args}`).not.to.match(/[*?[]/);
+        }
+      }
+    }
+  });
+
+  it('gathers ingest.yaml and schemas/ for the image when the repository has them, and none when not', function () {
+    this.timeout(30_000);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-context-'));
+    try {
+      const gathered = (root: string) => {
+        const context = path.join(dir, `${path.basename(root)}-context`);
+        assembleBuild(build as Stage, root, context, () => undefined);
+        // the runtime stage's COPY of a folder from the build stage
+        const copy = runtime.instructions
+          .filter((i) => i.op === 'COPY')
+          .map((i) => parseCopy(i.args))
+          .find((c) => c.from !== undefined && c.sources.some((s) => s.endsWith('/')));
+        const folder = path.join(
+          context,
+          path.posix.relative(workdirOf(build as Stage), copy?.sources[0] ?? ''),
+        );
+        return fs.readdirSync(folder, { recursive: true }).map(String).sort();
+      };
+      const bare = path.join(dir, 'bare');
+      fs.mkdirSync(bare);
+      fs.copyFileSync(path.join(ROOT, '.dockerignore'), path.join(bare, '.dockerignore'));
+      fs.writeFileSync(path.join(bare, 'package.json'), '{}');
+      expect(gathered(bare)).to.deep.equal([]);
+      const configured = path.join(dir, 'configured');
+      fs.cpSync(bare, configured, { recursive: true });
+      fs.writeFileSync(path.join(configured, 'ingest.yaml'), 'location: US\n');
+      fs.mkdirSync(path.join(configured, 'schemas'));
+      fs.writeFileSync(path.join(configured, 'schemas', 'sales.json'), '[]');
+      expect(gathered(configured)).to.deep.equal(['ingest.yaml', 'schemas', 'schemas/sales.json']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps local data, tests, dependencies and git out of the build context', () => {
     const ignored = dockerignore(ROOT);
     for (const p of [
@@ -394,23 +472,25 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
   let server: ChildProcess | undefined;
   let output = '';
   let port = 0;
+  let gcs: GcsServer | undefined;
+  let bq: BigQueryServer | undefined;
+  const csv = fs.readFileSync(path.join(ROOT, 'fixtures', 'us-states.csv'));
   const steps: string[] = [];
 
   before(async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'image-'));
+    const context = path.join(dir, 'context');
     const app = path.join(dir, 'app');
     fs.mkdirSync(app);
     const started = Date.now();
     const node = await node22();
     steps.push(`Node 22 at ${node} (${Date.now() - started} ms so far)`);
-    assembleRuntime(stages, app, node, (line) => steps.push(line));
+    assembleBuild(build as Stage, ROOT, context, (line) => steps.push(line));
+    assembleRuntime(stages, context, app, node, (line) => steps.push(line));
 
-    const data = path.join(dir, 'data');
-    const bucket = path.join(data, 'buckets', 'demo');
-    fs.mkdirSync(bucket, { recursive: true });
-    const fixture = path.join(ROOT, 'fixtures', 'us-states.csv');
-    if (fs.existsSync(fixture)) fs.copyFileSync(fixture, path.join(bucket, 'us-states.csv'));
-    else fs.writeFileSync(path.join(bucket, 'us-states.csv'), 'name,code\nAlabama,AL\nAlaska,AK\n');
+    gcs = await startGcsServer();
+    bq = await startBigQueryServer({ gcs, autoCreateDatasets: true });
+    gcs.put('demo', 'us-states.csv', csv, { contentType: 'text/csv' });
 
     port = await freePort();
     const [, ...args] = cmdOf(runtime);
@@ -419,9 +499,11 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
       env: {
         PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}`,
         HOME: dir,
+        CLOUDSDK_CONFIG: dir,
         ...inApp(envOf(runtime), workdirOf(runtime), app),
-        INGEST_BACKEND: 'local',
-        LOCAL_DATA_DIR: data,
+        STORAGE_EMULATOR_HOST: gcs.url,
+        BIGQUERY_EMULATOR_HOST: bq.url,
+        GOOGLE_CLOUD_PROJECT: 'test-project',
         PORT: String(port),
         METADATA_SERVER_DETECTION: 'none',
       },
@@ -459,20 +541,23 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
       await exited;
       clearTimeout(timer);
     }
+    await bq?.close();
+    await gcs?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('has no dev-only package and no test in the image', () => {
+  it("has no dev-only or optional package (DuckDB's native library) and no test in the image", () => {
     const app = path.join(dir, 'app');
-    // package-lock.json marks `dev` every package that only the devDependencies need
+    // package-lock.json marks `dev` every package that only the devDependencies need, and `optional`
+    // the optional ones: in production only DuckDB's platform binaries
     const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
-      packages: Record<string, { dev?: boolean }>;
+      packages: Record<string, { dev?: boolean; optional?: boolean }>;
     };
-    const devOnly = Object.entries(lock.packages).filter(
-      ([p, info]) => p !== '' && info.dev === true,
+    const left = Object.entries(lock.packages).filter(
+      ([p, info]) => p !== '' && (info.dev === true || info.optional === true),
     );
-    expect(devOnly.length, 'dev-only packages in package-lock.json').to.be.greaterThan(0);
-    const present = devOnly.map(([p]) => p).filter((p) => fs.existsSync(path.join(app, p)));
+    expect(left.filter(([p]) => p.includes('@duckdb/node-bindings-'))).to.not.deep.equal([]);
+    const present = left.map(([p]) => p).filter((p) => fs.existsSync(path.join(app, p)));
     expect(present).to.deep.equal([]);
     expect(
       fs.existsSync(path.join(app, 'node_modules', '@google-cloud', 'functions-framework')),
@@ -492,12 +577,11 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
     expect(files.length).to.be.greaterThan(50);
   });
 
-  it('loads a finalized object sent as a binary-mode CloudEvent', async () => {
-    const file = path.join(dir, 'data', 'buckets', 'demo', 'us-states.csv');
-    const stat = fs.statSync(file, { bigint: true });
+  it('loads a finalized object sent as a binary-mode CloudEvent, on the gcp backend', async () => {
+    const object = gcs?.stat('demo', 'us-states.csv');
     const rows =
-      fs
-        .readFileSync(file, 'utf8')
+      csv
+        .toString('utf8')
         .split('\n')
         .filter((l) => l.trim() !== '').length - 1;
     const response = await fetch(`http://127.0.0.1:${port}/`, {
@@ -514,8 +598,8 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
       body: JSON.stringify({
         bucket: 'demo',
         name: 'us-states.csv',
-        generation: String(stat.mtimeNs / 1000n),
-        size: String(stat.size),
+        generation: String(object?.generation),
+        size: String(object?.size),
         contentType: 'text/csv',
       }),
     });
@@ -527,5 +611,6 @@ describe('Dockerfile runtime stage, run under Node 22 without Docker', function 
     };
     expect(body.outcome, text).to.equal('loaded');
     expect(body.objects?.[0]?.rows, text).to.equal(rows);
+    expect(bq?.rows('test-project', 'ingest', 'us_states')).to.equal(rows);
   });
 });

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { stringify } from 'yaml';
 import { applyPlan, runCommand, triggersCommand, type RunResult } from '../src/cli/triggers';
 import {
+  AGENT_NOT_READY,
   parseDefinition,
   planTriggers,
   renderScript,
@@ -16,7 +17,14 @@ import {
   type Plan,
   type Values,
 } from '../src/triggers';
-import { NO_ACCOUNT, gcloudOrSkip, isolatedEnv } from './helpers/gcloud';
+import {
+  gcloudOrSkip,
+  inBatches,
+  isolatedEnv,
+  problem,
+  recordCommands,
+  runGcloud,
+} from './helpers/gcloud';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const EVENTARC = path.join(ROOT, 'eventarc');
@@ -63,6 +71,8 @@ const storage = {
   },
 };
 type Doc = Record<string, unknown>;
+/** For runs that must not wait: a retry where none is due fails the test. */
+const noWait = () => Promise.reject(new Error('waited to retry where no retry is due'));
 const clone = (): Doc => JSON.parse(JSON.stringify(storage)) as Doc;
 const edit = (change: (d: Doc & typeof storage) => void): string => {
   const d = clone() as Doc & typeof storage;
@@ -326,7 +336,7 @@ describe('trigger plan', () => {
       `gcloud pubsub topics describe ingest-dead-letter ${p} --format=none`,
       `gcloud pubsub topics create ingest-dead-letter ${p}`,
       `gcloud pubsub subscriptions describe ingest-dead-letter ${p} --format=none`,
-      `gcloud pubsub subscriptions create ingest-dead-letter ${p} --topic=ingest-dead-letter --message-retention-duration=7d`,
+      `gcloud pubsub subscriptions create ingest-dead-letter ${p} --topic=ingest-dead-letter --message-retention-duration=31d`,
       `gcloud pubsub topics add-iam-policy-binding ingest-dead-letter ${p} ${agent} --role=roles/pubsub.publisher --format=none`,
       `gcloud eventarc triggers describe ingest-reprocess ${where} --format=none`,
       `gcloud eventarc triggers create ingest-reprocess ${where} --event-filters=type=google.cloud.pubsub.topic.v1.messagePublished --transport-topic=projects/test-project/topics/ingest-reprocess ${to} ${sa}`,
@@ -418,39 +428,9 @@ describe('shell quoting', () => {
   });
 });
 
-/** A fake gcloud for bash: records each call's arguments; nothing exists yet; describe prints values. */
-const FAKE_GCLOUD = `#!/usr/bin/env bash
-n=$(( $(cat "$FAKE_LOG/count" 2>/dev/null || echo 0) + 1 ))
-echo "$n" > "$FAKE_LOG/count"
-printf '%s\\0' gcloud "$@" > "$FAKE_LOG/$n"
-case "$*" in
-  "projects describe "*) echo 123456789012 ;;
-  *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
-  *" describe "*) exit 1 ;;
-esac
-`;
-
+/** The commands a printed script runs, in order, against a fake gcloud where nothing exists yet. */
 function runPrinted(script: string): string[][] {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggers-script-'));
-  try {
-    const bin = path.join(dir, 'bin');
-    fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, 'gcloud'), FAKE_GCLOUD, { mode: 0o755 });
-    fs.writeFileSync(path.join(dir, 'script.sh'), script);
-    execFileSync('bash', [path.join(dir, 'script.sh')], {
-      env: { PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`, FAKE_LOG: dir },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    const count = Number(fs.readFileSync(path.join(dir, 'count'), 'utf8'));
-    return Array.from({ length: count }, (_, i) =>
-      fs
-        .readFileSync(path.join(dir, String(i + 1)), 'utf8')
-        .split('\0')
-        .slice(0, -1),
-    );
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  return recordCommands(script, os.tmpdir());
 }
 
 async function printed(args: string[], env: Record<string, string> = {}): Promise<string> {
@@ -460,23 +440,25 @@ async function printed(args: string[], env: Record<string, string> = {}): Promis
     run: () => Promise.reject(new Error('--print must not run anything')),
     out: (text: string) => (out += text),
     err: () => undefined,
+    sleep: noWait,
   };
   await triggersCommand(deps).exitOverride().parseAsync(args, { from: 'user' });
   return out;
 }
 
-describe('gcs-bq-ingest triggers --print', () => {
-  const args = [
-    '--dir',
-    EVENTARC,
-    '--project',
-    'test-project',
-    '--region',
-    'europe-west1',
-    '--bucket',
-    'test-landing',
-  ];
+/** The repository's definitions with every value given as a flag. */
+const args = [
+  '--dir',
+  EVENTARC,
+  '--project',
+  'test-project',
+  '--region',
+  'europe-west1',
+  '--bucket',
+  'test-landing',
+];
 
+describe('gcs-bq-ingest triggers --print', () => {
   it('prints a bash script whose commands are exactly the plan', async () => {
     const script = await printed(args);
     expect(script).to.equal(renderScript(planTriggers(repoDefinitions(), 'test-project')));
@@ -596,7 +578,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
         describeValue(argv) ??
         (argv[3] === 'describe' ? { code: 1, stdout: '', stderr: 'NOT_FOUND' } : ok()),
     );
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined });
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    });
     expect(runner.calls).to.deep.equal(
       commandsOf(plan(), {
         PROJECT_NUMBER: '123456789012',
@@ -609,7 +596,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
 
   it('keeps what exists and still sets each subscription policy', async () => {
     const runner = fakeRunner((argv) => describeValue(argv) ?? ok());
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined });
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    });
     const verbs = runner.calls.map((argv) => argv.slice(1, 4).join(' '));
     expect(verbs.filter((v) => v.endsWith(' create'))).to.deep.equal([]);
     expect(verbs.filter((v) => v === 'pubsub subscriptions update')).to.have.length(2);
@@ -636,6 +628,7 @@ describe('gcs-bq-ingest triggers --apply', () => {
       run: runner.run,
       out: () => undefined,
       err: (t) => (stderr += t),
+      sleep: noWait,
     }).catch((e: unknown) => (error = e));
     expect((error as Error).message).to.equal(
       'gcloud eventarc triggers create failed: ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: eventarc.triggers.create',
@@ -654,9 +647,12 @@ describe('gcs-bq-ingest triggers --apply', () => {
   it('fails when a trigger has no subscription to update', async () => {
     const runner = fakeRunner((argv) => (argv[1] === 'projects' ? ok('1\n') : ok()));
     let error: unknown;
-    await applyPlan(plan(), { run: runner.run, out: () => undefined, err: () => undefined }).catch(
-      (e: unknown) => (error = e),
-    );
+    await applyPlan(plan(), {
+      run: runner.run,
+      out: () => undefined,
+      err: () => undefined,
+      sleep: noWait,
+    }).catch((e: unknown) => (error = e));
     expect((error as Error).message).to.equal(
       'gcloud eventarc triggers describe printed nothing for SUBSCRIPTION_INGEST_REPROCESS',
     );
@@ -669,52 +665,130 @@ describe('gcs-bq-ingest triggers --apply', () => {
   });
 });
 
-// --- The installed Google Cloud CLI as the judge of every printed command ---
+describe('a new project: trigger creation retried while the Eventarc service agent is provisioned', function () {
+  this.timeout(60_000);
+  // What Eventarc answers then (https://cloud.google.com/eventarc/docs/troubleshooting).
+  const refusal = `ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: ${AGENT_NOT_READY}. If you recently started to use Eventarc, it may take a few minutes before all necessary permissions are propagated to the Service Agent. Otherwise, verify that it has Eventarc Service Agent role.`;
+  /** gcloud where nothing exists yet and each trigger's create is refused $FAILS times first; sleep only records. */
+  const fakes = {
+    gcloud: `#!/usr/bin/env bash
+echo "$*" >> "$FAKE_LOG/calls"
+case "$*" in
+  "projects describe "*) echo 123456789012 ;;
+  *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
+  *" describe "*) exit 1 ;;
+  "eventarc triggers create "*)
+    n=$(( $(cat "$FAKE_LOG/refused-$4" 2>/dev/null || echo 0) + 1 ))
+    if [ "$n" -le "$FAILS" ]; then echo "$n" > "$FAKE_LOG/refused-$4"; echo "$REFUSAL" >&2; exit 1; fi ;;
+esac
+`,
+    sleep: `#!/usr/bin/env bash
+echo "$1" >> "$FAKE_LOG/slept"
+`,
+  };
+  let dir = '';
+  let env: Record<string, string> = {};
+  const lines = (file: string) =>
+    fs.existsSync(path.join(dir, file))
+      ? fs.readFileSync(path.join(dir, file), 'utf8').trim().split('\n')
+      : [];
+  const creates = () => lines('calls').filter((c) => c.startsWith('eventarc triggers create '));
 
-interface Verdict {
-  argv: string[];
-  code: number | null;
-  stderr: string;
-  ms: number;
-}
-
-function runGcloud(
-  gcloud: string,
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-): Promise<Verdict> {
-  const started = Date.now();
-  return new Promise((resolve) => {
-    execFile(
-      gcloud,
-      argv.slice(1),
-      { env, timeout: 30_000, encoding: 'utf8' },
-      (error, _stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        resolve({ argv: [...argv], code, stderr, ms: Date.now() - started });
-      },
-    );
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'triggers-agent-'));
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    for (const [name, text] of Object.entries(fakes))
+      fs.writeFileSync(path.join(bin, name), text, { mode: 0o755 });
+    env = {
+      PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+      FAKE_LOG: dir,
+      REFUSAL: refusal,
+    };
   });
-}
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function inBatches<T, R>(
-  items: readonly T[],
-  size: number,
-  work: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += size)
-    results.push(...(await Promise.all(items.slice(i, i + size).map(work))));
-  return results;
-}
+  async function apply(fails: number): Promise<{ error?: Error; slept: number[]; out: string }> {
+    const slept: number[] = [];
+    let out = '';
+    const runEnv = { ...env, FAILS: String(fails) };
+    const deps = {
+      env: {},
+      run: (argv: readonly string[]) => runCommand(argv, runEnv),
+      out: (text: string) => (out += text),
+      err: () => undefined,
+      sleep: (ms: number) => Promise.resolve(slept.push(ms)),
+    };
+    const error = await triggersCommand(deps)
+      .exitOverride()
+      .parseAsync(['--apply', ...args], { from: 'user' })
+      .then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+    return { error, slept, out };
+  }
 
-/** Well-formed means: gcloud parsed every argument and stopped only because no account is signed in. */
-function problem(v: Verdict): string | undefined {
-  if (v.code === 1 && NO_ACCOUNT.test(v.stderr)) return undefined;
-  const error =
-    v.stderr.split('\n').find((l) => l.startsWith('ERROR')) ?? v.stderr.trim().split('\n')[0];
-  return `exit ${v.code} after ${v.ms} ms: ${v.argv.join(' ')}\n    ${error}`;
-}
+  it('--apply creates each trigger once the agent is ready, after 20 s and 40 s', async () => {
+    const result = await apply(2);
+    expect(result.error).to.equal(undefined);
+    expect(result.out).to.contain('not ready yet; trying again in 20 s');
+    expect(creates().map((c) => c.split(' ')[3])).to.deep.equal([
+      ...Array<string>(3).fill('ingest-reprocess'),
+      ...Array<string>(3).fill('ingest-storage-finalized'),
+    ]);
+    expect(result.slept).to.deep.equal([20_000, 40_000, 20_000, 40_000]);
+    expect(result.out.trim().split('\n').at(-1)).to.equal('done');
+  });
+
+  it('--apply gives up after 5 minutes with the refusal', async () => {
+    const result = await apply(9);
+    expect(result.error?.message).to.contain(AGENT_NOT_READY);
+    expect(result.slept).to.deep.equal([20_000, 40_000, 80_000, 160_000]);
+    expect(creates()).to.have.length(5);
+  });
+
+  it('the printed script does the same', async () => {
+    const script = await printed(args);
+    const file = path.join(dir, 'script.sh');
+    fs.writeFileSync(file, script);
+    execFileSync('bash', [file], {
+      env: { ...env, FAILS: '2' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    expect(creates()).to.have.length(6);
+    expect(lines('slept')).to.deep.equal(['20', '40', '20', '40']);
+
+    fs.rmSync(path.join(dir, 'calls'));
+    fs.rmSync(path.join(dir, 'slept'));
+    for (const f of fs.readdirSync(dir).filter((f) => f.startsWith('refused-')))
+      fs.rmSync(path.join(dir, f));
+    let stderr = '';
+    try {
+      execFileSync('bash', [file], {
+        env: { ...env, FAILS: '9' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+      });
+    } catch (error) {
+      stderr = String((error as { stderr?: string }).stderr);
+    }
+    expect(stderr).to.contain(AGENT_NOT_READY);
+    expect(creates()).to.have.length(5);
+    expect(lines('slept')).to.deep.equal(['20', '40', '80', '160']);
+  });
+
+  it('a refusal for another reason is not retried', async () => {
+    env.REFUSAL =
+      'ERROR: (gcloud.eventarc.triggers.create) PERMISSION_DENIED: eventarc.triggers.create';
+    const result = await apply(1);
+    expect(result.error?.message).to.contain('PERMISSION_DENIED: eventarc.triggers.create');
+    expect(result.slept).to.deep.equal([]);
+    expect(creates()).to.have.length(1);
+  });
+});
+
+// --- The installed Google Cloud CLI as the judge of every printed command ---
 
 describe('gcloud accepts every printed trigger command', function () {
   this.timeout(120_000);
@@ -785,16 +859,7 @@ describe('gcloud accepts every printed trigger command', function () {
   });
 
   it('parses every command of the printed script, each in a few seconds, without credentials', async () => {
-    const script = await printed([
-      '--dir',
-      EVENTARC,
-      '--project',
-      'test-project',
-      '--region',
-      'europe-west1',
-      '--bucket',
-      'test-landing',
-    ]);
+    const script = await printed(args);
     const commands = runPrinted(script);
     expect(commands.length).to.be.greaterThan(10);
     const started = Date.now();

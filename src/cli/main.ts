@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, errorMessage, firstLine } from '../errors';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
+import { grantsCommand } from './grants';
 import { historyCommand } from './history';
 import { reprocessCommand } from './reprocess';
 import { tablesCommand } from './tables';
@@ -18,6 +19,7 @@ const program = new Command('gcs-bq-ingest')
   .addCommand(emitCommand())
   .addCommand(reprocessCommand())
   .addCommand(triggersCommand())
+  .addCommand(grantsCommand())
   .addCommand(tablesCommand())
   .addCommand(historyCommand());
 

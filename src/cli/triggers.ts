@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { errorMessage, firstLine } from '../errors';
 import {
+  AGENT_RETRY_SECONDS,
   checkDefinition,
   planTriggers,
   readDefinition,
@@ -31,13 +33,16 @@ export interface TriggersDeps {
   out: (text: string) => void;
   /** Standard error: the output of a command that failed. */
   err: (text: string) => void;
+  /** Waits before a create is tried again. */
+  sleep: (ms: number) => Promise<unknown>;
 }
 
 const defaultDeps: TriggersDeps = {
   env: process.env,
-  run: runCommand,
+  run: (argv) => runCommand(argv),
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  sleep: (ms) => delay(ms),
 };
 
 interface TriggersOptions {
@@ -57,7 +62,12 @@ export function triggersCommand(deps: TriggersDeps = defaultDeps): Command {
     .addOption(
       new Option('--print', 'print the commands as a bash script (the default)').conflicts('apply'),
     )
-    .addOption(new Option('--apply', 'run the commands, stopping at the first failure'))
+    .addOption(
+      new Option(
+        '--apply',
+        'run the commands, stopping at the first failure (a trigger create refused while the Eventarc service agent is provisioned is tried again for up to 5 minutes)',
+      ),
+    )
     .option(
       '--project <id>',
       'Google Cloud project (default: $GOOGLE_CLOUD_PROJECT or $CLOUDSDK_CORE_PROJECT)',
@@ -97,14 +107,25 @@ function loadPlan(options: TriggersOptions, env: Env): Plan {
   return planTriggers(definitions, values.PROJECT_ID);
 }
 
-/** Runs the plan's steps in order; the first failure prints its output and stops with an error. */
+/**
+ * Runs the plan's steps in order; the first failure prints its output and stops with an error. A
+ * create with `retryWhile` whose output says that text is run again after each AGENT_RETRY_SECONDS.
+ */
 export async function applyPlan(
   plan: Plan,
-  deps: Pick<TriggersDeps, 'run' | 'out' | 'err'>,
+  deps: Pick<TriggersDeps, 'run' | 'out' | 'err' | 'sleep'>,
 ): Promise<void> {
   const captured: Record<string, string> = {};
-  const run = async (argv: readonly string[]): Promise<RunResult> => {
-    const result = await deps.run(argv);
+  const run = async (argv: readonly string[], retryWhile?: string): Promise<RunResult> => {
+    let result = await deps.run(argv);
+    for (const seconds of retryWhile === undefined ? [] : AGENT_RETRY_SECONDS) {
+      if (result.code === 0 || !`${result.stderr}${result.stdout}`.includes(retryWhile ?? ''))
+        break;
+      deps.out(`  ${firstLine(result.stderr) || firstLine(result.stdout)}\n`);
+      deps.out(`  not ready yet; trying again in ${seconds} s\n`);
+      await deps.sleep(seconds * 1000);
+      result = await deps.run(argv);
+    }
     if (result.code !== 0) {
       deps.err(result.stderr || result.stdout);
       const reason =
@@ -122,7 +143,7 @@ export async function applyPlan(
       } else if (step.kind === 'ensure') {
         const check = await deps.run(resolveArgv(step.check, captured));
         if (check.code === 0) deps.out('  exists, kept as it is\n');
-        else await run(resolveArgv(step.create, captured));
+        else await run(resolveArgv(step.create, captured), step.retryWhile);
       } else {
         const value = (await run(resolveArgv(step.argv, captured))).stdout.trim();
         if (value === '')
@@ -136,11 +157,14 @@ export async function applyPlan(
 }
 
 /** child_process without a shell; a missing program is exit code 127 with the reason. */
-export function runCommand(argv: readonly string[]): Promise<RunResult> {
+export function runCommand(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunResult> {
   const [program, ...args] = argv;
   if (program === undefined) return Promise.reject(new Error('empty command'));
   return new Promise((resolve) => {
-    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { queryDuckDb } from '../helpers/duckdb';
+import { skipSuite } from '../helpers/skips';
 import {
   emulatorUnavailable,
   startPubSubEmulator,
@@ -87,8 +88,7 @@ describe('end to end: reprocessing through the Pub/Sub emulator', function () {
     const missing = emulatorUnavailable();
     if (missing) {
       if (process.env.REQUIRE_GCLOUD === '1') throw new Error(`REQUIRE_GCLOUD=1 but ${missing}`);
-      console.log(`    skipped: ${missing}`);
-      this.skip();
+      skipSuite(this, missing, 'set REQUIRE_GCLOUD=1 to fail instead');
     }
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-pubsub-'));
     fs.writeFileSync(

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { skipSuite } from './skips';
 
 /** Debian's chromium package; CHROMIUM_PATH names another. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -13,8 +14,9 @@ export function chromiumOrSkip(context: Mocha.Context): string {
     throw new Error(
       `${CHROMIUM} is missing (apt-get install chromium), and CI or REQUIRE_CHROMIUM=1 is set`,
     );
-  console.log(
-    `    skipped: no browser at ${CHROMIUM} (apt-get install chromium); set REQUIRE_CHROMIUM=1 to fail instead`,
+  return skipSuite(
+    context,
+    `no browser at ${CHROMIUM} (apt-get install chromium)`,
+    'set REQUIRE_CHROMIUM=1 to fail instead',
   );
-  return context.skip();
 }
