@@ -41,9 +41,9 @@ export interface ClaimStore {
    */
   readonly graceMs: number;
   /**
-   * Whether every load the warehouse commits leaves claims on its sources (one job per object too):
-   * an object without a claim was then never loaded. Where not, a claim-less object is looked up
-   * under its one-object job id.
+   * Whether the warehouse itself leaves a claim on each source of every load it commits (the local
+   * ledger). Where not, the use case claims each object before its load (`batch: false` too), so that
+   * an object without a claim was never loaded.
    */
   readonly recordsEveryLoad?: boolean;
   /**

@@ -26,15 +26,20 @@ export interface BatchObject {
   head?: SourceHead;
 }
 
+/** An object of a route that loads each object alone. */
+export type LoneObject = Omit<BatchObject, 'route'> & { route: Route };
+
 /** Loads the objects of batching routes: paced, coalesced, each generation claimed for its job. */
 export interface Batches {
   /** The object's result; TransientError when its time budget runs out first (503, redelivered). */
   load(item: BatchObject, forcedBy: string | undefined, deadline: number): Promise<ObjectResult>;
-  /** For `batch: false`: the result of the job an earlier claim on the object names, if it loaded it. */
-  loadedByClaim(
-    item: Omit<BatchObject, 'route'> & { route: Route },
-    deadline: number,
-  ): Promise<ObjectResult | undefined>;
+  /**
+   * For `batch: false`: the result of the job an earlier claim on the object names, if it loaded it;
+   * else the claim version to swap when claiming it for its own job.
+   */
+  followClaim(item: LoneObject, deadline: number): Promise<ObjectResult | { version: string }>;
+  /** For `batch: false`: claims the object for its one-object job; 'lost' when another claim won. */
+  claimAlone(item: LoneObject, jobId: string, version: string): Promise<'won' | 'lost' | 'gone'>;
   /** Fails every object still waiting for a job (shutdown): none of them was claimed yet. */
   abort(reason: string): void;
 }
@@ -198,7 +203,11 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           }),
         );
         // Only a warning can come of it: the next job need not wait for these reads.
-        void warnReplaced(won, result.jobId);
+        void warnReplaced(
+          won,
+          result.jobId,
+          result.outcome === 'loaded' ? result.inputBytes : undefined,
+        );
         return;
       }
       case 'rejected': {
@@ -235,9 +244,16 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
   /**
    * A load job reads the live object and cannot pin a generation: a member replaced between its claim
    * and the job may have been loaded with its newer bytes. Its own event loads the newer generation.
+   * A job that read exactly the claimed sizes is taken to have read the claimed generations (a
+   * replacement of the very same size goes unwarned), which spares a read of each member.
    */
-  async function warnReplaced(members: Member[], jobId: string): Promise<void> {
-    if (!warehouse.pinsGenerations) {
+  async function warnReplaced(
+    members: Member[],
+    jobId: string,
+    inputBytes?: number,
+  ): Promise<void> {
+    const claimedBytes = members.reduce((sum, m) => sum + m.item.object.size, 0);
+    if (!warehouse.pinsGenerations && inputBytes !== claimedBytes) {
       await Promise.all(
         members.map(async ({ item: { object } }) => {
           const current = await store.stat(object.bucket, object.name).catch(() => undefined);
@@ -389,9 +405,6 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       let next: Followed = { kind: 'again' };
       if (state.claim && (forcedBy === undefined || ownForced)) {
         next = await follow(current, state.claim, deadline);
-      } else if (!state.claim && forcedBy === undefined && !claims.recordsEveryLoad) {
-        const earlier = await loadedAlone(current, deadline);
-        if (earlier) return earlier;
       }
       if (next.kind === 'result') return next.result;
       if (next.kind === 'again') {
@@ -429,28 +442,40 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
 
   /**
    * What the claim an object already carries came to, for a route that loads it alone
-   * (`batch: false`): a coalesced job (before the route stopped batching) may have loaded it.
-   * Undefined when it has no claim, or one whose job did not load it.
+   * (`batch: false`): a coalesced job (before the route stopped batching) may have loaded it. Else
+   * the claim version its own job's claim replaces.
    */
-  async function loadedByClaim(
-    item: Omit<BatchObject, 'route'> & { route: Route },
+  async function followClaim(
+    item: LoneObject,
     deadline: number,
-  ): Promise<ObjectResult | undefined> {
+  ): Promise<ObjectResult | { version: string }> {
     const table = tableId(item.destination);
     let { object } = item;
     for (;;) {
-      const { claim } = await claims.read(object, table);
-      if (!claim) return undefined;
-      const next = await follow({ ...item, object } as BatchObject, claim, deadline);
+      const state = await claims.read(object, table);
+      if (!state.claim) return { version: state.version };
+      const next = await follow({ ...item, object } as BatchObject, state.claim, deadline);
       if (next.kind === 'result') return next.result;
-      if (next.kind === 'again') return undefined;
+      if (next.kind === 'again') return { version: state.version };
       if (next.kind === 'wait') await sleep(Math.min(next.ms, Math.max(0, deadline - Date.now())));
       if (Date.now() >= deadline)
         throw new TransientError(`${gsUri(object)}: out of time following its claim on ${table}`);
       const fresh = await store.stat(object.bucket, object.name);
-      if (!fresh || fresh.generation !== object.generation) return undefined;
+      if (!fresh || fresh.generation !== object.generation)
+        return { ...identify(object), outcome: 'skipped', reason: 'object no longer exists' };
       object = fresh;
     }
+  }
+
+  async function claimAlone(
+    { object, destination }: LoneObject,
+    jobId: string,
+    version: string,
+  ): Promise<'won' | 'lost' | 'gone'> {
+    if (claims.recordsEveryLoad) return 'won';
+    const claim: Claim = { jobId, at: Date.now(), destination: tableId(destination) };
+    const [swap] = await claims.swap([{ object, claim, version }]);
+    return swap?.kind ?? 'lost';
   }
 
   /** A forced reload: its own job at once, counted against the pace, claimed over any earlier claim. */
@@ -465,25 +490,6 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     const jobId = `${forcedPrefix(item, forcedBy)}_${randomBytes(4).toString('hex')}`;
     void runJob(member.table, [member], jobId).then(() => member.finish('again'));
     return outcome;
-  }
-
-  /** Loaded by the one-object job of a version without claims (or with `batch: false`). */
-  async function loadedAlone(
-    item: BatchObject,
-    deadline: number,
-  ): Promise<ObjectResult | undefined> {
-    const { object, destination } = item;
-    const jobId = jobIdFor([object], destination, 'append');
-    const job = await warehouse.followJob(jobId, { location: config.location, deadline });
-    if (job?.result.outcome !== 'loaded' && job?.result.outcome !== 'duplicate') return undefined;
-    const rows = job.result.rows;
-    return {
-      ...identify(object),
-      outcome: 'duplicate',
-      destination: tableId(destination),
-      jobId,
-      rows,
-    };
   }
 
   /** Rejects what cannot join a job before any claim: a bad header, or (BigQuery) a broken gzip. */
@@ -509,7 +515,8 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
 
   return {
     load,
-    loadedByClaim,
+    followClaim,
+    claimAlone,
     abort(reason) {
       batcher.abort(new TransientError(reason), (m) =>
         m.finish(new TransientError(`${reason}; ${gsUri(m.item.object)} was not claimed yet`)),

@@ -215,16 +215,15 @@ async function loadBatch(
     return sources.map((s) => ({ ...identify(s), outcome: 'duplicate' as const, ...where }));
   }
 
-  if (route.write === 'append' && forceId === undefined) {
-    // Loaded by a coalesced job while the route batched: the claim says so.
-    const earlier = await Promise.all(
-      sources.map((object) =>
-        services.batches.loadedByClaim({ object, route, destination }, deadline),
-      ),
-    );
-    results.push(...earlier.filter((r): r is ObjectResult => r !== undefined));
-    sources = sources.filter((_, i) => earlier[i] === undefined);
-    if (sources.length === 0) return results;
+  // An append route's object carries a claim naming the job that loads it (coalesce.ts): follow an
+  // earlier one (a coalesced job, while the route batched), or claim it for its own job below.
+  const claimed = route.write === 'append' && forceId === undefined;
+  let version = '';
+  if (claimed) {
+    const object = sources[0] as StoredObject;
+    const earlier = await services.batches.followClaim({ object, route, destination }, deadline);
+    if ('outcome' in earlier) return [earlier];
+    version = earlier.version;
   }
 
   const bad: { object: StoredObject; reason: string }[] = [];
@@ -258,6 +257,17 @@ async function loadBatch(
     return results;
   }
 
+  if (claimed) {
+    const item = { object: sources[0] as StoredObject, route, destination };
+    const swap = await services.batches.claimAlone(item, job.jobId, version);
+    if (swap === 'gone')
+      return [{ ...identify(item.object), outcome: 'skipped', reason: 'object no longer exists' }];
+    if (swap === 'lost') {
+      throw new TransientError(
+        `${gsUri(item.object)}: claimed by another delivery meanwhile; redelivery will follow its claim`,
+      );
+    }
+  }
   const result = await services.warehouse.load(job);
   for (const [i, object] of sources.entries()) {
     if (result.outcome === 'rejected') {

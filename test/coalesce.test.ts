@@ -256,17 +256,43 @@ describe('coalesced loads', () => {
     expect(warehouse.jobs).to.have.length(0);
   });
 
-  it('treats an object loaded by a one-object job (batch: false, or an earlier version) as a duplicate', async () => {
-    const { put, event, warehouse } = setup();
-    const object = put(1);
+  it('claims an object a batch: false route loads, so that a batching route later answers duplicate', async () => {
+    const alone = setup('false');
+    const object = alone.put(1);
+    const first = await alone.event(object);
     const jobId = jobIdFor(
       [object],
       { project: 'my-proj', dataset: 'ingest', table: 'events' },
       'append',
     );
-    warehouse.done.set(jobId, 1);
-    expect(await event(object)).to.include({ outcome: 'duplicate', jobId });
-    expect(warehouse.jobs).to.have.length(0);
+    expect(first).to.include({ outcome: 'loaded', jobId });
+    expect(alone.claimOf('in/f1.csv')?.jobId).to.equal(jobId);
+    const batching = memoryServices(
+      loadConfig({}, (file) => {
+        if (file === 'ingest.yaml')
+          return 'project: my-proj\nroutes:\n  - match: "in/*.csv"\n    table: events\n';
+        throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+      }),
+      alone.store,
+      alone.warehouse,
+    );
+    const again = await ingest(
+      { objects: [object], ignored: [], force: false },
+      batching,
+      Date.now() + 60_000,
+    );
+    expect(again.objects[0]).to.include({ outcome: 'duplicate', jobId });
+    expect(alone.warehouse.jobs).to.have.length(1);
+  });
+
+  it('a batch: false delivery racing another for the same object loads it once', async () => {
+    const { put, event, warehouse } = setup('false');
+    const object = put(1);
+    const results = await Promise.allSettled([event(object), event(object), event(object)]);
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.outcome : '503'));
+    expect(outcomes.filter((o) => o === 'loaded')).to.have.length(1);
+    expect(outcomes.every((o) => ['loaded', 'duplicate', '503'].includes(o))).to.equal(true);
+    expect(warehouse.jobs.filter((j) => warehouse.done.has(j.jobId))).to.have.length(1);
   });
 
   it('answers 503 when no token comes within the time budget, and claims nothing', async () => {
@@ -288,6 +314,16 @@ describe('coalesced loads', () => {
     expect(
       warnings.some((w) => w.includes('gs://landing/in/f1.csv was replaced while job')),
     ).to.equal(true);
+  });
+
+  it('reads no member again after a job that read exactly the bytes it claimed', async () => {
+    const { put, run, store, warehouse } = setup();
+    const objects = Array.from({ length: 5 }, (_, i) => put(i));
+    await run({ objects });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(warehouse.jobs.length).to.be.greaterThan(0);
+    // One stat each when the event arrives; none after the job.
+    expect(store.stats).to.have.length(objects.length);
   });
 
   it('after the route stops batching, an object a coalesced job loaded is still a duplicate', async () => {

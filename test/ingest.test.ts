@@ -28,7 +28,7 @@ const SCHEMA = JSON.stringify([
   { name: 'name', type: 'STRING' },
 ]);
 
-function setup(yaml = YAML, env: Record<string, string> = {}) {
+function setup(yaml = YAML, env: Record<string, string> = {}, claimGraceMs?: number) {
   const config: Config = loadConfig(env, (file) => {
     if (file === 'ingest.yaml') return yaml;
     if (file.endsWith('schema.json')) return SCHEMA;
@@ -37,7 +37,10 @@ function setup(yaml = YAML, env: Record<string, string> = {}) {
   const store = new MemoryStore();
   const warehouse = new MemoryWarehouse(store);
   const publisher = new MemoryPublisher();
-  const services: Services = memoryServices(config, store, warehouse, { publisher });
+  const services: Services = memoryServices(config, store, warehouse, {
+    publisher,
+    ...(claimGraceMs === undefined ? {} : { claimGraceMs }),
+  });
   const run = (request: Partial<IngestRequest>) =>
     ingest({ objects: [], ignored: [], force: false, ...request }, services, Date.now() + 60_000);
   const event = (ref: ObjectRef) => run({ objects: [ref] });
@@ -81,15 +84,31 @@ describe('ingest', () => {
     expect(store.headReads.map((r) => r.bytes)).to.deep.equal([64 * 1024]);
   });
 
-  it('asks the warehouse about a duplicate it does not know of', async () => {
+  it('answers a duplicate the warehouse does not know of by following the claim to its job', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    await event(object);
+    const first = await event(object);
     warehouse.completedRows = () => undefined;
-    expect((await event(object)).outcome).to.equal('duplicate');
-    expect(warehouse.jobs.map((j) => j.jobId))
-      .to.have.length(2)
-      .and.satisfy((ids: string[]) => ids[0] === ids[1]);
+    const again = await event(object);
+    expect(again.objects[0]).to.include({ outcome: 'duplicate', jobId: first.objects[0]?.jobId });
+    expect(warehouse.jobs).to.have.length(1);
+  });
+
+  it('loads once more under the same job id when the claimed job was never inserted', async () => {
+    const { store, event, warehouse } = setup(YAML, {}, 200);
+    const object = store.put('landing', 'a.csv', CSV);
+    const jobId = jobIdFor(
+      [object],
+      { project: 'my-proj', dataset: 'ingest', table: 'a' },
+      'append',
+    );
+    warehouse.outcomes.set(jobId, new TransientError('insert answer lost'));
+    await event(object).catch(() => undefined);
+    warehouse.outcomes.delete(jobId);
+    // The redelivery waits out the claim's grace (the insert might still land), then loads.
+    const again = await event(object);
+    expect(again.objects[0]).to.include({ outcome: 'loaded', jobId });
+    expect(warehouse.jobs.map((j) => j.jobId)).to.deep.equal([jobId, jobId]);
   });
 
   const skips: { name: string; arrange: (s: MemoryStore) => ObjectRef; reason: RegExp }[] = [

@@ -592,6 +592,9 @@ function schemaDisagrees(job: JobResource): boolean {
 /** A finished coalesced job: its transient failure is an outcome (its members are claimed again). */
 function claimedResult(job: JobResource, jobId: string): ClaimedLoadResult {
   const result = toResult(job, jobId, false);
+  const inputBytes = job.statistics?.load?.inputFileBytes;
+  if (result?.outcome === 'loaded' && inputBytes !== undefined && inputBytes !== null)
+    return { ...result, inputBytes: Number(inputBytes) };
   if (result) return result;
   const reason = job.status?.errorResult?.reason ?? '';
   return {

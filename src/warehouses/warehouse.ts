@@ -59,6 +59,8 @@ export type LoadResult =
       badRecords?: BadRecords;
       /** What the load changed in the table's schema (schemaChanges in columns.ts). */
       schemaChanges?: string[];
+      /** Bytes the job read from its sources, where the warehouse reports it. */
+      inputBytes?: number;
     }
   /** This job id had already completed: nothing was written now. */
   | { outcome: 'duplicate'; jobId: string; rows?: number }

@@ -59,7 +59,11 @@ export class MemoryStore implements ObjectStore {
     this.objects.delete(`${bucket}/${name}`);
   }
 
+  /** `bucket/name` of every stat, in order. */
+  readonly stats: string[] = [];
+
   async stat(bucket: string, name: string): Promise<StoredObject | undefined> {
+    this.stats.push(`${bucket}/${name}`);
     return this.described(this.objects.get(`${bucket}/${name}`));
   }
 
@@ -194,10 +198,16 @@ export class MemoryWarehouse implements Warehouse {
     this.jobs.push(job);
     const scripted = this.script?.(job);
     if (scripted instanceof Error) throw scripted;
+    // As BigQuery does, a job reports the bytes it read from its sources.
+    const inputBytes = job.sources.reduce(
+      (sum, s) => sum + (this.store.objects.get(`${s.bucket}/${s.name}`)?.content.length ?? 0),
+      0,
+    );
     const result: ClaimedLoadResult = scripted ?? {
       outcome: 'loaded',
       jobId: job.jobId,
       rows: this.countRows(job),
+      inputBytes,
     };
     if (result.outcome === 'loaded') this.done.set(job.jobId, result.rows);
     this.claimedJobs.set(job.jobId, {
