@@ -28,9 +28,11 @@ RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/runtime-config/ ./
 # Compile the service's modules once, here, instead of at every cold start: with Node 22's compile
-# cache, loading them took about 185 ms instead of 255 ms (measured on this Node version).
+# cache, loading them took about 185 ms instead of 255 ms (measured on this Node version). The
+# service is also started once and stopped, so that the Functions Framework's own modules are cached.
 ENV NODE_COMPILE_CACHE=/app/.node-compile-cache
 RUN node -e "require('./dist/src/stores/gcs'); require('./dist/src/warehouses/bigquery'); require('./dist/src/index')" \
+    && node -e "const c = require('node:child_process').spawn(process.execPath, ['node_modules/@google-cloud/functions-framework/build/src/main.js', '--target=ingest', '--signature-type=http'], { stdio: 'inherit', env: { ...process.env, PORT: '8079', GOOGLE_CLOUD_PROJECT: 'warm-up', METADATA_SERVER_DETECTION: 'none' } }); const poll = setInterval(() => require('node:http').get('http://127.0.0.1:8079/health', (r) => { r.resume(); clearInterval(poll); c.kill('SIGTERM'); }).on('error', () => {}), 100); setTimeout(() => { c.kill('SIGKILL'); process.exit(1); }, 30000).unref(); c.on('exit', (code) => process.exit(code ?? 1))" \
     && chown -R node:node /app/.node-compile-cache
 USER node
 EXPOSE 8080
