@@ -1,12 +1,13 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import * as path from 'node:path';
-import type { StoredObject } from '../../stores/store';
+import { gsUri, type StoredObject } from '../../stores/store';
 import type { ClaimStore, SwapResult } from '../../claims';
 import type { WarehouseInspector } from '../inspector';
 import type { TableColumn } from '../../columns';
 import {
   tableId,
+  type ClaimedLoadResult,
   type Destination,
   type LoadJob,
   type LoadResult,
@@ -23,6 +24,12 @@ import { closeSession, createSerialDb, openSession } from './session';
 import { targetOf } from './sql';
 
 export { FileBusyError } from './session';
+
+/** Which file is at `file` now: its device and inode, or 'none'. */
+function fileIdentity(file: string): string {
+  const stat = statSync(path.resolve(file), { throwIfNoEntry: false });
+  return stat ? `${stat.dev}:${stat.ino}` : 'none';
+}
 
 export interface DuckDbWarehouseOptions {
   file: string;
@@ -60,31 +67,53 @@ export function createDuckDbWarehouse(
   options: DuckDbWarehouseOptions,
 ): Warehouse & { claims: ClaimStore; inspector: WarehouseInspector } {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
-  // Ledger rows are never removed and job ids are deterministic: while this process holds the file,
-  // a job seen completed stays completed.
+  // Ledger rows are never removed and job ids are deterministic: a job seen completed stays completed.
   const completed = new Map<string, number>();
+  let knownFile: string | undefined;
+  // The claims of the objects those jobs loaded: a redelivery of one needs no turn on the file.
+  const loadedClaims = new Map<string, { jobId: string; at: number }>();
+  const claimKey = (object: StoredObject, destination: string) =>
+    `${gsUri(object)}#${object.generation}>${destination}`;
+  // Columns per table for head checks; a load may change them, so it drops its table's entry.
+  const columns = new Map<string, Promise<TableColumn[] | undefined>>();
   const db = createSerialDb(path.resolve(options.file), {
     idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
     lockWaitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
     gapMs: options.gapMs ?? DEFAULT_GAP_MS,
-    onRelease: () => completed.clear(),
+    onOpen: () => knowsFile(),
   });
+  // Ledger rows are never removed from a file: what was learned of it holds until the file itself is
+  // another one (deleted and created again), which every use of what was learned checks first.
+  const knowsFile = (): void => {
+    const identity = fileIdentity(options.file);
+    if (identity === knownFile) return;
+    knownFile = identity;
+    completed.clear();
+    loadedClaims.clear();
+    columns.clear();
+  };
   // Lookups that wait while a load holds the file are answered together when it is done.
   const readClaim = batched(db.run, readClaims);
   const lookUpJob = batched(db.run, jobRecords);
-  const remember = (result: LoadResult): LoadResult => {
+  const remember = (result: LoadResult, job?: LoadJob): LoadResult => {
     if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
       completed.set(result.jobId, result.rows ?? 0);
       if (completed.size > COMPLETED_CACHE_SIZE)
         completed.delete(completed.keys().next().value as string);
+      if (job?.write === 'append') {
+        const destination = tableId(job.destination);
+        const claim = { jobId: result.jobId, at: Date.now() };
+        for (const source of job.sources) loadedClaims.set(claimKey(source, destination), claim);
+        while (loadedClaims.size > COMPLETED_CACHE_SIZE)
+          loadedClaims.delete(loadedClaims.keys().next().value as string);
+      }
     }
     return result;
   };
-  // Columns per table for head checks; a load may change them, so it drops its table's entry.
-  const columns = new Map<string, Promise<TableColumn[] | undefined>>();
   const readColumns = (destination: Destination, fresh = false) => {
     const key = tableId(destination);
+    knowsFile();
     if (fresh || !columns.has(key)) {
       const read = db.run((c) => bigQueryColumns(c, targetOf({ destination })));
       columns.set(key, read);
@@ -92,8 +121,15 @@ export function createDuckDbWarehouse(
     }
     return columns.get(key) as Promise<TableColumn[] | undefined>;
   };
-  const loaded = <T>(job: LoadJob, result: T): T => {
-    columns.delete(tableId(job.destination));
+  // A load changes a table's columns when it creates the table or reports schema changes.
+  const loaded = <T extends ClaimedLoadResult>(job: LoadJob, result: T): T => {
+    const key = tableId(job.destination);
+    const cached = columns.get(key);
+    if (result.outcome === 'loaded' && result.schemaChanges?.length) columns.delete(key);
+    else
+      void cached?.then((known) => {
+        if (!known && columns.get(key) === cached) columns.delete(key);
+      });
     return result;
   };
   return {
@@ -101,6 +137,7 @@ export function createDuckDbWarehouse(
     pinsGenerations: true,
     tableColumns: readColumns,
     async load(job) {
+      knowsFile();
       const rows = completed.get(job.jobId);
       if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
       const result = loaded(
@@ -108,16 +145,17 @@ export function createDuckDbWarehouse(
         await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)),
       );
       if (result.outcome === 'failed') throw new Error(`unexpected result of job ${job.jobId}`);
-      return remember(result);
+      return remember(result, job);
     },
     async loadClaimed(job) {
       const result = loaded(
         job,
         await db.run((c, stop) => loadJob(c, { ...job, claimed: true }, options.objectPath, stop)),
       );
-      return result.outcome === 'failed' ? result : remember(result);
+      return result.outcome === 'failed' ? result : remember(result, job);
     },
     async followJob(jobId) {
+      knowsFile();
       const rows = completed.get(jobId);
       if (rows !== undefined) return { result: { outcome: 'loaded', jobId, rows }, uris: [] };
       const record = await lookUpJob(jobId);
@@ -137,7 +175,12 @@ export function createDuckDbWarehouse(
       graceMs: options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS,
       recordsEveryLoad: true,
       async read(object, destination) {
+        knowsFile();
+        const known = loadedClaims.get(claimKey(object, destination));
+        if (known) return { claim: { ...known, destination }, version: known.jobId };
         const claim = await readClaim({ object, destination });
+        if (claim && completed.has(claim.jobId))
+          loadedClaims.set(claimKey(object, destination), claim);
         return claim ? { claim: { ...claim, destination }, version: claim.jobId } : { version: '' };
       },
       swap: (swaps) =>
@@ -158,7 +201,10 @@ export function createDuckDbWarehouse(
           }
         }),
     },
-    completedRows: (jobId) => completed.get(jobId),
+    completedRows: (jobId) => {
+      knowsFile();
+      return completed.get(jobId);
+    },
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
     // Reads for people take their turn in the queue, between loads.

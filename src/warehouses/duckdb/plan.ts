@@ -78,10 +78,13 @@ export async function planWrite(
   };
 }
 
-/** The first source's head; every other source must have the same header to share its job. */
+/**
+ * The first source's head; every other source must have the same header to share its job. A
+ * coalesced job's members were grouped by header already.
+ */
 async function sameHeader(job: LoadJob, paths: string[]) {
   const first = job.head ?? (await sourceHead(job, paths, 0));
-  for (let i = 1; i < job.sources.length; i++) {
+  for (let i = 1; i < (job.claimed ? 0 : job.sources.length); i++) {
     const other = await sourceHead(job, paths, i);
     if (headerShape(other) !== headerShape(first)) {
       throw new Rejection(

@@ -21,8 +21,8 @@ export interface SerialDbOptions {
    */
   holdMs: number;
   gapMs: number;
-  /** Called when the file is closed: what was learned of it may change while it is closed. */
-  onRelease?: () => void;
+  /** Called each time the file is opened: what was learned of it may have changed while it was closed. */
+  onOpen?: () => void;
 }
 
 const INTERRUPT_REPEAT_MS = 20;
@@ -68,7 +68,6 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     if (!session) return;
     closeSession(session);
     session = undefined;
-    options.onRelease?.();
   };
   const connect = async (): Promise<DuckDBConnection> => {
     if (session && Date.now() - openedAt >= options.holdMs && (await someoneWaits(file))) {
@@ -78,6 +77,7 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     if (!session) {
       session = await openSession(file, options.lockWaitMs, false, stop.signal);
       openedAt = Date.now();
+      options.onOpen?.();
     }
     return session.connection;
   };
