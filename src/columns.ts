@@ -148,7 +148,7 @@ export function schemaChanges(before: TableColumn[], after: TableColumn[]): stri
 }
 
 /** The declared schema's columns. */
-export function declaredColumns(schema: SchemaField[]): TableColumn[] {
+function declaredColumns(schema: SchemaField[]): TableColumn[] {
   return schema.map((f) => ({
     name: f.name,
     type: f.type,
@@ -165,7 +165,7 @@ const ALIASES: Record<string, string> = {
 };
 
 /** BigQuery's legacy and standard names of one type compare equal. */
-export function canonicalType(type: string): string {
+function canonicalType(type: string): string {
   return ALIASES[type] ?? type;
 }
 

@@ -70,12 +70,12 @@ export async function checkHead(input: HeadInput): Promise<HeadCheck> {
 }
 
 /** Header names as BigQuery reads them: trimmed, a blank one named `string_field_N`. */
-export function columnNames(record: string[]): string[] {
+function columnNames(record: string[]): string[] {
   return record.map((name, i) => (name.trim() === '' ? `string_field_${i}` : name.trim()));
 }
 
 /** The first header name that another before it equals, case aside, or undefined. */
-export function duplicateName(header: string[]): string | undefined {
+function duplicateName(header: string[]): string | undefined {
   const seen = new Set<string>();
   for (const name of header) {
     const key = name.toLowerCase();
@@ -120,7 +120,7 @@ function decodesAsUtf8(bytes: Buffer, complete: boolean): boolean {
 }
 
 /** The head's bytes, inflated (up to `limit`) when it is gzip; `complete` when that is the whole text. */
-export async function inflateHead(
+async function inflateHead(
   head: Buffer,
   complete: boolean,
   gzip: boolean,

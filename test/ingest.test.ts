@@ -4,6 +4,7 @@ import { RequestError, TransientError } from '../src/errors';
 import type { IngestRequest, ObjectRef } from '../src/events';
 import { ingest, type Services } from '../src/ingest';
 import { overallOutcome } from '../src/outcomes';
+import type { StoredObject } from '../src/stores/store';
 import { jobIdFor } from '../src/routing';
 import { MemoryPublisher, MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 
@@ -48,6 +49,11 @@ function setup(yaml = YAML, env: Record<string, string> = {}, claimGraceMs?: num
 }
 
 const CSV = 'id,name\n1,a\n2,b\n';
+
+/** The job id of `a.csv` loaded alone into the catch-all route's table. */
+function oneObjectJobId(object: StoredObject): string {
+  return jobIdFor([object], { project: 'my-proj', dataset: 'ingest', table: 'a' }, 'append');
+}
 
 describe('ingest', () => {
   it('loads a new object generation and reports rows, destination and job id', async () => {
@@ -97,11 +103,7 @@ describe('ingest', () => {
   it('loads once more under the same job id when the claimed job was never inserted', async () => {
     const { store, event, warehouse } = setup(YAML, {}, 200);
     const object = store.put('landing', 'a.csv', CSV);
-    const jobId = jobIdFor(
-      [object],
-      { project: 'my-proj', dataset: 'ingest', table: 'a' },
-      'append',
-    );
+    const jobId = oneObjectJobId(object);
     warehouse.outcomes.set(jobId, new TransientError('insert answer lost'));
     await event(object).catch(() => undefined);
     warehouse.outcomes.delete(jobId);
@@ -278,11 +280,7 @@ describe('ingest', () => {
   it('quarantines what the warehouse rejects, with its reason', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    const jobId = jobIdFor(
-      [object],
-      { project: 'my-proj', dataset: 'ingest', table: 'a' },
-      'append',
-    );
+    const jobId = oneObjectJobId(object);
     warehouse.outcomes.set(jobId, {
       outcome: 'rejected',
       jobId,
@@ -319,11 +317,7 @@ describe('ingest', () => {
   it('passes a transient warehouse failure on as TransientError', async () => {
     const { store, event, warehouse } = setup();
     const object = store.put('landing', 'a.csv', CSV);
-    const jobId = jobIdFor(
-      [object],
-      { project: 'my-proj', dataset: 'ingest', table: 'a' },
-      'append',
-    );
+    const jobId = oneObjectJobId(object);
     warehouse.outcomes.set(jobId, new TransientError('backendError'));
     const error = await event(object).catch((e: unknown) => e);
     expect(error).to.be.instanceOf(TransientError);

@@ -1,6 +1,6 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { TableColumn } from '../../columns';
-import type { CsvOptions, FieldType, SchemaField } from '../../config';
+import type { CsvOptions, FieldType } from '../../config';
 import type { StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import type { Column } from './catalog';
@@ -31,14 +31,6 @@ const DUCKDB_TYPES: Record<FieldType, string> = {
   BYTES: 'BLOB',
   JSON: 'JSON',
 };
-
-export function schemaColumns(schema: SchemaField[]): Column[] {
-  return schema.map((field) => ({
-    name: field.name,
-    type: DUCKDB_TYPES[field.type],
-    required: field.mode === 'REQUIRED',
-  }));
-}
 
 /** A BigQuery column as the DuckDB column that stands for it. */
 export function duckColumn(column: TableColumn): Column {
