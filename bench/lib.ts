@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CloudEvent } from 'cloudevents';
 import { sendEvent, type EventAnswer } from '../src/cli/events';
@@ -125,15 +126,33 @@ export interface Service {
 }
 
 /**
+ * Where a benchmark that loads a service from this process puts each on a CPU of its own, so that the
+ * two never take turns on one core: `{ self: '0', service: '1' }`, or undefined on one CPU or without
+ * `taskset`.
+ */
+export function separateCpus(): { self: string; service: string } | undefined {
+  if (os.availableParallelism() < 2) return undefined;
+  const probe = spawnSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
+  return probe.status === 0 ? { self: '0', service: '1' } : undefined;
+}
+
+/** Lets this process run on every CPU again after separateCpus(). */
+export function releaseCpus(): void {
+  const all = `0-${os.availableParallelism() - 1}`;
+  spawnSync('taskset', ['-cp', all, String(process.pid)], { stdio: 'ignore' });
+}
+
+/**
  * Starts the Functions Framework with `target` from `source` as its own process, as Cloud Run does
  * (and as test/helpers/server.ts does for `ingest`). `started` is the spawn time in ms
- * (performance.now()); the caller decides when it is ready.
+ * (performance.now()); the caller decides when it is ready. With `cpus`, it runs only on those.
  */
 export async function spawnFramework(
   options: BenchOptions,
   target: string,
   source: string,
   env: Record<string, string>,
+  cpus?: string,
 ): Promise<Service> {
   const port = await freePort();
   const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
@@ -141,27 +160,26 @@ export async function spawnFramework(
   const cache = options.compileCache && fs.mkdtempSync(path.join(options.work, 'compile-cache-'));
   if (cache) fs.cpSync(options.compileCache as string, cache, { recursive: true });
   const started = performance.now();
-  const child: ChildProcess = spawn(
+  const command = [
     process.execPath,
-    [
-      ...profile,
-      FRAMEWORK_MAIN,
-      `--target=${target}`,
-      '--signature-type=http',
-      `--source=${source}`,
-    ],
-    {
-      cwd: REPO_ROOT,
-      env: {
-        ...BASE_ENV,
-        ...options.imageEnv,
-        ...env,
-        ...(cache ? { NODE_COMPILE_CACHE: cache } : {}),
-        PORT: String(port),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    ...profile,
+    FRAMEWORK_MAIN,
+    `--target=${target}`,
+    '--signature-type=http',
+    `--source=${source}`,
+  ];
+  const [program, ...args] = cpus ? ['taskset', '-c', cpus, ...command] : command;
+  const child: ChildProcess = spawn(program as string, args, {
+    cwd: REPO_ROOT,
+    env: {
+      ...BASE_ENV,
+      ...options.imageEnv,
+      ...env,
+      ...(cache ? { NODE_COMPILE_CACHE: cache } : {}),
+      PORT: String(port),
     },
-  );
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000));
   child.stdout?.on('data', keep);
@@ -189,13 +207,14 @@ export async function spawnFramework(
 export async function startIngest(
   options: BenchOptions,
   env: Record<string, string>,
+  cpus?: string,
 ): Promise<Service> {
-  return healthy(await spawnFramework(options, 'ingest', options.source, env));
+  return healthy(await spawnFramework(options, 'ingest', options.source, env, cpus));
 }
 
 /** The no-op baseline function, once it answers. */
-export async function startNoop(options: BenchOptions): Promise<Service> {
-  return healthy(await spawnFramework(options, 'noop', NOOP_SOURCE, {}));
+export async function startNoop(options: BenchOptions, cpus?: string): Promise<Service> {
+  return healthy(await spawnFramework(options, 'noop', NOOP_SOURCE, {}, cpus));
 }
 
 async function healthy(service: Service): Promise<Service> {

@@ -5,7 +5,9 @@ import { finalizedEvent, sendEvent } from '../src/cli/events';
 import {
   expectOutcome,
   putLocal,
+  releaseCpus,
   result,
+  separateCpus,
   startIngest,
   startNoop,
   type BenchOptions,
@@ -17,20 +19,23 @@ const CONNECTIONS = 50;
 /**
  * 1. Receiver overhead: requests per second at 50 connections for the `ingest` target (local
  * backend) answering a `skipped` and a `duplicate` event, against a no-op Functions Framework
- * function given the same request. Five rounds of 3 s each (--quick: three of 1 s); in each round
- * the three take turns, each round starting with another, so that other load on the machine falls
- * on all three alike.
+ * function given the same request. Fifteen rounds of 1 s each (--quick: three); in each round the
+ * three take turns, each round starting with another. Short rounds keep a ratio's two measurements
+ * a second or two apart, so that other load on the machine, which comes and goes over seconds,
+ * falls on both alike. Where it can, this process (the load generator) and the services run on CPUs
+ * of their own, so that they do not take turns on one core.
  */
 export async function receiverOverhead(options: BenchOptions): Promise<BenchReport> {
-  const rounds = options.quick ? 3 : 5;
-  const seconds = options.quick ? 1 : 3;
+  const rounds = options.quick ? 3 : 15;
+  const seconds = 1;
   const root = path.join(options.work, 'data');
   const csv = await putLocal(root, 'bench', 'in/states.csv', 'state,code\nOhio,OH\nUtah,UT\n');
   const skipped = finalizedEvent({ ...csv, name: 'in/readme.txt' });
   const duplicate = finalizedEvent(csv);
 
-  const noop = await startNoop(options);
-  const ingest = await startIngest(options, { LOCAL_DATA_DIR: root }).catch(
+  const cpus = separateCpus();
+  const noop = await startNoop(options, cpus?.service);
+  const ingest = await startIngest(options, { LOCAL_DATA_DIR: root }, cpus?.service).catch(
     async (error: unknown) => {
       await noop.stop();
       throw error;
@@ -65,6 +70,7 @@ export async function receiverOverhead(options: BenchOptions): Promise<BenchRepo
       notes: [],
     };
   } finally {
+    if (cpus) releaseCpus();
     await Promise.all([noop.stop(), ingest.stop()]);
   }
 }

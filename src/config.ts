@@ -1,16 +1,9 @@
 import * as path from 'node:path';
-import { Alias, isPair, isScalar, LineCounter, parseDocument, visit, type Document } from 'yaml';
 import { z } from 'zod';
-import {
-  ConfigError,
-  describeIssue,
-  errorMessage,
-  fieldPath,
-  firstLine,
-  toConfigError,
-} from './errors';
+import { ConfigError, describeIssue, errorMessage, fieldPath, toConfigError } from './errors';
 import { BIGQUERY_NAME, BUCKET_NAME, DOMAIN_PROJECT_ID, isPartitionDate } from './names';
 import { compilePattern, type CompiledPattern } from './pattern';
+import type * as YamlText from './yaml-text';
 
 export const WRITE_MODES = ['append', 'truncate', 'replace', 'partition'] as const;
 export type WriteMode = (typeof WRITE_MODES)[number];
@@ -277,7 +270,7 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
       throw new ConfigError(file, '(file)', `cannot be read: ${errorMessage(error)}`);
     }
   }
-  const raw = text === undefined ? {} : (parseYamlText(file, text) ?? {});
+  const raw = text === undefined ? {} : (yamlText().parseYamlText(file, text) ?? {});
   const source = text === undefined ? BUILT_IN : file;
   const parsed = fileSchema.safeParse(raw);
   if (!parsed.success) throw toConfigError(source, parsed.error, raw);
@@ -443,44 +436,10 @@ function templateProblem(kind: TemplateKind, template: string): string | undefin
   return undefined;
 }
 
-/** YAML text -> plain data; a syntax error is one line naming the file, the line and the column. */
-export function parseYamlText(file: string, text: string): unknown {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const at = (offset: number) => {
-    const { line, col } = lines.linePos(offset);
-    return `line ${line}, column ${col}`;
-  };
-  const syntax = doc.errors[0];
-  if (syntax) throw new ConfigError(file, at(syntax.pos[0]), firstLine(syntax.message));
-  const alias = unresolvedAlias(doc);
-  if (alias) {
-    const written = `*${alias.node.source}`;
-    const quoted = `'${written.replace(/'/g, "''")}'`;
-    const hint = alias.key === undefined ? quoted : `${alias.key}: ${quoted}`;
-    const problem = `"${written}" starts with "*", which YAML reads as an alias: quote it: ${hint}`;
-    throw new ConfigError(file, at(alias.node.range?.[0] ?? 0), problem);
-  }
-  try {
-    return doc.toJS();
-  } catch (error) {
-    throw new ConfigError(file, '(yaml)', firstLine(errorMessage(error)));
-  }
-}
-
-/** The first alias whose anchor is not defined before it (an unquoted `*.csv`), and its key. */
-function unresolvedAlias(doc: Document): { node: Alias; key?: string } | undefined {
-  let found: { node: Alias; key?: string } | undefined;
-  visit(doc, {
-    Alias(_, node, path) {
-      if (node.resolve(doc) !== undefined) return undefined;
-      const parent = path[path.length - 1];
-      const key = isPair(parent) && isScalar(parent.key) ? String(parent.key.value) : undefined;
-      found = { node, key };
-      return visit.BREAK;
-    },
-  });
-  return found;
+/** The YAML parser takes tens of milliseconds to load: a start without a config file does without it. */
+function yamlText(): typeof YamlText {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./yaml-text') as typeof YamlText;
 }
 
 function isNotFound(error: unknown): boolean {

@@ -24,6 +24,26 @@ interface BodyParserError {
   message?: string;
 }
 
+type HttpHandler = (req: http.IncomingMessage, res: http.ServerResponse) => unknown;
+
+/**
+ * The framework runs each `http` request inside a Node `domain` (deprecated), only to turn a stray
+ * synchronous throw into a 500. The first domain turns on a process-wide async hook with a destroy
+ * callback, after which every promise of every request is tracked until it is collected: a third
+ * of the receiver's cost on a duplicate event. The receiver answers every error itself, and Express
+ * hands a rejected handler's error to the final handler, so `http` functions are given to Express as
+ * they are. The framework reads `wrapUserFunction` when it builds its server, after this runs.
+ */
+export function serveWithoutDomains(): void {
+  const fromFramework = createRequire(require.resolve('@google-cloud/functions-framework'));
+  const wrappers = fromFramework('./function_wrappers.js') as {
+    wrapUserFunction(fn: HttpHandler, signatureType: string): HttpHandler;
+  };
+  const wrap = wrappers.wrapUserFunction;
+  wrappers.wrapUserFunction = (fn, signatureType) =>
+    signatureType === 'http' ? fn : wrap(fn, signatureType);
+}
+
 /**
  * Errors raised before the function runs (malformed JSON, an unsupported charset, a body over the
  * framework's limit) reach Express's final handler, which answers with an HTML page and a stack trace.

@@ -3,7 +3,7 @@
  * retry and dead-letter policy of the Pub/Sub subscription each trigger delivers through. Pure: no I/O.
  */
 import { z } from 'zod';
-import { parseYamlText } from './config';
+import { parseYamlText } from './yaml-text';
 import { ConfigError, fieldPath, toConfigError } from './errors';
 import { EVENT_TYPES } from './events';
 import { BUCKET_NAME, PROJECT_ID } from './names';

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { DEFAULT_CSV, loadConfig, type Env } from '../src/config';
 import { ConfigError } from '../src/errors';
@@ -30,6 +31,24 @@ describe('loadConfig', () => {
     expect(config.reprocess).to.deep.equal({ topic: undefined, inlineLimit: 100 });
     expect(config.quarantinePrefix).to.equal('_quarantine/');
     expect(config.waitSeconds).to.equal(540);
+  });
+
+  it('loads the YAML parser only when there is a configuration file to parse', () => {
+    const config = path.join(__dirname, '..', 'src', 'config.js');
+    const loadsYaml = (text: string | null) =>
+      execFileSync(process.execPath, [
+        '-e',
+        `const { loadConfig } = require(${JSON.stringify(config)});
+         const text = ${JSON.stringify(text)};
+         loadConfig({}, () => {
+           if (text === null) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+           return text;
+         });
+         const yaml = Object.keys(require.cache).some((m) => m.includes('/node_modules/yaml/'));
+         process.stdout.write(String(yaml));`,
+      ]).toString();
+    expect(loadsYaml(null)).to.equal('false');
+    expect(loadsYaml('defaults: {dataset: sales}\n')).to.equal('true');
   });
 
   it('reads ./ingest.yaml, merges defaults into routes and loads schema files', () => {
