@@ -7,7 +7,7 @@ import { ConfigError } from './errors';
 import { installJsonFinalHandler, serveWithoutDomains, takeOverShutdown } from './framework';
 import { createLogger } from './log';
 import { DEFAULT_GRACE_SECONDS, STEP_MS } from './shutdown';
-import { createStatusSite } from './status/site';
+import type * as StatusSite from './status/site';
 
 // The entry module: the Functions Framework loads it and serves the `ingest` target.
 const logger = createLogger(process.env.LOG_LEVEL ?? 'info');
@@ -18,10 +18,16 @@ let shuttingDown = false;
 
 let backend: Promise<Backend> | undefined;
 const services = () => (backend ??= createBackend(config, logger));
-// The local backend also serves a status page; with gcp, `GET /` stays a JSON answer.
+// The local backend also serves a status page; with gcp, `GET /` stays a JSON answer, and the page's
+// modules (a few MB of a cold start's memory) are not loaded.
 const pages =
   config.backend === 'local'
-    ? createStatusSite({ config, backend: services, cwd: process.cwd() })
+    ? // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./status/site') as typeof StatusSite).createStatusSite({
+        config,
+        backend: services,
+        cwd: process.cwd(),
+      })
     : undefined;
 const receiver = createReceiver(config, services, logger, pages);
 

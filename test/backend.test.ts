@@ -44,4 +44,31 @@ describe('backends load only their own clients', () => {
     expect(loaded).to.not.include('@duckdb/node-api');
     expect(loaded).to.not.include('@google-cloud/pubsub');
   });
+
+  it('the entry module loads the status page only for the local backend', () => {
+    const statusModules = (backend: 'local' | 'gcp') => {
+      const script = `
+        require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'index.js'))});
+        const status = Object.keys(require.cache).filter((file) => file.includes('/dist/src/status/'));
+        console.log(JSON.stringify(status.length));
+        process.exit(0);`;
+      const result = spawnSync(process.execPath, ['-e', script], {
+        cwd: REPO_ROOT,
+        env: {
+          PATH: process.env.PATH,
+          METADATA_SERVER_DETECTION: 'none',
+          GOOGLE_CLOUD_PROJECT: 'test-project',
+          INGEST_BACKEND: backend,
+          INGEST_CONFIG: '',
+          LOG_LEVEL: 'warn',
+        },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(result.status, result.stderr).to.equal(0);
+      return JSON.parse(result.stdout) as number;
+    };
+    expect(statusModules('gcp')).to.equal(0);
+    expect(statusModules('local')).to.be.greaterThan(0);
+  });
 });
