@@ -15,18 +15,24 @@ function packagesLoadedBy(backend: 'local' | 'gcp'): string[] {
         .filter(Boolean);
       console.log(JSON.stringify([...new Set(names)]));
     });`;
+  return runScript(script, {}) as string[];
+}
+
+/** Runs `script` in a fresh Node process; what it prints is JSON. */
+function runScript(script: string, env: Record<string, string>): unknown {
   const result = spawnSync(process.execPath, ['-e', script], {
     cwd: REPO_ROOT,
     env: {
       PATH: process.env.PATH,
       METADATA_SERVER_DETECTION: 'none',
       GOOGLE_CLOUD_PROJECT: 'test-project',
+      ...env,
     },
     encoding: 'utf8',
     timeout: 30_000,
   });
   expect(result.status, result.stderr).to.equal(0);
-  return JSON.parse(result.stdout) as string[];
+  return JSON.parse(result.stdout);
 }
 
 describe('backends load only their own clients', () => {
@@ -52,21 +58,7 @@ describe('backends load only their own clients', () => {
         const status = Object.keys(require.cache).filter((file) => file.includes('/dist/src/status/'));
         console.log(JSON.stringify(status.length));
         process.exit(0);`;
-      const result = spawnSync(process.execPath, ['-e', script], {
-        cwd: REPO_ROOT,
-        env: {
-          PATH: process.env.PATH,
-          METADATA_SERVER_DETECTION: 'none',
-          GOOGLE_CLOUD_PROJECT: 'test-project',
-          INGEST_BACKEND: backend,
-          INGEST_CONFIG: '',
-          LOG_LEVEL: 'warn',
-        },
-        encoding: 'utf8',
-        timeout: 30_000,
-      });
-      expect(result.status, result.stderr).to.equal(0);
-      return JSON.parse(result.stdout) as number;
+      return runScript(script, { INGEST_BACKEND: backend, INGEST_CONFIG: '', LOG_LEVEL: 'warn' });
     };
     expect(statusModules('gcp')).to.equal(0);
     expect(statusModules('local')).to.be.greaterThan(0);
