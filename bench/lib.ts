@@ -127,19 +127,20 @@ export interface Service {
 
 /**
  * Where a benchmark that loads a service from this process puts each on a CPU of its own, so that the
- * two never take turns on one core: `{ self: '0', service: '1' }`, or undefined on one CPU or without
- * `taskset`.
+ * two never take turns on one core: this process's main thread (the load generator) goes to CPU 0,
+ * and `service` is for the services; undefined on one CPU or without `taskset`. Hand the result to
+ * releaseCpus() when done: processes started later inherit this thread's CPUs.
  */
-export function separateCpus(): { self: string; service: string } | undefined {
-  if (os.availableParallelism() < 2) return undefined;
+export function separateCpus(): { service: string; all: string } | undefined {
+  const count = os.availableParallelism(); // before pinning: it counts the CPUs this thread may use
+  if (count < 2) return undefined;
   const probe = spawnSync('taskset', ['-cp', '0', String(process.pid)], { stdio: 'ignore' });
-  return probe.status === 0 ? { self: '0', service: '1' } : undefined;
+  return probe.status === 0 ? { service: `1-${count - 1}`, all: `0-${count - 1}` } : undefined;
 }
 
-/** Lets this process run on every CPU again after separateCpus(). */
-export function releaseCpus(): void {
-  const all = `0-${os.availableParallelism() - 1}`;
-  spawnSync('taskset', ['-cp', all, String(process.pid)], { stdio: 'ignore' });
+/** Lets every thread of this process run on every CPU again. */
+export function releaseCpus(cpus: { all: string }): void {
+  spawnSync('taskset', ['-a', '-cp', cpus.all, String(process.pid)], { stdio: 'ignore' });
 }
 
 /**

@@ -70,7 +70,7 @@ export async function receiverOverhead(options: BenchOptions): Promise<BenchRepo
       notes: [],
     };
   } finally {
-    if (cpus) releaseCpus();
+    if (cpus) releaseCpus(cpus);
     await Promise.all([noop.stop(), ingest.stop()]);
   }
 }
