@@ -123,7 +123,7 @@ export function selectExpression(column: Column): string {
     checks.push([`${name} IS NULL`, `column "${column.name}" is REQUIRED but a row has no value`]);
   if (readType(column.type) === 'VARCHAR' || column.type === 'JSON') {
     checks.push([
-      `strpos(${name}, chr(0)) > 0`,
+      `contains(${name}, chr(0))`,
       `column "${column.name}" contains a NUL character (ASCII 0)`,
     ]);
   }
