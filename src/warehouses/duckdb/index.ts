@@ -27,7 +27,7 @@ export { FileBusyError } from './session';
 
 /** Which file is at `file` now: its device and inode, or 'none'. */
 function fileIdentity(file: string): string {
-  const stat = statSync(path.resolve(file), { throwIfNoEntry: false });
+  const stat = statSync(file, { throwIfNoEntry: false });
   return stat ? `${stat.dev}:${stat.ino}` : 'none';
 }
 
@@ -76,7 +76,8 @@ export function createDuckDbWarehouse(
     `${gsUri(object)}#${object.generation}>${destination}`;
   // Columns per table for head checks; a load may change them, so it drops its table's entry.
   const columns = new Map<string, Promise<TableColumn[] | undefined>>();
-  const db = createSerialDb(path.resolve(options.file), {
+  const file = path.resolve(options.file);
+  const db = createSerialDb(file, {
     idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
     lockWaitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
@@ -86,7 +87,7 @@ export function createDuckDbWarehouse(
   // Ledger rows are never removed from a file: what was learned of it holds until the file itself is
   // another one (deleted and created again), which every use of what was learned checks first.
   const knowsFile = (): void => {
-    const identity = fileIdentity(options.file);
+    const identity = fileIdentity(file);
     if (identity === knownFile) return;
     knownFile = identity;
     completed.clear();
