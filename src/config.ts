@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { ConfigError, describeIssue, errorMessage, fieldPath, toConfigError } from './errors';
 import { BIGQUERY_NAME, BUCKET_NAME, DOMAIN_PROJECT_ID, isPartitionDate } from './names';
 import { compilePattern, type CompiledPattern } from './pattern';
@@ -50,7 +50,7 @@ const fieldSchema = z
     mode: z.enum(['NULLABLE', 'REQUIRED']).optional(),
     description: z.string().optional(),
   })
-  .loose();
+  .passthrough();
 export type SchemaField = z.infer<typeof fieldSchema>;
 const bigQuerySchemaFile = z
   .array(fieldSchema)

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type { z } from 'zod/v3';
 
 /** A request the service cannot act on: answered 400 (or 413) and never retried. */
 export class RequestError extends Error {

@@ -1,5 +1,5 @@
 import { HTTP, type CloudEvent } from 'cloudevents';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { RequestError, errorMessage } from './errors';
 import { isBucketName } from './names';
 
@@ -143,7 +143,7 @@ const objectResourceSchema = z
     generation: generationSchema,
     size: sizeSchema.optional(),
   })
-  .loose();
+  .passthrough();
 
 function parseObjectResource(data: unknown, where: string): ObjectRef {
   const resource = check(objectResourceSchema, data, where);
@@ -159,10 +159,10 @@ const pubsubSchema = z
         messageId: z.string().optional(),
         message_id: z.string().optional(),
       })
-      .loose(),
+      .passthrough(),
     subscription: z.string().optional(),
   })
-  .loose();
+  .passthrough();
 
 const refSchema = z
   .object({ bucket: z.string(), name: z.string(), generation: generationSchema.optional() })

@@ -2,7 +2,7 @@
  * Eventarc trigger definitions (eventarc/*.yaml) -> the gcloud commands that create them and set the
  * retry and dead-letter policy of the Pub/Sub subscription each trigger delivers through. Pure: no I/O.
  */
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { parseYamlText } from './yaml-text';
 import { ConfigError, fieldPath, toConfigError } from './errors';
 import { EVENT_TYPES } from './events';

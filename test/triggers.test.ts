@@ -142,13 +142,12 @@ describe('trigger definitions', () => {
     {
       title: 'a value of the wrong type',
       text: edit((d) => ((d.subscription as Doc).maxDeliveryAttempts = 'ten')),
-      error:
-        'x.yaml: subscription.maxDeliveryAttempts: Invalid input: expected number, received string',
+      error: 'x.yaml: subscription.maxDeliveryAttempts: Expected number, received string',
     },
     {
       title: 'fewer delivery attempts than Pub/Sub allows',
       text: edit((d) => (d.subscription.maxDeliveryAttempts = 3)),
-      error: 'x.yaml: subscription.maxDeliveryAttempts: Too small: expected number to be >=5',
+      error: 'x.yaml: subscription.maxDeliveryAttempts: Number must be greater than or equal to 5',
     },
     {
       title: 'a retry delay over 600 seconds',
@@ -204,7 +203,7 @@ describe('trigger definitions', () => {
     {
       title: 'not a mapping',
       text: '- a\n- b\n',
-      error: 'x.yaml: (root): Invalid input: expected object, received array',
+      error: 'x.yaml: (root): Expected object, received array',
     },
     {
       title: 'broken YAML',

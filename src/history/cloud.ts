@@ -1,6 +1,6 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type api from '@google-cloud/bigquery/build/src/types';
-import { z } from 'zod';
+import { z } from 'zod/v3';
 import { httpStatusOf } from '../google-errors';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import type { HistoryEntry } from './entry';

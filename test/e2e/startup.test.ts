@@ -10,7 +10,7 @@ describe('the Functions Framework target at start', () => {
     {
       name: 'an unknown write mode',
       yaml: 'routes: [{match: "*.csv", write: upsert}]',
-      line: /^gcs-bq-ingest: configuration error: ingest\.yaml: routes\[0\]\.write: Invalid option/,
+      line: /^gcs-bq-ingest: configuration error: ingest\.yaml: routes\[0\]\.write: Invalid enum value\. Expected 'append' \| 'truncate'/,
     },
     {
       name: 'broken YAML',
