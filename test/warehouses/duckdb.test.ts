@@ -367,6 +367,19 @@ describe('DuckDB warehouse', function () {
       expect(columns).to.deep.equal([['string_field_0'], ['string_field_1']]);
     });
 
+    it("takes a new table's types from its first rows, as BigQuery's autodetect does", async () => {
+      // BigQuery samples 500 rows; DuckDB's sniffer at least 2,048.
+      const numbers = (from: number, count: number) =>
+        Array.from({ length: count }, (_, i) => `${from + i},x`).join('\n');
+      const late = await loadText(`n,s\n${numbers(1, 3000)}\nabc,x\n`);
+      expect(late.outcome, JSON.stringify(late)).to.equal('rejected');
+      expect(late.outcome === 'rejected' && late.reason).to.match(/"abc"/);
+      const early = await loadText(`n,s\n${numbers(1, 400)}\nabc,x\n${numbers(401, 3000)}\n`, {
+        table: 'u',
+      });
+      expect(early, JSON.stringify(early)).to.deep.include({ outcome: 'loaded', rows: 3401 });
+    });
+
     it('maps every BigQuery type of a schema', async () => {
       const schema: SchemaField[] = [
         { name: 's', type: 'STRING' },

@@ -47,10 +47,18 @@ export function compressionOf(source: StoredObject | undefined): Compression {
   return source?.name.endsWith('.gz') ? 'gzip' : 'none';
 }
 
+// BigQuery's autodetect scans up to the first 500 rows of one file. The sniffer's smallest sample is
+// one vector, 2,048 rows (its default, ten vectors, took most of a sniff's time).
+const SNIFF_ROWS = 2048;
+// Twice the longest row allowed (DuckDB's max_line_size, 2 MB). The default buffer is several times
+// that, and allocating it made a sniff on a freshly opened file take about 160 ms instead of 30.
+const SNIFF_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /**
- * Column types as DuckDB's sniffer sees them in the first file. Dates are only taken in BigQuery's
- * YYYY-MM-DD form and timestamps only in the ISO forms DuckDB reads without a format, as the strict
- * read that follows uses no formats; anything else stays VARCHAR and the strict read reports errors.
+ * Column types as DuckDB's sniffer sees them in the first rows of the first file. Dates are only
+ * taken in BigQuery's YYYY-MM-DD form and timestamps only in the ISO forms DuckDB reads without a
+ * format, as the strict read that follows uses no formats; anything else stays VARCHAR and the strict
+ * read reports errors.
  */
 export async function sniffTypes(
   c: DuckDBConnection,
@@ -61,7 +69,8 @@ export async function sniffTypes(
   const csv = job.csv;
   const sql =
     `SELECT Columns, TimestampFormat FROM sniff_csv($1, ${dialectOptions(csv, compressionOf(job.sources[0]))}, ` +
-    `null_padding=true, strict_mode=false, ignore_errors=true, dateformat='%Y-%m-%d')`;
+    `null_padding=true, strict_mode=false, ignore_errors=true, dateformat='%Y-%m-%d', ` +
+    `sample_size=${SNIFF_ROWS}, buffer_size=${SNIFF_BUFFER_BYTES})`;
   let row: Record<string, unknown> | undefined;
   try {
     row = (await c.runAndReadAll(sql, [paths[0] ?? ''])).getRowObjectsJS()[0];
