@@ -1017,6 +1017,26 @@ describe('DuckDB warehouse', function () {
       }
     });
 
+    it('lets go of the file while idle as soon as another process waits for it', async () => {
+      // Idle for a minute before letting go unasked: the reader gets the file only by waiting for it.
+      const holding = await makeLocal({ idleMs: 60_000 });
+      try {
+        const object = await holding.put('in/x.csv', 'a\n1\n2\n');
+        expect((await holding.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');
+        const modulePath = path.resolve(__dirname, '../../src/warehouses/duckdb');
+        const script = `require(${JSON.stringify(modulePath)})
+          .readDuckDbTables(${JSON.stringify(holding.file)}, { lockWaitMs: 5000 })
+          .then((t) => console.log(JSON.stringify(t)), (e) => { console.error(e.message); process.exit(1); });`;
+        const { stdout } = await run(process.execPath, ['-e', script]);
+        expect(JSON.parse(stdout)).to.deep.equal([{ table: 'contract.items', rows: 2 }]);
+        // And the next load opens it again.
+        const next = await holding.put('in/y.csv', 'a\n3\n');
+        expect((await holding.warehouse.load(contractJob([next]))).outcome).to.equal('loaded');
+      } finally {
+        await holding.cleanup();
+      }
+    });
+
     it('names the process that holds the file when giving up', async () => {
       const object = await local.put('in/x.csv', 'a\n1\n');
       expect((await local.warehouse.load(contractJob([object]))).outcome).to.equal('loaded');

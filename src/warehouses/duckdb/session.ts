@@ -10,7 +10,10 @@ export interface Session {
 }
 
 export interface SerialDbOptions {
-  /** The file is closed once nothing has been queued for this long. */
+  /**
+   * The file is closed once nothing has been queued for this long, or as soon as another process
+   * waits for it meanwhile.
+   */
   idleMs: number;
   /** How long to wait for another process to let go of the file. */
   lockWaitMs: number;
@@ -26,6 +29,8 @@ export interface SerialDbOptions {
 }
 
 const INTERRUPT_REPEAT_MS = 20;
+// How often an idle holder looks for a process waiting for the file.
+const IDLE_CHECK_MS = 50;
 
 /** What a piece of work learns of `abort`. */
 export interface Stop {
@@ -102,7 +107,22 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   };
   const settled = () => {
     pending -= 1;
-    if (pending === 0) idleTimer = setTimeout(release, options.idleMs).unref();
+    if (pending === 0) watchIdle(Date.now() + options.idleMs);
+  };
+  let idleSpell = 0;
+  const watchIdle = (until: number, spell = ++idleSpell) => {
+    idleTimer = setTimeout(
+      () => {
+        void (async () => {
+          if (!session) return;
+          const waited = Date.now() < until && (await someoneWaits(file));
+          if (pending > 0 || spell !== idleSpell) return;
+          if (waited || Date.now() >= until) release();
+          else watchIdle(until, spell);
+        })();
+      },
+      Math.max(0, Math.min(IDLE_CHECK_MS, until - Date.now())),
+    ).unref();
   };
   const finish = async () => {
     await tail;
