@@ -190,7 +190,7 @@ export async function openSession(
 }
 
 // A table's rows have no order, in BigQuery as here: DuckDB may then insert what parallel CSV readers
-// produce as it comes, which made a 100 MB load about a quarter faster and takes less memory.
+// produce as it comes, which made a 100 MB load about a quarter faster.
 const WRITER = { preserve_insertion_order: 'false' };
 
 async function openOnce(file: string, readOnly: boolean): Promise<Session> {
