@@ -88,6 +88,11 @@ function generationLists(objects: StoredObject[]) {
   return [listValue(objects.map(gsUri)), listValue(objects.map((o) => o.generation))];
 }
 
+/** `uri#generation` of each object, for an exact test of the pairs the semi-joins let through. */
+function generationKeys(objects: StoredObject[]) {
+  return listValue(objects.map((o) => `${gsUri(o)}#${o.generation}`));
+}
+
 /** The claims on these generations (job id and epoch ms), in the order asked; undefined for none. */
 export async function readClaims(
   c: DuckDBConnection,
@@ -155,22 +160,15 @@ async function writeClaims(
   jobId: string,
   at: number,
 ): Promise<void> {
-  const keys = new Set(objects.map((o) => `${gsUri(o)}#${o.generation}`));
   await c.run(
     `DELETE FROM _ingest.claims WHERE destination = $3 AND ${CLAIMED_GENERATIONS}
      AND list_contains($4, uri || '#' || generation)`,
-    [...generationLists(objects), destination, listValue([...keys])],
+    [...generationLists(objects), destination, generationKeys(objects)],
   );
   await c.run(
     `INSERT INTO _ingest.claims
      SELECT unnest($1), unnest($2), $3, $4, make_timestamp(CAST($5 AS BIGINT) * 1000)`,
-    [
-      listValue(objects.map(gsUri)),
-      listValue(objects.map((o) => o.generation)),
-      destination,
-      jobId,
-      BigInt(at),
-    ],
+    [...generationLists(objects), destination, jobId, BigInt(at)],
   );
 }
 
@@ -183,7 +181,7 @@ export async function claimedFor(c: DuckDBConnection, job: LoadJob): Promise<num
       ...generationLists(job.sources),
       job.jobId,
       tableId(job.destination),
-      listValue(job.sources.map((s) => `${gsUri(s)}#${s.generation}`)),
+      generationKeys(job.sources),
     ],
   );
   return Number(reader.getRowsJS()[0]?.[0] ?? 0);
