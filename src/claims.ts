@@ -1,3 +1,4 @@
+import { ownMetadataValue, readOwnMetadata } from './stores/own-metadata';
 import type { StoredObject } from './stores/store';
 
 /**
@@ -58,25 +59,30 @@ export interface ClaimStore {
 /** The custom metadata key a claim is kept under on a Cloud Storage object. */
 export const CLAIM_METADATA_KEY = 'ingest-claim';
 
-/** The claim as stored in metadata: one JSON value, readable in the console. */
-export function formatClaim(claim: Claim): string {
-  return JSON.stringify({
+/**
+ * The claim as stored in the metadata of `object`: one JSON value, readable in the console, naming the
+ * object generation it was made on (a copy of the object arrives with it).
+ */
+export function formatClaim(claim: Claim, object: StoredObject): string {
+  return ownMetadataValue(object, {
     job: claim.jobId,
     at: new Date(claim.at).toISOString(),
     table: claim.destination,
   });
 }
 
-/** The claim a metadata value holds for `destination`; anything else (or nothing) is no claim. */
-export function parseClaim(value: string | undefined, destination: string): Claim | undefined {
-  if (value === undefined) return undefined;
-  try {
-    const parsed = JSON.parse(value) as { job?: unknown; at?: unknown; table?: unknown };
-    const at = typeof parsed.at === 'string' ? Date.parse(parsed.at) : NaN;
-    if (typeof parsed.job !== 'string' || parsed.table !== destination || Number.isNaN(at))
-      return undefined;
-    return { jobId: parsed.job, at, destination };
-  } catch {
+/**
+ * The claim a metadata value of `object` holds for `destination`; anything else (or nothing) is no
+ * claim, and so is a claim made on another object or generation.
+ */
+export function parseClaim(
+  value: string | undefined,
+  destination: string,
+  object: StoredObject,
+): Claim | undefined {
+  const fields = readOwnMetadata(object, value);
+  const at = typeof fields?.at === 'string' ? Date.parse(fields.at) : NaN;
+  if (typeof fields?.job !== 'string' || fields.table !== destination || Number.isNaN(at))
     return undefined;
-  }
+  return { jobId: fields.job, at, destination };
 }

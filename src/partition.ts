@@ -8,10 +8,11 @@ import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
+import { ownMetadataValue, readOwnMetadata } from './stores/own-metadata';
 import { BucketNotFoundError, ObjectGoneError, type StoredObject } from './stores/store';
 import { partitionedTableId, tableId, type Destination } from './warehouses/warehouse';
 
-/** The custom metadata key naming the last rebuild job an event's object started. */
+/** The custom metadata key naming the last rebuild job an event's object generation started. */
 const REBUILD_JOB_KEY = 'ingest-rebuild-job';
 
 /** How often one request rebuilds a partition that keeps changing before leaving it to a redelivery. */
@@ -144,10 +145,12 @@ async function markRebuild(objects: StoredObject[], jobId: string, services: Ser
   const annotate = store.annotate.bind(store);
   await Promise.all(
     objects.map((object) =>
-      annotate(object, { [REBUILD_JOB_KEY]: jobId }).catch((error: unknown) => {
-        // Replaced meanwhile: the rebuild's last listing leaves it out and says so.
-        if (!(error instanceof ObjectGoneError)) throw error;
-      }),
+      annotate(object, { [REBUILD_JOB_KEY]: ownMetadataValue(object, { job: jobId }) }).catch(
+        (error: unknown) => {
+          // Replaced meanwhile: the rebuild's last listing leaves it out and says so.
+          if (!(error instanceof ObjectGoneError)) throw error;
+        },
+      ),
     ),
   );
 }
@@ -160,9 +163,10 @@ async function settleEarlierRebuilds(
   deadline: number,
 ): Promise<void> {
   if (!warehouse.settle) return;
-  const earlier = new Set(objects.map((o) => o.metadata?.[REBUILD_JOB_KEY]));
-  for (const jobId of earlier) {
-    if (jobId === undefined) continue;
+  // A copy of an object arrives with its source's mark, which names the source: not its rebuild.
+  const marks = objects.map((o) => readOwnMetadata(o, o.metadata?.[REBUILD_JOB_KEY])?.job);
+  for (const jobId of new Set(marks)) {
+    if (typeof jobId !== 'string') continue;
     await warehouse.settle(buildJob(objects, route, destination, config, jobId, deadline));
   }
 }

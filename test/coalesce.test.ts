@@ -30,7 +30,11 @@ function setup(batch = '{jobsPerDay: 864000, burst: 1}', claimGraceMs = 120_000)
     (await run({ objects: [ref] }, budgetMs)).objects[0] as ObjectResult;
   const put = (i: number, content = `id\n${i}\n`) => store.put('landing', `in/f${i}.csv`, content);
   const claimOf = (name: string) =>
-    parseClaim(store.metadataOf('landing', name)?.[CLAIM_METADATA_KEY], TABLE);
+    parseClaim(
+      store.metadataOf('landing', name)?.[CLAIM_METADATA_KEY],
+      TABLE,
+      store.objects.get(`landing/${name}`)!.object,
+    );
   return { store, warehouse, warnings, services, run, event, put, claimOf };
 }
 
@@ -221,11 +225,10 @@ describe('coalesced loads', () => {
     const object = put(1);
     // Another instance claimed it and died before its insert.
     const entry = store.objects.get('landing/in/f1.csv')!;
-    entry.metadata[CLAIM_METADATA_KEY] = formatClaim({
-      jobId: 'ingest_dead',
-      at: Date.now(),
-      destination: TABLE,
-    });
+    entry.metadata[CLAIM_METADATA_KEY] = formatClaim(
+      { jobId: 'ingest_dead', at: Date.now(), destination: TABLE },
+      object,
+    );
     entry.metageneration += 1;
     const started = Date.now();
     const result = await event(object);
@@ -242,11 +245,10 @@ describe('coalesced loads', () => {
       uris: ['gs://landing/in/f1.csv', 'gs://landing/in/f2.csv'],
     });
     const entry = store.objects.get('landing/in/f1.csv')!;
-    entry.metadata[CLAIM_METADATA_KEY] = formatClaim({
-      jobId: 'ingest_other',
-      at: Date.now(),
-      destination: TABLE,
-    });
+    entry.metadata[CLAIM_METADATA_KEY] = formatClaim(
+      { jobId: 'ingest_other', at: Date.now(), destination: TABLE },
+      object,
+    );
     entry.metageneration += 1;
     expect(await event(object)).to.include({
       outcome: 'duplicate',

@@ -25,7 +25,7 @@ const PARALLEL_SWAPS = 64;
  */
 export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStore {
   async function swapOne({ object, claim, version }: ClaimSwap): Promise<SwapResult> {
-    const value = formatClaim(claim);
+    const value = formatClaim(claim, object);
     const file = storage.bucket(object.bucket).file(object.name);
     const uri = `${gsUri(object)}#${object.generation}`;
     try {
@@ -65,7 +65,7 @@ export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStor
         snapshot = { metadata: { [CLAIM_METADATA_KEY]: metadataValue(metadata) ?? '' } };
         snapshot.metageneration = String(metadata.metageneration);
       }
-      const claim = parseClaim(snapshot.metadata?.[CLAIM_METADATA_KEY], destination);
+      const claim = parseClaim(snapshot.metadata?.[CLAIM_METADATA_KEY], destination, object);
       return { ...(claim ? { claim } : {}), version: snapshot.metageneration ?? '1' };
     },
     swap: (swaps) => mapLimit(swaps, PARALLEL_SWAPS, swapOne),

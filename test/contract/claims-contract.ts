@@ -6,6 +6,8 @@ export interface ClaimsFixture {
   claims: ClaimStore;
   /** Creates or replaces an object; returns its new generation as `stat` would. */
   put(name: string, content: string): Promise<StoredObject>;
+  /** Copies an object within the bucket as `gcloud storage cp` does; returns the copy as `stat` would. */
+  copy(from: string, to: string): Promise<StoredObject>;
   /** The object as `stat` returns it now (claims may live in its metadata). */
   stat(name: string): Promise<StoredObject>;
   teardown(): Promise<void>;
@@ -102,6 +104,27 @@ export function testClaimStore(name: string, setup: () => Promise<ClaimsFixture>
       const replaced = await fixture.put('in/a.csv', 'a\n3\n');
       expect(replaced.generation).to.not.equal(object.generation);
       expect((await claims.read(replaced, TABLE)).claim).to.equal(undefined);
+    });
+
+    it('knows no claim on a copy of a claimed object, and claims the copy by compare-and-swap', async () => {
+      const object = await fixture.put('in/march.csv', 'a\n1\n');
+      const { version } = await claims.read(object, TABLE);
+      await claims.swap([{ object, claim: claimFor('job_1'), version }]);
+      const copy = await fixture.copy('in/march.csv', 'in/march-resend.csv');
+      const state = await claims.read(copy, TABLE);
+      expect(state.claim).to.equal(undefined);
+      const [stale] = await claims.swap([
+        { object: copy, claim: claimFor('job_2'), version: `${state.version}0` },
+      ]);
+      expect(stale?.kind).to.equal('lost');
+      const [swap] = await claims.swap([
+        { object: copy, claim: claimFor('job_2'), version: state.version },
+      ]);
+      expect(swap?.kind).to.equal('won');
+      const read = async (name: string) =>
+        (await claims.read(await fixture.stat(name), TABLE)).claim;
+      expect((await read('in/march-resend.csv'))?.jobId).to.equal('job_2');
+      expect((await read('in/march.csv'))?.jobId).to.equal('job_1');
     });
   });
 }

@@ -89,7 +89,7 @@ export class MemoryStore implements ObjectStore {
           object.metageneration === undefined
             ? await this.stat(object.bucket, object.name)
             : object;
-        const claim = parseClaim(current?.metadata?.[CLAIM_METADATA_KEY], destination);
+        const claim = parseClaim(current?.metadata?.[CLAIM_METADATA_KEY], destination, object);
         return { ...(claim ? { claim } : {}), version: current?.metageneration ?? '1' };
       },
       swap: async (swaps) =>
@@ -97,7 +97,7 @@ export class MemoryStore implements ObjectStore {
           const entry = this.objects.get(`${object.bucket}/${object.name}`);
           if (!entry || entry.object.generation !== object.generation) return { kind: 'gone' };
           if (String(entry.metageneration) !== version) return { kind: 'lost' };
-          entry.metadata[CLAIM_METADATA_KEY] = formatClaim(claim);
+          entry.metadata[CLAIM_METADATA_KEY] = formatClaim(claim, object);
           entry.metageneration += 1;
           return { kind: 'won', state: { claim, version: String(entry.metageneration) } };
         }),
@@ -147,6 +147,20 @@ export class MemoryStore implements ObjectStore {
       metadata,
       metageneration: 1,
     });
+  }
+
+  /**
+   * A copy as `objects.rewrite` or `gcloud storage cp` makes it: a new object generation with the
+   * source's custom metadata.
+   */
+  copy(bucket: string, from: string, to: string): StoredObject {
+    const entry = this.objects.get(`${bucket}/${from}`);
+    if (!entry) throw new Error(`no object ${from}`);
+    const copy = this.put(bucket, to, entry.content);
+    (this.objects.get(`${bucket}/${to}`) as { metadata: Record<string, string> }).metadata = {
+      ...entry.metadata,
+    };
+    return copy;
   }
 
   metadataOf(bucket: string, name: string): Record<string, string> | undefined {

@@ -28,6 +28,10 @@ testClaimStore('Cloud Storage metadata (JSON API test server)', async () => {
       server.put(BUCKET, name, content);
       return statOf(store, name);
     },
+    copy: async (from, to) => {
+      await storage.bucket(BUCKET).file(from).copy(to);
+      return statOf(store, to);
+    },
     stat: (name) => statOf(store, name),
     teardown: () => server.close(),
   };
@@ -48,6 +52,10 @@ testClaimStore('the local ledger (DuckDB)', async () => {
       fs.writeFileSync(file, content);
       return statOf(store, name);
     },
+    copy: async (from, to) => {
+      fs.copyFileSync(localObjectPath(dir, BUCKET, from), localObjectPath(dir, BUCKET, to));
+      return statOf(store, to);
+    },
     stat: (name) => statOf(store, name),
     teardown: async () => {
       await warehouse.close();
@@ -61,6 +69,7 @@ testClaimStore('memory (the fake the use case tests run on)', async () => {
   return {
     claims: store.claims(),
     put: async (name) => store.put(BUCKET, name, 'a\n1\n'),
+    copy: async (from, to) => store.copy(BUCKET, from, to),
     stat: (name) => statOf(store, name),
     teardown: async () => undefined,
   };
