@@ -3,6 +3,7 @@ import { Batcher, type PaceChange, type Waiting } from './batcher';
 import type { Claim, ClaimState } from './claims';
 import type { BatchOptions, Route } from './config';
 import { TransientError, errorMessage } from './errors';
+import { createJobWatch } from './job-watch';
 import { buildJob, checkObjectHead, headerShape, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { reject } from './quarantine';
@@ -48,8 +49,8 @@ export interface BatchLog {
   warn(fields: object, message: string): void;
 }
 
-/** Follow the claim again after this, when its job cannot be found yet. */
-const CLAIM_POLL_MS = 1000;
+/** A forced reload whose job failed goes again after this. */
+const FORCED_RETRY_MS = 1000;
 
 interface Member extends Waiting {
   item: BatchObject;
@@ -68,6 +69,10 @@ export type BatchServices = Omit<Services, 'batches'>;
 export function createBatches(services: BatchServices, log: BatchLog): Batches {
   const { config, store, warehouse, claims } = services;
   const inFlight = new Map<string, Promise<void>>();
+  // The jobs that claims made elsewhere (another instance, an earlier delivery) name.
+  const jobs = createJobWatch((jobId, deadline) =>
+    warehouse.followJob(jobId, { location: config.location, deadline }),
+  );
   // Objects per destination between their arrival and the queue (their claim and head being read).
   const arriving = new Map<string, number>();
   const batcher = new Batcher<Member>(
@@ -286,13 +291,13 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       await running;
       return { kind: 'reread' };
     }
-    const job = await warehouse.followJob(claim.jobId, { location: config.location, deadline });
+    const job = await jobs.find(claim.jobId, deadline);
     const { object } = item;
     const where = { ...identify(object), destination: claim.destination, jobId: claim.jobId };
     const young = claims.graceMs - (Date.now() - claim.at);
     if (!job)
       return young > 0
-        ? { kind: 'wait', ms: Math.min(CLAIM_POLL_MS, young + 1) }
+        ? { kind: 'wait', ms: Math.max(1, Math.min(jobs.nextLookIn(claim.jobId), young + 1)) }
         : { kind: 'again' };
     const { result } = job;
     if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
@@ -426,7 +431,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         next.kind === 'wait'
           ? next.ms
           : next.kind === 'again' && forcedBy !== undefined
-            ? CLAIM_POLL_MS
+            ? FORCED_RETRY_MS
             : 0;
       if (pause > 0) await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
       const fresh = await store.stat(object.bucket, object.name);

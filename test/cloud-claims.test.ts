@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { CLAIM_METADATA_KEY, formatClaim } from '../src/claims';
 import { BUCKET, PROJECT, startCloudServices, type CloudServices } from './helpers/cloud-services';
 import { isJobGet } from './servers/bigquery-server';
 import { storageClient } from './servers/gcs-server';
@@ -75,5 +76,57 @@ describe('copies of loaded objects on the cloud path (client libraries, test ser
       (r) => isJobGet(r) && r.path.endsWith(`/jobs/${first.jobId ?? ''}`),
     );
     expect(readsOfSourceJob).to.equal(0);
+  });
+});
+
+describe('an orphaned claim followed by many requests on the cloud path', function () {
+  this.timeout(120_000);
+  let cloud: CloudServices;
+  before(async () => {
+    cloud = await startCloudServices({ claimGraceMs: 4000 });
+  });
+  after(() => cloud.close());
+
+  it('300 followers share one lookup of the job id: at most 20 jobs.get a second, each object loaded once', async () => {
+    const storage = storageClient(cloud.gcs);
+    const names = Array.from({ length: 300 }, (_, i) => `in/orphan-${i}.csv`);
+    // An instance claimed all 300 for one job and died before inserting it.
+    const claim = {
+      jobId: 'ingest_orphaned',
+      at: Date.now(),
+      destination: `${PROJECT}.ingest.events`,
+    };
+    await Promise.all(
+      names.map(async (name, i) => {
+        const resource = cloud.gcs.put(BUCKET, name, `id\n${i}\n`);
+        const object = { bucket: BUCKET, name, generation: resource.generation, size: 5 };
+        await storage
+          .bucket(BUCKET)
+          .file(name)
+          .setMetadata({ metadata: { [CLAIM_METADATA_KEY]: formatClaim(claim, object) } });
+      }),
+    );
+    cloud.bq.resetCounters();
+    cloud.gcs.resetCounters();
+    const started = Date.now();
+    const results = await Promise.allSettled(names.map((name) => cloud.event(name, 30_000)));
+
+    const perSecond = new Map<number, number>();
+    for (const r of cloud.bq.requests.filter(isJobGet)) {
+      const second = Math.floor((r.at - started) / 1000);
+      perSecond.set(second, (perSecond.get(second) ?? 0) + 1);
+    }
+    const busiest = Math.max(...perSecond.values());
+    const orphanLookups = cloud.bq.count(
+      (r) => isJobGet(r) && r.path.endsWith(`/jobs/${claim.jobId}`),
+    );
+    const objectReads = cloud.gcs.count((r) => r.method === 'GET');
+    console.log(
+      `      ${names.length} followers in ${Date.now() - started} ms: jobs.get ${cloud.bq.count(isJobGet)} (${orphanLookups} for the orphaned id), busiest second ${busiest}; Cloud Storage GETs ${objectReads}`,
+    );
+    expect(busiest).to.be.at.most(20);
+    const outcomes = results.map((r) => (r.status === 'fulfilled' ? r.value.outcome : '503'));
+    expect(outcomes).to.deep.equal(names.map(() => 'loaded'));
+    expect(cloud.bq.rows(PROJECT, 'ingest', 'events')).to.equal(names.length);
   });
 });

@@ -19,6 +19,8 @@ export interface RecordedRequest {
   rawPath: string;
   query: Record<string, string>;
   headers: http.IncomingHttpHeaders;
+  /** When the server received it (epoch ms). */
+  at: number;
   /** The parsed JSON body, when there was one. */
   body?: unknown;
 }
@@ -651,6 +653,7 @@ export function record(req: http.IncomingMessage, raw: Buffer, prefix: RegExp): 
     rawPath,
     query: Object.fromEntries(parsed.searchParams),
     headers: req.headers,
+    at: Date.now(),
   };
   if (raw.length > 0 && /json/.test(req.headers['content-type'] ?? '')) {
     try {
