@@ -147,6 +147,43 @@ describe('end to end: the receiver with INGEST_BACKEND=gcp against Cloud Storage
     expect(bq.rows(PROJECT, 'ingest', 'jagged')).to.equal(undefined);
   });
 
+  describe('a rejected object whose quarantine name would pass 1,024 bytes', () => {
+    const shortened = (name: string) =>
+      gcs.names(BUCKET).find((n) => n.startsWith('_quarantine/') && n.includes(name.slice(0, 900)));
+
+    it('is quarantined under a shortened name holding the whole name in its metadata', async () => {
+      const name = `in/${'y'.repeat(1008)}.csv`;
+      expect(Buffer.byteLength(name)).to.equal(1015);
+      const object = gcs.put(BUCKET, name, 'id,name\n1,one\n2\n');
+      const answer = await emit(object);
+      expect(answer.status, describeAnswer(answer)).to.equal(200);
+      expect(answer.body.objects[0]).to.include({ outcome: 'rejected' });
+      const copy = shortened(name) ?? '';
+      expect(Buffer.byteLength(copy)).to.be.at.most(1024);
+      expect(copy).to.match(/^_quarantine\/in\/y+~[0-9a-f]{16}\.csv$/);
+      expect(gcs.metadataOf(BUCKET, copy)).to.include({
+        'ingest-source': `gs://${BUCKET}/${name}`,
+        'ingest-generation': object.generation,
+      });
+    });
+
+    it('is left out of its partition day, found through that copy, when the day is rebuilt', async () => {
+      const day = 'sales/2024/05/02';
+      const name = `${day}/${'x'.repeat(1015 - day.length - 5)}.csv`;
+      expect(Buffer.byteLength(name)).to.equal(1015);
+      const bad = await emit(gcs.put(BUCKET, name, 'id,v\n1,"open\n'));
+      expect(bad.status, describeAnswer(bad)).to.equal(200);
+      expect(bad.body.objects[0]).to.include({ outcome: 'rejected' });
+      expect(shortened(name)).to.be.a('string');
+
+      const good = await emit(gcs.put(BUCKET, `${day}/good.csv`, 'id,v\n2,b\n'));
+      expect(good.status, describeAnswer(good)).to.equal(200);
+      expect(good.body.objects[0]).to.include({ outcome: 'loaded', rows: 1 });
+      const uris = bq.inserts().at(-1)?.configuration?.load?.sourceUris;
+      expect(uris).to.deep.equal([`gs://${BUCKET}/${day}/good.csv`]);
+    });
+  });
+
   it('skips an object deleted before it could be read, and a superseded generation', async () => {
     const deleted = gcs.put(BUCKET, 'in/deleted.csv', 'a\n1\n');
     gcs.remove(BUCKET, 'in/deleted.csv');
