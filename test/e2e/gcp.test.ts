@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
+import { STORAGE_TYPE, binaryEvent, pushBody } from '../helpers/events';
 import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
 import { post, type RunningServer } from '../helpers/server';
 import { isInsert, type BigQueryServer } from '../servers/bigquery-server';
@@ -145,6 +145,26 @@ describe('end to end: the receiver with INGEST_BACKEND=gcp against Cloud Storage
       'contains only 1 columns',
     );
     expect(bq.rows(PROJECT, 'ingest', 'jagged')).to.equal(undefined);
+  });
+
+  it('loads names Cloud Storage allows (%2F, backslash, tab, "*") by event, and a prefix reprocess agrees', async () => {
+    gcs.put(BUCKET, 'odd/star.csv', 'id\n7\n');
+    const names = ['odd/a%2Fb.csv', 'odd/back\\slash.csv', 'odd/tab\there.csv', 'odd/star*.csv'];
+    for (const name of names) {
+      const answer = await emit(gcs.put(BUCKET, name, 'id\n1\n2\n'));
+      expect(answer.status, describeAnswer(answer)).to.equal(200);
+      expect(answer.body.objects[0], name).to.include({ outcome: 'loaded', rows: 2 });
+    }
+    expect(bq.rows(PROJECT, 'ingest', 'star_'), 'odd/star*.csv alone').to.equal(2);
+    expect(gcs.names(BUCKET).filter((n) => n.includes('.loading/'))).to.deep.equal([]);
+    const prefix = pushBody({ bucket: BUCKET, prefix: 'odd/' });
+    const again = await post(receiver.url, prefix.body, prefix.headers);
+    expect(again.status, again.text).to.equal(200);
+    const objects = (again.json as unknown as Answer).objects;
+    expect(Object.fromEntries(objects.map((o) => [o.uri, o.outcome]))).to.deep.equal({
+      ...Object.fromEntries(names.map((n) => [`gs://${BUCKET}/${n}`, 'duplicate'])),
+      [`gs://${BUCKET}/odd/star.csv`]: 'loaded',
+    });
   });
 
   describe('a rejected object whose quarantine name would pass 1,024 bytes', () => {
