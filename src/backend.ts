@@ -56,7 +56,11 @@ async function createGoogleCloud(config: Config): Promise<Parts> {
   const storage = new Storage(config.project ? { projectId: config.project } : {});
   return [
     createGcsStore({ storage }),
-    createBigQueryWarehouse({ project: config.project, storage }),
+    createBigQueryWarehouse({
+      project: config.project,
+      storage,
+      stagingPrefix: config.quarantinePrefix,
+    }),
     createGcsClaims(storage, claimGraceMs(config)),
   ];
 }

@@ -17,7 +17,12 @@ import { expandPrefix } from './prefix';
 import { reject } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
-import { BucketNotFoundError, gsUri, type StoredObject } from './stores/store';
+import {
+  BucketNotFoundError,
+  UnsupportedNameError,
+  gsUri,
+  type StoredObject,
+} from './stores/store';
 import {
   partitionedTableId,
   tableId,
@@ -144,6 +149,19 @@ async function ingestObjects(
   return results;
 }
 
+/** The object's current generation, or why this store can hold no such object. */
+async function statOrSkip(
+  store: Services['store'],
+  ref: ObjectRef,
+): Promise<StoredObject | undefined | string> {
+  try {
+    return await store.stat(ref.bucket, ref.name);
+  } catch (error) {
+    if (error instanceof UnsupportedNameError) return error.message;
+    throw error;
+  }
+}
+
 async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): Promise<Prepared> {
   const routing = routeObject(ref, config);
   const done = (outcome: Outcome, reason: string, generation = ref.generation): Prepared => ({
@@ -152,7 +170,8 @@ async function prepare(ref: ObjectRef, { config, store, warehouse }: Services): 
   });
   if (routing.kind === 'skip') return done('skipped', routing.reason);
   if (ref.size === 0) return done('skipped', 'empty object');
-  const current = await store.stat(ref.bucket, ref.name);
+  const current = await statOrSkip(store, ref);
+  if (typeof current === 'string') return done('skipped', current);
   if (!current) return done('skipped', 'object no longer exists');
   if (ref.generation !== undefined && current.generation !== ref.generation) {
     if (BigInt(current.generation) > BigInt(ref.generation)) {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Services } from './services';
 import { identify, type ObjectResult } from './outcomes';
 import { ObjectGoneError, gsUri, type StoredObject } from './stores/store';
@@ -11,7 +12,7 @@ export async function reject(
   { store, warehouse, config }: Pick<Services, 'store' | 'warehouse' | 'config'>,
   record = true,
 ): Promise<ObjectResult> {
-  const target = `${config.quarantinePrefix}${object.name}`;
+  const target = quarantineName(object.name, config.quarantinePrefix);
   const metadata: Record<string, string> = {
     'ingest-reason': reason.slice(0, 1024),
     'ingest-source': gsUri(object),
@@ -31,6 +32,29 @@ export async function reject(
   return result;
 }
 
+// Cloud Storage's longest object name, in bytes of UTF-8.
+const MAX_NAME_BYTES = 1024;
+
+/**
+ * Where an object's quarantined copy goes: `<prefix><name>`, or, when that would pass 1,024 bytes
+ * (which Cloud Storage refuses), as much of `<prefix><name>` as fits with `~`, 16 hex digits of the
+ * name's SHA-256 and its `.csv`/`.csv.gz` ending. The whole name is in the copy's `ingest-source`.
+ */
+export function quarantineName(name: string, prefix: string): string {
+  const full = `${prefix}${name}`;
+  if (Buffer.byteLength(full) <= MAX_NAME_BYTES) return full;
+  const ending = /\.csv(\.gz)?$/i.exec(name)?.[0] ?? '';
+  const tail = `~${createHash('sha256').update(name).digest('hex').slice(0, 16)}${ending}`;
+  let kept = prefix;
+  let room = MAX_NAME_BYTES - Buffer.byteLength(prefix) - tail.length;
+  for (const char of name) {
+    room -= Buffer.byteLength(char);
+    if (room < 0) break;
+    kept += char;
+  }
+  return kept + tail;
+}
+
 /** A quarantined copy: which generation of which object it holds, and why. */
 export interface Quarantined {
   generation: string;
@@ -48,7 +72,14 @@ export async function quarantinedUnder(
     const generation = copy.metadata?.['ingest-generation'];
     if (generation === undefined) continue;
     const reason = copy.metadata?.['ingest-reason'] ?? 'rejected earlier';
-    found.set(copy.name.slice(config.quarantinePrefix.length), { generation, reason });
+    found.set(originalName(copy, bucket, config.quarantinePrefix), { generation, reason });
   }
   return found;
+}
+
+/** The object a quarantined copy holds: named in its `ingest-source` (a shortened copy's only record). */
+function originalName(copy: StoredObject, bucket: string, prefix: string): string {
+  const source = copy.metadata?.['ingest-source'];
+  const own = `gs://${bucket}/`;
+  return source?.startsWith(own) ? source.slice(own.length) : copy.name.slice(prefix.length);
 }

@@ -2,6 +2,7 @@ import type { BigQuery } from '@google-cloud/bigquery';
 import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod/v3';
 import { httpStatusOf } from '../google-errors';
+import { originalUri } from '../warehouses/source-uris';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import type { HistoryEntry } from './entry';
 
@@ -79,7 +80,7 @@ export async function readCloudHistory(options: CloudHistoryOptions): Promise<Hi
   const buckets = new Set(options.buckets ?? []);
   for (const job of jobs) if (job.bucket) buckets.add(bucketOf(job.bucket, options.buckets));
   const [sources, copies] = await Promise.all([
-    jobSources(bigquery, jobs, location),
+    jobSources(bigquery, jobs, location, options.quarantinePrefix),
     quarantined(options.store, [...buckets], options.quarantinePrefix, since),
   ]);
   const entries = jobs.flatMap((job) => jobEntries(job, sources.get(job.job_id), copies));
@@ -132,6 +133,7 @@ async function jobSources(
   bigquery: BigQuery,
   jobs: JobRow[],
   location: string,
+  quarantinePrefix: string,
 ): Promise<Map<string, JobSource>> {
   const found = new Map<string, JobSource>();
   let next = 0;
@@ -146,7 +148,8 @@ async function jobSources(
         const load = metadata.configuration?.load;
         const rows = metadata.statistics?.load?.outputRows;
         found.set(id, {
-          uris: load?.sourceUris ?? [],
+          // A source loaded from a copy under a safe name is shown as its original.
+          uris: (load?.sourceUris ?? []).map((uri) => originalUri(uri, quarantinePrefix)),
           ...(rows === undefined || rows === null ? {} : { rows: Number(rows) }),
         });
       } catch (error) {

@@ -7,6 +7,7 @@ import type { Backend } from '../backend';
 import type { Config } from '../config';
 import { errorMessage } from '../errors';
 import { localObjectPath } from '../stores/local';
+import { quarantineName } from '../quarantine';
 import { createOutcomeLog, type OutcomeRow } from './outcomes';
 import { statusPage } from './page';
 
@@ -57,7 +58,11 @@ export function createStatusSite(options: {
     const [, bucket = '', name = ''] = match;
     let file: string;
     try {
-      file = localObjectPath(config.localDataDir, bucket, config.quarantinePrefix + name);
+      file = localObjectPath(
+        config.localDataDir,
+        bucket,
+        quarantineName(name, config.quarantinePrefix),
+      );
     } catch {
       return rejected; // a name no bucket folder can hold has no copy
     }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import {
   BucketNotFoundError,
   ObjectGoneError,
+  UnsupportedNameError,
   gsUri,
   type ObjectStore,
   type StoredObject,
@@ -57,17 +58,29 @@ function bucketDir(base: string, bucket: string): string {
   return path.join(base, 'buckets', bucket);
 }
 
+/**
+ * The file of an object. A name whose file would not be exactly its own inside the bucket folder (an
+ * empty, "." or ".." segment, a NUL, the platform's other separator) throws UnsupportedNameError: a
+ * folder cannot hold such an object, and its path is never used.
+ */
 function resolveObject(base: string, bucket: string, name: string): ObjectPath {
   const dir = bucketDir(base, bucket);
-  const segments = name.split('/').filter((segment) => segment !== '');
+  const segments = name.split('/');
   const file = path.join(dir, ...segments);
-  const escapes =
-    name.includes('\0') ||
-    path.isAbsolute(name) ||
-    segments.length === 0 ||
-    segments.some((segment) => segment === '.' || segment === '..') ||
-    !file.startsWith(dir + path.sep);
-  if (escapes) throw new Error(`local store: object name "${name}" is outside bucket "${bucket}"`);
+  // A trailing "/" is a folder placeholder's: a folder, so no object.
+  const unfit = segments.some(
+    (s, i) =>
+      (s === '' && i < segments.length - 1) ||
+      s === '.' ||
+      s === '..' ||
+      s.includes('\0') ||
+      s.includes(path.sep),
+  );
+  if (unfit || !file.startsWith(dir + path.sep)) {
+    throw new UnsupportedNameError(
+      `object name "${name}" cannot be a file inside the local folder of bucket ${bucket} (an empty, "." or ".." path segment, or a NUL); Cloud Storage can hold it, the local backend cannot`,
+    );
+  }
   return { bucket, name, bucketDir: dir, segments, file };
 }
 

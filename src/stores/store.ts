@@ -16,14 +16,22 @@ export class ObjectGoneError extends Error {
   override readonly name = 'ObjectGoneError';
 }
 
+/**
+ * A name Cloud Storage allows that this store cannot hold (the local folder: an empty, "." or ".."
+ * segment, a NUL); no such object can exist in it.
+ */
+export class UnsupportedNameError extends Error {
+  override readonly name = 'UnsupportedNameError';
+}
+
 /** The bucket a listing names does not exist. */
 export class BucketNotFoundError extends Error {
   override readonly name = 'BucketNotFoundError';
 }
 
 /**
- * Where CSV objects live: Cloud Storage in production, a folder locally. Names reaching a store have
- * already been checked by `checkName`; a store must still refuse to act outside its bucket.
+ * Where CSV objects live: Cloud Storage in production, a folder locally. Names reaching a store are
+ * names Cloud Storage allows (`checkName`); a store must still refuse to act outside its bucket.
  */
 export interface ObjectStore {
   /** The object's current generation, or undefined when there is no such object. */

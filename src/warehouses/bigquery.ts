@@ -11,6 +11,8 @@ import { HEAD_BYTES, checkHead } from '../header';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
 import { gsUri, type StoredObject } from '../stores/store';
+import { removeCopies, stageSources } from './staging';
+import { sourceUri, unloadableName, withOriginalUris, originalUri } from './source-uris';
 import {
   tableId,
   type BadRecords,
@@ -52,6 +54,8 @@ export interface BigQueryWarehouseOptions {
   requestTimeoutMs?: number;
   /** Reads `.gz` sources to check them before a load; default `new Storage()` (honours STORAGE_EMULATOR_HOST). */
   storage?: Storage;
+  /** Where a source BigQuery would misread is copied for its job (source-uris.ts); the quarantine prefix. */
+  stagingPrefix?: string;
 }
 
 type JobResource = bigquery.IJob;
@@ -125,6 +129,7 @@ const MIN_REQUEST_TIMEOUT_MS = 1000;
 const MAX_RETRY_DELAY_MS = 32_000;
 // The first jobs.get after an insert; each later one waits twice as long, up to pollIntervalMs.
 const FIRST_POLL_MS = 150;
+const DEFAULT_STAGING_PREFIX = '_quarantine/';
 
 /** The BigQuery Warehouse: one load job per LoadJob, reading the gs:// URIs itself. */
 export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}): Warehouse {
@@ -134,6 +139,9 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   const maxAttempts = options.maxAttempts ?? 5;
   const requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   let storage = options.storage;
+  const storageClient = (): Storage =>
+    (storage ??= new Storage(options.project ? { projectId: options.project } : {}));
+  const stagingPrefix = options.stagingPrefix ?? DEFAULT_STAGING_PREFIX;
   // abort() stops every wait at once; a job already inserted runs on in BigQuery, and the redelivery
   // finds it under the same id.
   const stopping = new AbortController();
@@ -175,7 +183,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     | { kind: 'quota'; reason: string };
 
   async function insert(job: LoadJob, jobId: string, plan: Planned): Promise<Inserted> {
-    const configuration = toJobConfiguration(job, defaultProject, plan.plan);
+    const configuration = toJobConfiguration(job, defaultProject, plan.plan, stagingPrefix);
     const what = `inserting BigQuery load job ${jobId}`;
     try {
       const created = client.createJob({ configuration, jobId, location: job.location });
@@ -242,13 +250,12 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     const gzipped = job.sources.filter((source) => /\.gz$/i.test(source.name));
     // An earlier delivery that inserted the job checked its sources.
     if (gzipped.length === 0 || (await findJob(job.jobId, job))) return undefined;
-    storage ??= new Storage(options.project ? { projectId: options.project } : {});
     for (const source of gzipped) {
       const signal = AbortSignal.any([
         stopping.signal,
         AbortSignal.timeout(Math.max(job.deadline - Date.now(), 0)),
       ]);
-      const problem = await checkGzip(storage, source, signal);
+      const problem = await checkGzip(storageClient(), source, signal);
       if (problem) return problem;
     }
     return undefined;
@@ -264,9 +271,10 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     let lastFailure = '';
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const jobId = attemptId(job.jobId, attempt);
+      await stage(job);
       const inserted = await insert(job, jobId, planned);
       if (inserted.kind === 'invalid')
-        return { outcome: 'rejected', jobId, reason: inserted.reason };
+        return ended(job, { outcome: 'rejected', jobId, reason: inserted.reason });
       if (inserted.kind === 'quota')
         throw new TransientError(`inserting BigQuery load job ${jobId}: ${inserted.reason}`);
       const done = await awaitDone(inserted.job, jobId, job);
@@ -277,7 +285,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
         );
       }
       const result = toResult(done, jobId, inserted.kind === 'existing');
-      if (result) return withChanges(result, job, planned);
+      if (result) return withChanges(await ended(job, result), job, planned);
       lastFailure = describe(done.status?.errorResult);
       const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
       if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
@@ -299,9 +307,10 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     const planned = await planJob(job);
     if ('rejected' in planned)
       return { outcome: 'rejected', jobId: job.jobId, reason: planned.rejected };
+    await stage(job);
     const inserted = await insert(job, job.jobId, planned);
     if (inserted.kind === 'invalid')
-      return { outcome: 'rejected', jobId: job.jobId, reason: inserted.reason };
+      return ended(job, { outcome: 'rejected', jobId: job.jobId, reason: inserted.reason });
     if (inserted.kind === 'quota')
       return { outcome: 'failed', jobId: job.jobId, reason: inserted.reason, quota: true };
     // Its id is new, so an existing job is this very insert, retried after a lost answer.
@@ -312,7 +321,41 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       return { outcome: 'failed', jobId: job.jobId, reason, quota: false };
     }
     const result = claimedResult(done, job.jobId);
-    return result.outcome === 'failed' ? result : withChanges(result, job, planned);
+    return result.outcome === 'failed'
+      ? result
+      : withChanges(await ended(job, result), job, planned);
+  }
+
+  // ---- Sources BigQuery would misread: loaded from copies (source-uris.ts) ----
+
+  /** Copies the sources that need it; the load rejects when one cannot have a safe name. */
+  async function stage(job: LoadJob): Promise<void> {
+    await stageSources(storageClient(), job.sources, stagingPrefix, (work, what) =>
+      call(work, what, job.deadline),
+    );
+  }
+
+  /** Why the job cannot load: a source that needs a copy whose name would be too long. */
+  function unloadable(job: LoadJob): string | undefined {
+    return job.sources.map((s) => unloadableName(s, stagingPrefix)).find((p) => p !== undefined);
+  }
+
+  /** A final result: the job's copies removed, and its reason naming the originals. */
+  async function ended<R extends ClaimedLoadResult>(job: LoadJob, result: R): Promise<R> {
+    const uris = job.sources.map((s) => sourceUri(s, stagingPrefix));
+    return finished(uris, result, job);
+  }
+
+  async function finished<R extends ClaimedLoadResult>(
+    uris: string[],
+    result: R,
+    where: Where,
+  ): Promise<R> {
+    await removeCopies(storageClient(), uris, stagingPrefix, (work, what) =>
+      call(work, what, where.deadline),
+    );
+    if (!('reason' in result) || typeof result.reason !== 'string') return result;
+    return { ...result, reason: withOriginalUris(result.reason, uris, stagingPrefix) };
   }
 
   // ---- Columns: the table's, cached per instance, and what a job's files do to them ----
@@ -359,6 +402,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
 
   /** How the job's files meet the table: its plan and the columns it was made from, or why not. */
   async function planJob(job: LoadJob): Promise<Planned | { rejected: string }> {
+    const badName = unloadable(job);
+    if (badName) return { rejected: badName };
     const head = job.head ?? (await readHead(job));
     if ('problem' in head) return { rejected: head.problem };
     const before = await tableColumns(job.destination);
@@ -376,8 +421,9 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   /** The first source's head, read when the job does not carry it. */
   async function readHead(job: LoadJob): Promise<SourceHead | { problem: string }> {
     const source = job.sources[0] as StoredObject;
-    storage ??= new Storage(options.project ? { projectId: options.project } : {});
-    const file = storage.bucket(source.bucket).file(source.name, { generation: source.generation });
+    const file = storageClient()
+      .bucket(source.bucket)
+      .file(source.name, { generation: source.generation });
     const what = `reading the head of ${gsUri(source)}`;
     let bytes: Buffer;
     try {
@@ -437,17 +483,19 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
           if (!found) return undefined;
           const done = await awaitDone(found, jobId, where);
           const uris = done.configuration?.load?.sourceUris ?? [];
-          return { result: claimedResult(done, jobId), uris };
+          const claimed = claimedResult(done, jobId);
+          const result =
+            claimed.outcome === 'failed' ? claimed : await finished(uris, claimed, where);
+          return { result, uris: uris.map((uri) => originalUri(uri, stagingPrefix)) };
         })(),
       ),
     precheck: async (object, deadline) => {
       if (!/\.gz$/i.test(object.name)) return undefined;
-      storage ??= new Storage(options.project ? { projectId: options.project } : {});
       const signal = AbortSignal.any([
         stopping.signal,
         AbortSignal.timeout(Math.max(deadline - Date.now(), 0)),
       ]);
-      return checkGzip(storage, object, signal);
+      return checkGzip(storageClient(), object, signal);
     },
     load: (job) => track(load(job)),
 
@@ -501,8 +549,10 @@ export function toJobConfiguration(
   job: LoadJob,
   defaultProject: string,
   plan?: ColumnPlan | 'fromFile',
+  stagingPrefix = DEFAULT_STAGING_PREFIX,
 ): bigquery.IJobConfiguration {
-  return { load: toLoadConfiguration(job, defaultProject, plan), labels: { ...job.labels } };
+  const load = toLoadConfiguration(job, defaultProject, plan, stagingPrefix);
+  return { load, labels: { ...job.labels } };
 }
 
 const WRITE_DISPOSITIONS = {
@@ -522,11 +572,12 @@ export function toLoadConfiguration(
   job: LoadJob,
   defaultProject: string,
   plan?: ColumnPlan | 'fromFile',
+  stagingPrefix = DEFAULT_STAGING_PREFIX,
 ): bigquery.IJobConfigurationLoad {
   const { destination, csv } = job;
   const load: bigquery.IJobConfigurationLoad = {
     sourceFormat: 'CSV',
-    sourceUris: job.sources.map(gsUri),
+    sourceUris: job.sources.map((source) => sourceUri(source, stagingPrefix)),
     destinationTable: {
       projectId: destination.project ?? defaultProject,
       datasetId: destination.dataset,

@@ -109,6 +109,14 @@ export function testWarehouse(
       expect(await rowsIn('items')).to.equal(3);
     });
 
+    it('loads an object whose name has "*" alone, not the neighbours the "*" would match', async () => {
+      await fixture.put(BUCKET, 'in/sales.csv', csvRows(2));
+      await fixture.put(BUCKET, 'in/sales-2024.csv', csvRows(3, 10));
+      const object = await fixture.put(BUCKET, 'in/sales*.csv', csvRows(1, 20));
+      expectLoaded(await warehouse.load(contractJob([object])), 1);
+      expect(await rowsIn('items')).to.equal(1);
+    });
+
     it('answers duplicate for a job id that already loaded, writing nothing', async () => {
       const object = await fixture.put(BUCKET, 'in/items.csv', csvRows(3));
       const job = contractJob([object]);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
+import { STORAGE_TYPE, binaryEvent, pushBody } from '../helpers/events';
 import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
 import { post, type RunningServer } from '../helpers/server';
 import { isInsert, type BigQueryServer } from '../servers/bigquery-server';
@@ -145,6 +145,63 @@ describe('end to end: the receiver with INGEST_BACKEND=gcp against Cloud Storage
       'contains only 1 columns',
     );
     expect(bq.rows(PROJECT, 'ingest', 'jagged')).to.equal(undefined);
+  });
+
+  it('loads names Cloud Storage allows (%2F, backslash, tab, "*") by event, and a prefix reprocess agrees', async () => {
+    gcs.put(BUCKET, 'odd/star.csv', 'id\n7\n');
+    const names = ['odd/a%2Fb.csv', 'odd/back\\slash.csv', 'odd/tab\there.csv', 'odd/star*.csv'];
+    for (const name of names) {
+      const answer = await emit(gcs.put(BUCKET, name, 'id\n1\n2\n'));
+      expect(answer.status, describeAnswer(answer)).to.equal(200);
+      expect(answer.body.objects[0], name).to.include({ outcome: 'loaded', rows: 2 });
+    }
+    expect(bq.rows(PROJECT, 'ingest', 'star_'), 'odd/star*.csv alone').to.equal(2);
+    expect(gcs.names(BUCKET).filter((n) => n.includes('.loading/'))).to.deep.equal([]);
+    const prefix = pushBody({ bucket: BUCKET, prefix: 'odd/' });
+    const again = await post(receiver.url, prefix.body, prefix.headers);
+    expect(again.status, again.text).to.equal(200);
+    const objects = (again.json as unknown as Answer).objects;
+    expect(Object.fromEntries(objects.map((o) => [o.uri, o.outcome]))).to.deep.equal({
+      ...Object.fromEntries(names.map((n) => [`gs://${BUCKET}/${n}`, 'duplicate'])),
+      [`gs://${BUCKET}/odd/star.csv`]: 'loaded',
+    });
+  });
+
+  describe('a rejected object whose quarantine name would pass 1,024 bytes', () => {
+    const shortened = (name: string) =>
+      gcs.names(BUCKET).find((n) => n.startsWith('_quarantine/') && n.includes(name.slice(0, 900)));
+
+    it('is quarantined under a shortened name holding the whole name in its metadata', async () => {
+      const name = `in/${'y'.repeat(1008)}.csv`;
+      expect(Buffer.byteLength(name)).to.equal(1015);
+      const object = gcs.put(BUCKET, name, 'id,name\n1,one\n2\n');
+      const answer = await emit(object);
+      expect(answer.status, describeAnswer(answer)).to.equal(200);
+      expect(answer.body.objects[0]).to.include({ outcome: 'rejected' });
+      const copy = shortened(name) ?? '';
+      expect(Buffer.byteLength(copy)).to.be.at.most(1024);
+      expect(copy).to.match(/^_quarantine\/in\/y+~[0-9a-f]{16}\.csv$/);
+      expect(gcs.metadataOf(BUCKET, copy)).to.include({
+        'ingest-source': `gs://${BUCKET}/${name}`,
+        'ingest-generation': object.generation,
+      });
+    });
+
+    it('is left out of its partition day, found through that copy, when the day is rebuilt', async () => {
+      const day = 'sales/2024/05/02';
+      const name = `${day}/${'x'.repeat(1015 - day.length - 5)}.csv`;
+      expect(Buffer.byteLength(name)).to.equal(1015);
+      const bad = await emit(gcs.put(BUCKET, name, 'id,v\n1,"open\n'));
+      expect(bad.status, describeAnswer(bad)).to.equal(200);
+      expect(bad.body.objects[0]).to.include({ outcome: 'rejected' });
+      expect(shortened(name)).to.be.a('string');
+
+      const good = await emit(gcs.put(BUCKET, `${day}/good.csv`, 'id,v\n2,b\n'));
+      expect(good.status, describeAnswer(good)).to.equal(200);
+      expect(good.body.objects[0]).to.include({ outcome: 'loaded', rows: 1 });
+      const uris = bq.inserts().at(-1)?.configuration?.load?.sourceUris;
+      expect(uris).to.deep.equal([`gs://${BUCKET}/${day}/good.csv`]);
+    });
   });
 
   it('skips an object deleted before it could be read, and a superseded generation', async () => {

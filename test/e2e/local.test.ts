@@ -128,6 +128,24 @@ describe('end to end: the receiver on the local backend', function () {
     expect(await count('ingest.twenty')).to.equal(4);
   });
 
+  it('loads names Cloud Storage allows (%2F, backslash, tab, "*") by event, and a prefix reprocess agrees', async () => {
+    const names = ['odd/a%2Fb.csv', 'odd/back\\slash.csv', 'odd/tab\there.csv', 'odd/star*.csv'];
+    for (const name of names) {
+      await put('demo', name, 'id\n1\n2\n');
+      const answer = await emit('demo', name);
+      expect(answer.status, name).to.equal(200);
+      const [object] = (answer.body as { objects: Record<string, unknown>[] }).objects;
+      expect(object, name).to.include({ uri: `gs://demo/${name}`, outcome: 'loaded', rows: 2 });
+    }
+    const prefix = pushBody({ bucket: 'demo', prefix: 'odd/' });
+    const again = await post(server.url, prefix.body, prefix.headers);
+    expect(again.status).to.equal(200);
+    const objects = (again.json as { objects: { uri: string; outcome: string }[] }).objects;
+    expect(Object.fromEntries(objects.map((o) => [o.uri, o.outcome]))).to.deep.equal(
+      Object.fromEntries(names.map((n) => [`gs://demo/${n}`, 'duplicate'])),
+    );
+  });
+
   it('skips an empty object, a replaced generation and a file no route takes', async () => {
     await put('demo', 'empty.csv', '');
     expect((await emit('demo', 'empty.csv')).body).to.deep.include({ outcome: 'skipped' });

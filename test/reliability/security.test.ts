@@ -151,19 +151,22 @@ describe('security on the running receiver', function () {
     expect((peak - before) / 2 ** 20, 'MiB the receiver grew by').to.be.below(100);
   });
 
-  it('answers 400 to names that escape their bucket, for events and for messages', async () => {
-    for (const name of [
-      '../secret.csv',
-      '..%2fsecret.csv',
-      'a/../../secret.csv',
-      '\\..\\secret.csv',
-      'a\u0000.csv',
-    ]) {
+  it('skips names that would escape the bucket folder (200, reason), for events and messages, touching nothing outside', async () => {
+    for (const name of ['../secret.csv', 'a/../../secret.csv', 'in/./secret.csv', 'a\u0000.csv']) {
       const event = binaryEvent(STORAGE_TYPE, objectResource('landing', name, '1'));
-      expect((await post(server.url, event.body, event.headers)).status, name).to.equal(400);
       const message = pushBody({ bucket: 'landing', name });
-      expect((await post(server.url, message.body, message.headers)).status, name).to.equal(400);
+      for (const request of [event, message]) {
+        const answer = await post(server.url, request.body, request.headers);
+        expect(answer.status, name).to.equal(200);
+        const [object] = (answer.json as unknown as Answer).objects;
+        expect(object?.outcome, name).to.equal('skipped');
+        expect(object?.reason, name).to.include('cannot be a file inside the local folder');
+      }
     }
+    expect(fs.readFileSync(path.join(dir, 'secret.csv'), 'utf8')).to.equal(
+      'secret,value\nhunter2,1\n',
+    );
+    expect(['data', 'ingest.yaml', 'secret.csv']).to.include.members(fs.readdirSync(dir));
     const event = finalizedEvent({ bucket: 'landing', name: 'ok.csv', generation: '1', size: 1 });
     expect((await sendEvent(server.url, event)).status).to.equal(200);
   });

@@ -618,7 +618,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     };
     const rowErrors: ErrorProto[] = [];
     const loaded: Row[] = [];
-    for (const uri of load.sourceUris as string[]) {
+    for (const uri of expandSourceUris(load.sourceUris as string[], gcs)) {
       const [, bucket = '', name = ''] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
       const content = gcs.contentOf(bucket, name);
       if (!content) return failed('notFound', `Not found: URI ${uri}`);
@@ -880,6 +880,24 @@ function sendBqError(
 }
 
 // ---- CSV, as much of it as the tests need ----
+
+/**
+ * The objects a load job's source URIs name, as BigQuery reads them: consecutive slashes after `gs://`
+ * become one (https://cloud.google.com/bigquery/docs/external-data-cloud-storage), and `*` is a wildcard
+ * with no escape (https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-csv), here matching
+ * any characters, "/" included. A URI that matches nothing stays as it is (and is not found).
+ */
+export function expandSourceUris(uris: string[], gcs: Pick<GcsServer, 'names'>): string[] {
+  return uris.flatMap((uri) => {
+    const [, bucket = '', rawName = ''] = /^gs:\/\/([^/]+)\/(.*)$/s.exec(uri) ?? [];
+    const name = rawName.replace(/\/{2,}/g, '/').replace(/^\//, '');
+    if (!name.includes('*')) return [`gs://${bucket}/${name}`];
+    const glob = name.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const pattern = new RegExp(`^${glob.join('.*')}$`, 's');
+    const matches = gcs.names(bucket).filter((n) => pattern.test(n));
+    return matches.length > 0 ? matches.map((n) => `gs://${bucket}/${n}`) : [uri];
+  });
+}
 
 interface CsvOptions {
   delimiter: string;

@@ -86,6 +86,8 @@ export interface GcsServer {
   createBucket(bucket: string): void;
   /** The object's resource, or undefined. */
   stat(bucket: string, name: string): ObjectResource | undefined;
+  /** The names of the bucket's objects, in name order. */
+  names(bucket: string): string[];
   /** Custom metadata of the current generation. */
   metadataOf(bucket: string, name: string): Record<string, string> | undefined;
   /** The stored bytes, or the virtual description of a generated object. */
@@ -363,6 +365,17 @@ export async function startGcsServer(): Promise<GcsServer> {
       res,
     );
     if (!source) return;
+    if (refuseName(dobj, res)) return;
+    const ifGenerationMatch = r.query.ifGenerationMatch;
+    const existing = find(db, dobj);
+    if (ifGenerationMatch !== undefined && ifGenerationMatch !== (existing?.generation ?? '0')) {
+      return sendError(
+        res,
+        412,
+        'conditionNotMet',
+        'At least one of the pre-conditions you specified did not hold.',
+      );
+    }
     const body = isRecord(r.body) ? r.body : {};
     // Objects: rewrite — with an empty body the destination inherits the source's editable metadata;
     // with a body, the body is the whole of it (fake-gcs-server#2316 quotes the reference).
@@ -390,6 +403,7 @@ export async function startGcsServer(): Promise<GcsServer> {
     if (type === 'media') {
       const name = r.query.name;
       if (!name) return sendError(res, 400, 'required', 'Required parameter: name');
+      if (refuseName(name, res)) return;
       const contentType = req.headers['content-type'];
       return sendJson(res, 200, store({ bucket, name, content: raw, contentType }));
     }
@@ -402,6 +416,7 @@ export async function startGcsServer(): Promise<GcsServer> {
       const fields = isRecord(resource) ? resource : {};
       const name = typeof fields.name === 'string' ? fields.name : r.query.name;
       if (!name) return sendError(res, 400, 'required', 'Required parameter: name');
+      if (refuseName(name, res)) return;
       const editable = pickEditable(fields);
       editable.contentType ??= media.contentType;
       return sendJson(res, 200, store({ bucket, name, content: media.body, ...editable }));
@@ -439,6 +454,7 @@ export async function startGcsServer(): Promise<GcsServer> {
       const entry = find(bucket, name);
       return entry && toResource(entry, url);
     },
+    names: (bucket) => [...(buckets.get(bucket)?.keys() ?? [])].sort(compareNames),
     metadataOf: (bucket, name) => find(bucket, name)?.metadata,
     contentOf: (bucket, name) => find(bucket, name)?.content,
     bytesServed: (bucket, name) => served.get(`${bucket}/${name}`) ?? 0,
@@ -455,6 +471,21 @@ export async function startGcsServer(): Promise<GcsServer> {
     },
     close: () => closeServer(server),
   };
+}
+
+/**
+ * Answers 400 for a name Cloud Storage refuses: over 1,024 bytes of UTF-8, or with a carriage return
+ * or line feed (https://cloud.google.com/storage/docs/objects, naming requirements).
+ */
+function refuseName(name: string, res: http.ServerResponse): boolean {
+  const problem =
+    Buffer.byteLength(name, 'utf8') > 1024
+      ? 'The object name is longer than 1024 bytes.'
+      : /[\r\n]/.test(name)
+        ? 'The object name contains a carriage return or line feed.'
+        : undefined;
+  if (problem) sendError(res, 400, 'invalid', problem);
+  return problem !== undefined;
 }
 
 function toResource(entry: StoredEntry, base: string): ObjectResource {

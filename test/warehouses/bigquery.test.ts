@@ -676,6 +676,52 @@ describe('createBigQueryWarehouse', () => {
     });
   });
 
+  describe('names BigQuery would read as more than the object', () => {
+    const copies = () => gcs.names(BUCKET).filter((n) => n.startsWith('_quarantine/.loading/'));
+    const insertedUris = () =>
+      bq.inserts().flatMap((b) => (b.configuration?.load?.sourceUris ?? []) as string[]);
+
+    for (const [name, neighbour] of [
+      ['in/star/sales*.csv', 'in/star/sales-2024.csv'],
+      ['in//double.csv', 'in/double.csv'],
+      ['/rooted.csv', 'rooted.csv'],
+    ] as const) {
+      it(`${name}: loaded from a copy under a safe name, removed after the job`, async () => {
+        csvObject(5, neighbour);
+        const object = csvObject(2, name);
+        const result = await warehouse.loadClaimed(job([object]));
+        expect(result).to.deep.include({ outcome: 'loaded', rows: 2 });
+        const [uri = ''] = insertedUris();
+        expect(uri).to.match(/^gs:\/\/landing\/_quarantine\/\.loading\/\d+\//);
+        expect(uri.slice('gs://'.length)).to.not.match(/\*|\/\//);
+        expect(copies()).to.deep.equal([]);
+        // A claim follower sees the job's sources as the objects they are.
+        const followed = await warehouse.followJob(result.jobId, {
+          location: 'US',
+          deadline: Date.now() + 5000,
+        });
+        expect(followed?.uris).to.deep.equal([`gs://${BUCKET}/${name}`]);
+      });
+    }
+
+    it('a rejected copy is removed too, and the reason names the original', async () => {
+      const object = toStored(gcs.put(BUCKET, 'in/bad*.csv', 'id,name\n1,ok\n2,"open\n'));
+      const result = await warehouse.load(job([object]));
+      expect(result.outcome).to.equal('rejected');
+      const reason = result.outcome === 'rejected' ? result.reason : '';
+      expect(reason).to.include(`gs://${BUCKET}/in/bad*.csv`).and.not.include('.loading');
+      expect(copies()).to.deep.equal([]);
+    });
+
+    it('a name whose safe copy would pass 1,024 bytes is rejected, saying why', async () => {
+      const object = csvObject(1, `in/${'x'.repeat(1000)}*.csv`);
+      const result = await warehouse.load(job([object]));
+      expect(result.outcome).to.equal('rejected');
+      expect(result.outcome === 'rejected' ? result.reason : '').to.include('wildcard');
+      expect(bq.count(isInsert)).to.equal(0);
+    });
+  });
+
   it('recordRejection sends nothing', async () => {
     await warehouse.recordRejection(job([csvObject(1)]), 'header does not match');
     expect(bq.requests.length).to.equal(0);
