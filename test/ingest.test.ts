@@ -335,6 +335,26 @@ describe('ingest', () => {
     expect(redelivered.objects[0]?.outcome).to.equal('duplicate');
   });
 
+  it('says that a forced load on an append route added the rows again, coalesced or not', async () => {
+    for (const yaml of [YAML, YAML.replace('defaults: {batch: false}', '')]) {
+      const { store, run } = setup(yaml);
+      const object = store.put('landing', 'a.csv', CSV);
+      const first = await run({ objects: [object] });
+      expect(first.objects[0], yaml).to.not.have.property('appendedAgain');
+      const forced = await run({ objects: [object], force: true, forceId: '42' });
+      expect(forced.objects[0], yaml).to.include({ outcome: 'loaded', appendedAgain: true });
+      const redelivered = await run({ objects: [object], force: true, forceId: '42' });
+      expect(redelivered.objects[0], yaml).to.include({ outcome: 'duplicate' });
+      expect(redelivered.objects[0], yaml).to.not.have.property('appendedAgain');
+    }
+    const { store, run } = setup();
+    const snapshot = store.put('landing', 'snap/accounts/a.csv', CSV);
+    await run({ objects: [snapshot] });
+    const replaced = await run({ objects: [snapshot], force: true, forceId: '43' });
+    expect(replaced.objects[0]).to.include({ outcome: 'loaded' });
+    expect(replaced.objects[0]).to.not.have.property('appendedAgain');
+  });
+
   it('loads objects of one truncating destination in one job', async () => {
     const { store, run, warehouse } = setup();
     const a = store.put('landing', 'snap/accounts/a.csv', CSV);

@@ -109,8 +109,15 @@ function badge(row, outcome) {
 }
 
 function rowsOf(o) {
+  if (o.objectRows !== undefined && o.objectRows !== null) return o.objectRows;
   if (o.rows === undefined || o.rows === null) return '';
   return o.jobObjects > 1 ? o.rows + ' (job of ' + o.jobObjects + ' objects)' : o.rows;
+}
+
+function reasonOf(o) {
+  const schema = o.schemaChanges && o.schemaChanges.length > 0
+    ? 'schema: ' + o.schemaChanges.join(', ') : '';
+  return [schema, o.reason].filter(Boolean).join('; ');
 }
 
 async function getJson(path) {
@@ -161,7 +168,7 @@ function showOutcomes(data) {
     cell(row, o.destination, 'mono');
     cell(row, rowsOf(o), 'n');
     cell(row, o.jobId, 'mono job');
-    cell(row, o.reason, 'reason');
+    cell(row, reasonOf(o), 'reason');
   });
   fill('rejected', data.rejected, (row, r) => {
     cell(row, time(r.at), 'time');
