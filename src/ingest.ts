@@ -4,7 +4,7 @@ import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
 import { mapLimit } from './map-limit';
-import { buildJob, checkObjectHead, headerShape, loadOutcome } from './jobs';
+import { buildJob, checkObjectHead, headerShape, loadOutcome, memberRows } from './jobs';
 import {
   identify,
   overallOutcome,
@@ -281,7 +281,7 @@ async function loadBatch(
       const outcome = loadOutcome(result, destination);
       // The job's schema changes are told once, on its first object.
       if (i > 0) delete outcome.schemaChanges;
-      const loaded = { ...identify(object), ...outcome };
+      const loaded = { ...identify(object), ...outcome, ...memberRows(result, i, sources.length) };
       results.push(
         forceId !== undefined && route.write === 'append' ? appendedAgain(loaded) : loaded,
       );
