@@ -4,7 +4,7 @@ import type { Claim, ClaimState } from './claims';
 import type { BatchOptions, Route } from './config';
 import { TransientError, errorMessage } from './errors';
 import { createJobWatch } from './job-watch';
-import { buildJob, checkObjectHead, headerShape, namesObject } from './jobs';
+import { buildJob, checkObjectHead, headerShape, memberRows, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { reject } from './quarantine';
 import { jobIdFor } from './routing';
@@ -204,6 +204,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           m.finish({
             ...identify(m.item.object),
             ...done,
+            ...memberRows(result, i, won.length),
             ...(i === 0 && changes?.length ? { schemaChanges: changes } : {}),
           }),
         );
@@ -301,7 +302,9 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         : { kind: 'again' };
     const { result } = job;
     if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
-      return { kind: 'result', result: { ...where, outcome: 'duplicate', rows: result.rows } };
+      const duplicate: ObjectResult = { ...where, outcome: 'duplicate', rows: result.rows };
+      if (job.uris.length > 1) duplicate.jobObjects = job.uris.length;
+      return { kind: 'result', result: duplicate };
     }
     if (result.outcome === 'rejected') {
       const uri = gsUri(object);

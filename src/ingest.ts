@@ -4,7 +4,7 @@ import { TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
 import { mapLimit } from './map-limit';
-import { buildJob, checkObjectHead, headerShape, loadOutcome } from './jobs';
+import { buildJob, checkObjectHead, headerShape, loadOutcome, memberRows } from './jobs';
 import {
   identify,
   overallOutcome,
@@ -133,7 +133,10 @@ async function ingestObjects(
     ),
     Promise.all(
       coalesced.map((item) =>
-        settle(async () => [await services.batches.load(item, forcedBy, deadline)]),
+        settle(async () => {
+          const result = await services.batches.load(item, forcedBy, deadline);
+          return [forcedBy === undefined ? result : appendedAgain(result)];
+        }),
       ),
     ),
   ]);
@@ -297,8 +300,16 @@ async function loadBatch(
       const outcome = loadOutcome(result, destination);
       // The job's schema changes are told once, on its first object.
       if (i > 0) delete outcome.schemaChanges;
-      results.push({ ...identify(object), ...outcome });
+      const loaded = { ...identify(object), ...outcome, ...memberRows(result, i, sources.length) };
+      results.push(
+        forceId !== undefined && route.write === 'append' ? appendedAgain(loaded) : loaded,
+      );
     }
   }
   return results;
+}
+
+/** A forced load on an `append` route adds the object's rows to the table again: the answer says so. */
+function appendedAgain(result: ObjectResult): ObjectResult {
+  return result.outcome === 'loaded' ? { ...result, appendedAgain: true } : result;
 }

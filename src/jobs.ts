@@ -65,6 +65,20 @@ export function loadOutcome(
 }
 
 /**
+ * What a job of `count` objects says of the one at `index` among its sources: how many it loaded,
+ * and that object's own rows where the warehouse counted them.
+ */
+export function memberRows(
+  result: LoadResult,
+  index: number,
+  count: number,
+): Pick<ObjectResult, 'jobObjects' | 'objectRows'> {
+  if (count < 2) return {};
+  const own = result.outcome === 'loaded' ? result.sourceRows?.[index] : undefined;
+  return own === undefined ? { jobObjects: count } : { jobObjects: count, objectRows: own };
+}
+
+/**
  * What the object's head shows: why it cannot load (its header, or its columns against the table
  * as this instance knows it), 'gone' when it no longer exists, else its header and first rows.
  */

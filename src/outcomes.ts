@@ -14,6 +14,13 @@ export interface ObjectResult {
   rows?: number;
   /** How many objects the job loaded together, when it coalesced several. */
   jobObjects?: number;
+  /** This object's own rows in a job of several, where the warehouse counts them per source (locally). */
+  objectRows?: number;
+  /**
+   * A forced reprocess on an `append` route: its rows were added to the table again, next to those
+   * of any earlier load of this generation.
+   */
+  appendedAgain?: true;
   /** Rows skipped under `maxBadRecords`; `reason` then says why the first was bad. */
   badRecords?: number;
   /** What the job changed in the table's schema (`added column extra STRING`), on one of its objects. */

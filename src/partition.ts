@@ -2,7 +2,7 @@ import type { Route } from './config';
 import { TransientError } from './errors';
 import type { IngestRequest } from './events';
 import { batchLimitProblem } from './fanout';
-import { buildJob, checkObjectHead, loadOutcome, namesObject } from './jobs';
+import { buildJob, checkObjectHead, loadOutcome, memberRows, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
@@ -114,7 +114,12 @@ export async function rebuildPartition(
       for (const object of live) {
         if (isAmong(object, sources)) {
           const reason = outcome.reason ? `${held}; ${outcome.reason}` : held;
-          results.push({ ...identify(object), ...outcome, reason });
+          const own = memberRows(
+            result,
+            sources.findIndex((o) => isAmong(o, [object])),
+            sources.length,
+          );
+          results.push({ ...identify(object), ...outcome, ...own, reason });
         } else {
           results.push({
             ...identify(object),

@@ -21,12 +21,17 @@ export async function reject(
   if (job) metadata['ingest-job-id'] = job.jobId;
   let note = '';
   try {
-    await store.copyTo(object, target, metadata);
+    if (!(await holdsGeneration(object, target, store)))
+      await store.copyTo(object, target, metadata);
   } catch (error) {
     if (!(error instanceof ObjectGoneError)) throw error;
     note = ' (not quarantined: the object is gone)';
   }
-  if (job && record) await warehouse.recordRejection(job, reason);
+  // Only the rejected object, also when its job had others: they are not settled by its rejection.
+  const rejected = job
+    ? { sources: [object], jobId: job.jobId, destination: job.destination }
+    : { sources: [object] };
+  if (record) await warehouse.recordRejection(rejected, reason);
   const result: ObjectResult = { ...identify(object), outcome: 'rejected', reason: reason + note };
   if (job) Object.assign(result, { destination: tableId(job.destination), jobId: job.jobId });
   return result;
@@ -53,6 +58,19 @@ export function quarantineName(name: string, prefix: string): string {
     kept += char;
   }
   return kept + tail;
+}
+
+/** Whether `target` already is the quarantined copy of this generation of the object. */
+async function holdsGeneration(
+  object: StoredObject,
+  target: string,
+  store: Services['store'],
+): Promise<boolean> {
+  const copy = await store.stat(object.bucket, target);
+  return (
+    copy?.metadata?.['ingest-source'] === gsUri(object) &&
+    copy.metadata['ingest-generation'] === object.generation
+  );
 }
 
 /** A quarantined copy: which generation of which object it holds, and why. */

@@ -268,6 +268,36 @@ describe('ingest', () => {
     });
   });
 
+  it('records a rejection made before any job, and quarantines a generation once', async () => {
+    const yaml = `
+routes:
+  - match: "sales/{yyyy}/{mm}/{dd}/*.csv"
+    write: partition
+    table: sales
+  - match: "**/*.csv"
+`;
+    const { store, event, warehouse } = setup(yaml);
+    const copies: string[] = [];
+    const copyTo = store.copyTo.bind(store);
+    store.copyTo = (object, target, metadata) => (
+      copies.push(target),
+      copyTo(object, target, metadata)
+    );
+    const object = store.put('landing', 'sales/2026/13/40/a.csv', CSV);
+    const first = await event(object);
+    expect(first.objects[0]).to.include({ outcome: 'rejected' });
+    expect(first.objects[0]?.reason).to.match(/^partition "20261340" .* is not a date/);
+    expect(warehouse.rejections).to.deep.equal([
+      { uris: ['gs://landing/sales/2026/13/40/a.csv'], reason: first.objects[0]?.reason },
+    ]);
+    const again = await event(object);
+    expect(again.objects[0]).to.deep.equal(first.objects[0]);
+    expect(copies).to.deep.equal(['_quarantine/sales/2026/13/40/a.csv']);
+    const next = store.put('landing', 'sales/2026/13/40/a.csv', `${CSV}3,c\n`);
+    await event(next);
+    expect(copies, 'a new generation is quarantined again').to.have.length(2);
+  });
+
   it('rejects a header with two names equal but for case before any job, on every backend', async () => {
     const { store, event, warehouse } = setup();
     const result = await event(store.put('landing', 'in/dup.csv', 'id,Name,name\n1,a,b\n'));
@@ -333,6 +363,26 @@ describe('ingest', () => {
     expect(forced.objects[0]?.jobId).to.match(/_r42$/);
     const redelivered = await run({ objects: [object], force: true, forceId: '42' });
     expect(redelivered.objects[0]?.outcome).to.equal('duplicate');
+  });
+
+  it('says that a forced load on an append route added the rows again, coalesced or not', async () => {
+    for (const yaml of [YAML, YAML.replace('defaults: {batch: false}', '')]) {
+      const { store, run } = setup(yaml);
+      const object = store.put('landing', 'a.csv', CSV);
+      const first = await run({ objects: [object] });
+      expect(first.objects[0], yaml).to.not.have.property('appendedAgain');
+      const forced = await run({ objects: [object], force: true, forceId: '42' });
+      expect(forced.objects[0], yaml).to.include({ outcome: 'loaded', appendedAgain: true });
+      const redelivered = await run({ objects: [object], force: true, forceId: '42' });
+      expect(redelivered.objects[0], yaml).to.include({ outcome: 'duplicate' });
+      expect(redelivered.objects[0], yaml).to.not.have.property('appendedAgain');
+    }
+    const { store, run } = setup();
+    const snapshot = store.put('landing', 'snap/accounts/a.csv', CSV);
+    await run({ objects: [snapshot] });
+    const replaced = await run({ objects: [snapshot], force: true, forceId: '43' });
+    expect(replaced.objects[0]).to.include({ outcome: 'loaded' });
+    expect(replaced.objects[0]).to.not.have.property('appendedAgain');
   });
 
   it('loads objects of one truncating destination in one job', async () => {

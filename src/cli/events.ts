@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { EVENT_TYPES } from '../events';
 import type { StoredObject } from '../stores/store';
 import { errorMessage } from '../errors';
+import type { ObjectResult } from '../outcomes';
 
 export interface EventAnswer {
   status: number;
@@ -85,13 +86,7 @@ export async function sendEvent(url: string, event: CloudEvent<object>): Promise
 
 interface AnswerBody {
   error?: string;
-  objects?: {
-    uri: string;
-    outcome: string;
-    destination?: string;
-    rows?: number;
-    reason?: string;
-  }[];
+  objects?: ObjectResult[];
 }
 
 /** The top-level outcome of a 200 answer. */
@@ -121,10 +116,24 @@ export function describeAnswer(answer: EventAnswer): string[] {
       o.outcome.padEnd(9),
       o.uri,
       o.destination && `-> ${o.destination}`,
-      o.rows !== undefined && `(${o.rows} rows)`,
+      rowsText(o),
+      o.schemaChanges?.length && `schema: ${o.schemaChanges.join(', ')}`,
       o.reason && `: ${o.reason}`,
     ]
       .filter(Boolean)
       .join(' '),
   );
+}
+
+/**
+ * `(3 rows)`: the object's own rows where the answer has them, else the rows of its job, said to be
+ * the job's when it loaded several objects: `(job of 32 objects, 96 rows)`.
+ */
+function rowsText(o: ObjectResult): string | undefined {
+  let rows: string;
+  if (o.objectRows !== undefined) rows = `${o.objectRows} rows`;
+  else if (o.rows === undefined) return undefined;
+  else if ((o.jobObjects ?? 1) > 1) rows = `job of ${o.jobObjects} objects, ${o.rows} rows`;
+  else rows = `${o.rows} rows`;
+  return o.appendedAgain ? `(${rows}, appended again: forced)` : `(${rows})`;
 }

@@ -12,8 +12,12 @@ export interface OutcomeRow {
   /** Rows of the whole job, which loaded `jobObjects` objects together when more than one. */
   rows?: number;
   jobObjects?: number;
+  /** The object's own rows, where the warehouse counted them in a job of several. */
+  objectRows?: number;
   jobId?: string;
   reason?: string;
+  /** What the load changed in the table's schema (`added column extra STRING`). */
+  schemaChanges?: string[];
 }
 
 /**
@@ -26,20 +30,19 @@ export function createOutcomeLog(limit = 100) {
   const keyOf = (r: OutcomeRow) => JSON.stringify([r.uri, r.outcome, r.jobId ?? '']);
   return {
     record(result: IngestResult, at = new Date()): void {
-      const recorded = result.objects.map((o): OutcomeRow => {
-        const { uri, generation, outcome, destination, rows: count, jobObjects, jobId, reason } = o;
-        return {
-          at: at.toISOString(),
-          uri,
-          generation,
-          outcome,
-          destination,
-          rows: count,
-          jobObjects,
-          jobId,
-          reason,
-        };
-      });
+      const recorded = result.objects.map((o): OutcomeRow => ({
+        at: at.toISOString(),
+        uri: o.uri,
+        generation: o.generation,
+        outcome: o.outcome,
+        destination: o.destination,
+        rows: o.rows,
+        jobObjects: o.jobObjects,
+        objectRows: o.objectRows,
+        jobId: o.jobId,
+        reason: o.reason,
+        schemaChanges: o.schemaChanges,
+      }));
       if (recorded.length === 0) return;
       rows = [...recorded, ...rows].slice(0, limit);
       version += 1;

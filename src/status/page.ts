@@ -21,7 +21,7 @@ export function statusPage(nonce: string): string {
 <main>
 <section>
   <h2>Tables</h2>
-  <table id="tables"><thead><tr><th>table</th><th class="n">rows</th><th>columns</th><th></th></tr></thead><tbody></tbody></table>
+  <table id="tables"><thead><tr><th>table</th><th class="n">rows</th><th>columns: BigQuery type (DuckDB type)</th><th></th></tr></thead><tbody></tbody></table>
   <p id="no-tables" class="empty">No tables yet: copy a CSV into a bucket folder.</p>
 </section>
 <section id="preview" hidden>
@@ -67,6 +67,8 @@ td.time { white-space: nowrap; }
 .loaded { background: #dafbe1; color: #116329; } .rejected { background: #ffebe9; color: #a40e26; }
 .duplicate, .skipped, .queued { background: #eaeef2; color: #57606a; }
 button { font: inherit; font-size: 12px; cursor: pointer; }
+summary { cursor: pointer; color: #0969da; font-family: system-ui, sans-serif; }
+.folded { max-height: 240px; overflow-y: auto; }
 `;
 
 // Plain browser JS; every value goes through textContent.
@@ -109,8 +111,15 @@ function badge(row, outcome) {
 }
 
 function rowsOf(o) {
+  if (o.objectRows !== undefined && o.objectRows !== null) return o.objectRows;
   if (o.rows === undefined || o.rows === null) return '';
   return o.jobObjects > 1 ? o.rows + ' (job of ' + o.jobObjects + ' objects)' : o.rows;
+}
+
+function reasonOf(o) {
+  const schema = o.schemaChanges && o.schemaChanges.length > 0
+    ? 'schema: ' + o.schemaChanges.join(', ') : '';
+  return [schema, o.reason].filter(Boolean).join('; ');
 }
 
 async function getJson(path) {
@@ -119,11 +128,36 @@ async function getJson(path) {
   return answer.json();
 }
 
+// A wide table shows its first columns; the rest fold away, so that its row stays one line high.
+const SHOWN_COLUMNS = 8;
+const unfolded = new Set();
+
+function columnsCell(row, t) {
+  const text = (columns) =>
+    columns.map((c) => c.name + ' ' + c.bigQueryType + ' (' + c.type + ')').join(', ');
+  const td = cell(row, text(t.columns.slice(0, SHOWN_COLUMNS)), 'mono');
+  const rest = t.columns.slice(SHOWN_COLUMNS);
+  if (rest.length === 0) return;
+  const details = document.createElement('details');
+  details.open = unfolded.has(t.table);
+  details.addEventListener('toggle', () => {
+    if (details.open) unfolded.add(t.table);
+    else unfolded.delete(t.table);
+  });
+  const summary = document.createElement('summary');
+  summary.textContent = rest.length.toLocaleString('en-US') + ' more columns';
+  const list = document.createElement('div');
+  list.className = 'folded';
+  list.textContent = text(rest);
+  details.append(summary, list);
+  td.appendChild(details);
+}
+
 function showTables(tables) {
   fill('tables', tables, (row, t) => {
     cell(row, t.table, 'mono');
     cell(row, t.rows, 'n');
-    cell(row, t.columns.map((c) => c.name + ' ' + c.type).join(', '), 'mono');
+    columnsCell(row, t);
     const button = document.createElement('button');
     button.type = 'button';
     button.textContent = 'first 20 rows';
@@ -161,7 +195,7 @@ function showOutcomes(data) {
     cell(row, o.destination, 'mono');
     cell(row, rowsOf(o), 'n');
     cell(row, o.jobId, 'mono job');
-    cell(row, o.reason, 'reason');
+    cell(row, reasonOf(o), 'reason');
   });
   fill('rejected', data.rejected, (row, r) => {
     cell(row, time(r.at), 'time');

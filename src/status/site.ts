@@ -1,27 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import type { ServerResponse } from 'node:http';
-import * as path from 'node:path';
 import type { Pages } from '../app';
 import type { Backend } from '../backend';
 import type { Config } from '../config';
 import { errorMessage } from '../errors';
-import { localObjectPath } from '../stores/local';
-import { quarantineName } from '../quarantine';
-import { createOutcomeLog, type OutcomeRow } from './outcomes';
+import { createOutcomeLog } from './outcomes';
 import { statusPage } from './page';
+import { mergeRejected, readQuarantine, type RejectedRow } from './rejected';
 
 const LATEST = 100;
 const PREVIEW_ROWS = 20;
-
-/** A rejected object and where its quarantined copy is, when there is one. */
-export interface RejectedRow {
-  at: string;
-  uri: string;
-  reason?: string;
-  /** The copy's file, relative to the working folder when inside it. */
-  quarantined?: string;
-}
 
 /**
  * The local backend's status page (`GET /` asking for HTML) and the JSON it polls:
@@ -51,34 +39,35 @@ export function createStatusSite(options: {
     seeded = true;
   }
 
-  async function quarantined(row: OutcomeRow): Promise<RejectedRow> {
-    const rejected: RejectedRow = { at: row.at, uri: row.uri, reason: row.reason };
-    const match = /^gs:\/\/([^/]+)\/(.+)$/.exec(row.uri);
-    if (!match) return rejected;
-    const [, bucket = '', name = ''] = match;
-    let file: string;
-    try {
-      file = localObjectPath(
-        config.localDataDir,
-        bucket,
-        quarantineName(name, config.quarantinePrefix),
-      );
-    } catch {
-      return rejected; // a name no bucket folder can hold has no copy
+  /** Read again only after an outcome: the ledger and the quarantine change with outcomes. */
+  let rejected: { version: number; rows: Promise<RejectedRow[]> } | undefined;
+  async function rejectedObjects(): Promise<RejectedRow[]> {
+    const version = log.version();
+    if (rejected?.version !== version) {
+      const rows = (async () => {
+        const { inspector, store } = await backend();
+        const [ledger, copies] = await Promise.all([
+          inspector?.history(new Date(0), LATEST, true) ?? [],
+          readQuarantine(store, config.localDataDir, config.quarantinePrefix, cwd),
+        ]);
+        return mergeRejected(log.list(), ledger, copies, LATEST);
+      })();
+      rejected = { version, rows };
+      rows.catch(() => {
+        if (rejected?.rows === rows) rejected = undefined; // read again on the next poll
+      });
     }
-    if (!(await fs.stat(file).catch(() => undefined))) return rejected;
-    const relative = path.relative(cwd, file);
-    rejected.quarantined = relative.startsWith('..') ? file : relative;
-    return rejected;
+    return rejected.rows;
   }
 
   async function outcomes() {
     await seed();
     const rows = log.list();
-    const rejected = await Promise.all(
-      rows.filter((r) => r.outcome === 'rejected').map(quarantined),
-    );
-    return { version: `${run}.${log.version()}`, outcomes: rows, rejected };
+    return {
+      version: `${run}.${log.version()}`,
+      outcomes: rows,
+      rejected: await rejectedObjects(),
+    };
   }
 
   async function answer(route: string, query: URLSearchParams): Promise<[number, unknown]> {

@@ -5,7 +5,8 @@ export interface TableDetail {
   /** `dataset.table` */
   table: string;
   rows: number;
-  columns: { name: string; type: string }[];
+  /** `type` is DuckDB's; `bigQueryType` the BigQuery type it stands for. */
+  columns: { name: string; type: string; bigQueryType: string }[];
 }
 
 /** The first rows of a table, every value as text (null for NULL). */
@@ -23,6 +24,6 @@ export interface WarehouseInspector {
   tables(): Promise<TableDetail[]>;
   /** Undefined when there is no such table. */
   preview(table: string, limit: number): Promise<TablePreview | undefined>;
-  /** Ledger entries since `since`, newest first, at most `limit`. */
-  history(since: Date, limit: number): Promise<HistoryEntry[]>;
+  /** Ledger entries (`rejectedOnly`: its rejections) since `since`, newest first, at most `limit`. */
+  history(since: Date, limit: number, rejectedOnly?: boolean): Promise<HistoryEntry[]>;
 }

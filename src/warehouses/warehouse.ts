@@ -39,6 +39,17 @@ export interface LoadJob {
   claimed?: boolean;
 }
 
+/**
+ * What a rejection found before loading concerns: the job built for the sources (a LoadJob is one),
+ * or the sources alone when none could be built (their route names no valid destination, an object
+ * over the size limit).
+ */
+export interface RejectedSources {
+  sources: StoredObject[];
+  jobId?: string;
+  destination?: Destination;
+}
+
 /** A source's column names (`string_field_N` without a header row) and the data rows of its head. */
 export interface SourceHead {
   header: string[];
@@ -61,6 +72,8 @@ export type LoadResult =
       schemaChanges?: string[];
       /** Bytes the job read from its sources, where the warehouse reports it. */
       inputBytes?: number;
+      /** The rows of each source, in the order of `job.sources`, where the warehouse counts them. */
+      sourceRows?: number[];
     }
   /** This job id had already completed: nothing was written now. */
   | { outcome: 'duplicate'; jobId: string; rows?: number }
@@ -132,7 +145,7 @@ export interface Warehouse {
    */
   tableColumns(destination: Destination, fresh?: boolean): Promise<TableColumn[] | undefined>;
   /** Records a rejection found before loading (e.g. by the header check), where the backend keeps such records. */
-  recordRejection(job: LoadJob, reason: string): Promise<void>;
+  recordRejection(rejected: RejectedSources, reason: string): Promise<void>;
   tables(): Promise<TableInfo[]>;
   /** Waits for the work queued so far, then lets go of what the warehouse holds. */
   close(): Promise<void>;

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { finalizedEvent } from '../../src/cli/events';
+import type { ObjectResult } from '../../src/outcomes';
 import { createLocalStore } from '../../src/stores/local';
 import type { StoredObject } from '../../src/stores/store';
 import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
@@ -426,6 +427,14 @@ describe('end to end: coalesced loads on the local backend', function () {
       `gs://${BUCKET}/logs/b37.csv`,
     ]);
     for (const a of rejected) expect(a?.reason).to.contain(a?.uri);
+    // Each loaded object's answer has its own rows, also where its job loaded several.
+    const loaded = answers.filter((a) => a?.outcome === 'loaded') as ObjectResult[];
+    expect(loaded.some((a) => (a.jobObjects ?? 1) > 1)).to.equal(true);
+    for (const a of loaded) {
+      const i = Number(/b(\d+)\.csv$/.exec(a.uri)?.[1]);
+      expect(a.objectRows ?? a.rows, JSON.stringify(a)).to.equal(rowsOf(i));
+      if ((a.jobObjects ?? 1) > 1) expect(a.objectRows, JSON.stringify(a)).to.be.a('number');
+    }
   });
 });
 

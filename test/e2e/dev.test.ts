@@ -273,12 +273,18 @@ describe('gcs-bq-ingest dev', function () {
       write('demo/good.csv', 'a\n1\n');
       write('demo/bad.csv', 'a,b\n1,2,3\n');
       write('demo/notes.txt', 'not a CSV\n');
-      dev = new Dev(dir, local());
+      // Rejected before any job is built: over the size limit.
+      write('demo/big.csv', `a\n${'1\n'.repeat(100)}`);
+      const limited = () => ({ ...local(), INGEST_MAX_OBJECT_BYTES: '100' });
+      dev = new Dev(dir, limited());
       await dev.waitFor(
-        /^start-up scan: 0 already loaded or rejected \(not sent again\), 2 sent, 1 skipped$/,
+        /^start-up scan: 0 already loaded or rejected \(not sent again\), 3 sent, 1 skipped$/,
       );
-      expect(dev.lines.filter((l) => /gs:\/\//.test(l))).to.have.length(2);
+      expect(dev.lines.filter((l) => /gs:\/\//.test(l))).to.have.length(3);
       expect(dev.lines.join('\n')).to.match(/^rejected\s+gs:\/\/demo\/bad\.csv/m);
+      expect(dev.lines.join('\n')).to.match(
+        /^rejected\s+gs:\/\/demo\/big\.csv : object is 202 bytes, over the limit of 100/m,
+      );
       await dev.stop();
       const quarantined = path.join(bucketsDir, 'demo', '_quarantine');
       const before = fs.readdirSync(quarantined, { recursive: true }).map((f) => {
@@ -286,9 +292,9 @@ describe('gcs-bq-ingest dev', function () {
         return `${String(f)} ${fs.statSync(file).mtimeMs}`;
       });
 
-      dev = new Dev(dir, local());
+      dev = new Dev(dir, limited());
       await dev.waitFor(
-        /^start-up scan: 2 already loaded or rejected \(not sent again\), 0 sent, 1 skipped$/,
+        /^start-up scan: 3 already loaded or rejected \(not sent again\), 0 sent, 1 skipped$/,
       );
       await dev.stop();
       expect(dev.lines.filter((l) => /gs:\/\//.test(l))).to.deep.equal([]);
@@ -297,8 +303,9 @@ describe('gcs-bq-ingest dev', function () {
         return `${String(f)} ${fs.statSync(file).mtimeMs}`;
       });
       expect(after).to.deep.equal(before);
+      expect(after.filter((f) => f.startsWith('big.csv '))).to.have.length(1);
       expect(await query('SELECT count(*)::INT AS n FROM _ingest.rejections')).to.deep.equal([
-        { n: 1 },
+        { n: 2 },
       ]);
       expect(await query('SELECT count(*)::INT AS n FROM _ingest.loads')).to.deep.equal([{ n: 1 }]);
     });
@@ -389,7 +396,9 @@ describe('gcs-bq-ingest dev', function () {
       expect(emit(file, '--url', url).stdout).to.match(/^duplicate\s+gs:\/\/demo\/again\.csv/);
       const forced = emit(file, '--url', url, '--force');
       expect(forced.status, forced.stderr).to.equal(0);
-      expect(forced.stdout).to.match(/^loaded\s+gs:\/\/demo\/again\.csv .*\(2 rows\)$/m);
+      expect(forced.stdout).to.match(
+        /^loaded\s+gs:\/\/demo\/again\.csv .*\(2 rows, appended again: forced\)$/m,
+      );
       await dev.stop();
       expect(await query('SELECT count(*)::INT AS n FROM ingest.again')).to.deep.equal([{ n: 4 }]);
     });

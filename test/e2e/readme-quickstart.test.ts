@@ -91,6 +91,20 @@ describe("the README's quick start, run as written in a fresh clone", function (
     expect(tables).to.match(/^ingest\.us_states\s+50$/m);
     expect(history).to.match(/gs:\/\/demo\/us-states\.csv\s+loaded\s+\S*ingest\.us_states\s+50\s/);
     expect(emit).to.match(/^duplicate\s+gs:\/\/demo\/us-states\.csv /);
-    expect(forced).to.match(/^loaded\s+gs:\/\/demo\/us-states\.csv .*\(50 rows\)$/m);
+    expect(forced).to.match(
+      /^loaded\s+gs:\/\/demo\/us-states\.csv .*\(50 rows, appended again: forced\)$/m,
+    );
+    const after = spawnSync('bash', ['-c', 'npx gcs-bq-ingest tables'], {
+      cwd: clone,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(after.stdout, 'what the README says the forced load leaves').to.match(
+      /^ingest\.us_states\s+100$/m,
+    );
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    expect(readme).to.include('--force  # append its 50 rows again: 100');
+    expect(readme).to.include('(50 rows, appended again: forced)');
   });
 });

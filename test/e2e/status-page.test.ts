@@ -114,7 +114,10 @@ describe('the status page in a browser (gcs-bq-ingest dev, headless Chromium)', 
       'ingest._img_src_x_onerror_alert_1__',
     ]);
     expect(tables.get('ingest.us_states')?.[1]).to.equal('50');
-    expect(tables.get('ingest.good')?.slice(1, 3)).to.deep.equal(['2', 'a BIGINT, b BIGINT']);
+    expect(tables.get('ingest.good')?.slice(1, 3)).to.deep.equal([
+      '2',
+      'a INT64 (BIGINT), b INT64 (BIGINT)',
+    ]);
     expect(tables.get('ingest._img_src_x_onerror_alert_1__')?.[2]).to.include(HOSTILE_COLUMN);
 
     const rejected = await cells(page, 'rejected');
@@ -144,6 +147,28 @@ describe('the status page in a browser (gcs-bq-ingest dev, headless Chromium)', 
     expect(await page.locator('script').count()).to.equal(1);
     expect(await page.getByText(`gs://drop/${HOSTILE}`, { exact: true }).count()).to.be.at.least(1);
     expect(failed, 'every request went to the receiver and succeeded').to.deep.equal([]);
+
+    // A table of 2,000 columns keeps its row short: past the first columns they fold away.
+    const wide = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(',');
+    fs.writeFileSync(path.join(bucket, 'in', 'wide.csv'), `${wide(2000)}\n${'1,'.repeat(1999)}1\n`);
+    await dev.waitFor(/^loaded\s+gs:\/\/drop\/in\/wide\.csv/);
+    fs.mkdirSync(path.join(bucket, 'more'));
+    fs.writeFileSync(
+      path.join(bucket, 'more', 'wide.csv'),
+      `${wide(2001)}\n${'1,'.repeat(2000)}x\n`,
+    );
+    const grown = await dev.waitFor(/^loaded\s+gs:\/\/drop\/more\/wide\.csv/);
+    expect(grown, 'the dev line').to.match(/ schema: added column c2000 STRING$/);
+    await shows(page, 'outcomes', ['schema: added column c2000 STRING']);
+    const wideRow = page.locator('#tables tbody tr', { hasText: 'ingest.wide' });
+    await wideRow.waitFor();
+    const folded = (await wideRow.boundingBox())?.height ?? Infinity;
+    expect(folded, 'the row of a 2,000-column table, folded').to.be.below(120);
+    expect(await wideRow.locator('td').nth(2).textContent()).to.match(
+      /^c0 INT64 \(BIGINT\), c1 INT64 \(BIGINT\), .*c7 INT64 \(BIGINT\)1,993 more columns/,
+    );
+    await wideRow.locator('summary').click();
+    await wideRow.getByText('c2000 STRING (VARCHAR)').waitFor();
 
     fs.mkdirSync(OUTPUT, { recursive: true });
     await page.screenshot({ path: path.join(OUTPUT, 'status-page.png'), fullPage: true });

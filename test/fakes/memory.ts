@@ -12,6 +12,7 @@ import type { Services } from '../../src/services';
 import {
   BucketNotFoundError,
   ObjectGoneError,
+  gsUri,
   type ObjectStore,
   type StoredObject,
 } from '../../src/stores/store';
@@ -23,6 +24,7 @@ import {
   type FollowedJob,
   type LoadJob,
   type LoadResult,
+  type RejectedSources,
   type TableInfo,
   type Warehouse,
 } from '../../src/warehouses/warehouse';
@@ -174,7 +176,8 @@ export class MemoryStore implements ObjectStore {
  */
 export class MemoryWarehouse implements Warehouse {
   readonly jobs: LoadJob[] = [];
-  readonly rejections: { jobId: string; reason: string }[] = [];
+  /** Each rejection recorded: by its job's id, or by its objects when it had no job. */
+  readonly rejections: { jobId?: string; uris?: string[]; reason: string }[] = [];
   readonly done = new Map<string, number>();
   readonly outcomes = new Map<string, LoadResult | Error>();
   /** Results of coalesced jobs by id, as followJob reports them. */
@@ -254,8 +257,11 @@ export class MemoryWarehouse implements Warehouse {
     return this.done.get(jobId);
   }
 
-  async recordRejection(job: LoadJob, reason: string): Promise<void> {
-    this.rejections.push({ jobId: job.jobId, reason });
+  async recordRejection(rejected: RejectedSources, reason: string): Promise<void> {
+    const uris = rejected.sources.map(gsUri);
+    this.rejections.push(
+      rejected.jobId === undefined ? { uris, reason } : { jobId: rejected.jobId, reason },
+    );
   }
 
   async tables(): Promise<TableInfo[]> {

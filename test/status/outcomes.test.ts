@@ -31,6 +31,21 @@ describe('the status page outcome log', () => {
     expect(log.version()).to.equal(3);
   });
 
+  it("keeps what the answer says of the schema and of the object's own rows", () => {
+    const log = createOutcomeLog(3);
+    const loaded = {
+      outcome: 'loaded' as const,
+      destination: 'ingest.t',
+      rows: 96,
+      jobObjects: 32,
+      objectRows: 3,
+      schemaChanges: ['added column extra STRING'],
+    };
+    log.record({ outcome: 'loaded', objects: [{ uri: 'gs://b/1.csv', ...loaded }] }, at(1));
+    expect(log.list()[0]).to.include({ objectRows: 3, rows: 96, jobObjects: 32 });
+    expect(log.list()[0]?.schemaChanges).to.deep.equal(['added column extra STRING']);
+  });
+
   it('puts ledger entries of objects it does not list yet below, one row per object', () => {
     const log = createOutcomeLog(10);
     log.record(

@@ -9,6 +9,7 @@ import type { Backend } from '../../src/backend';
 import { loadConfig } from '../../src/config';
 import type { HistoryEntry } from '../../src/history/entry';
 import { createStatusSite } from '../../src/status/site';
+import { createLocalStore } from '../../src/stores/local';
 import type { WarehouseInspector } from '../../src/warehouses/inspector';
 import { startReceiver, type RunningServer } from '../helpers/server';
 
@@ -45,14 +46,27 @@ describe('the status page site', () => {
       rows: 5,
       jobId: 'j0',
     };
+    const ledgerRejection: HistoryEntry = {
+      time: '2025-06-01T00:00:00.000Z',
+      objects: ['gs://demo/long-ago.csv'],
+      outcome: 'rejected',
+      reason: 'header does not match',
+    };
     const inspector: WarehouseInspector = {
       tables: async () => {
         if (failing) throw new Error('DuckDB file is locked');
-        return [{ table: 'ingest.old', rows: 5, columns: [{ name: 'a', type: 'BIGINT' }] }];
+        return [
+          {
+            table: 'ingest.old',
+            rows: 5,
+            columns: [{ name: 'a', type: 'BIGINT', bigQueryType: 'INT64' }],
+          },
+        ];
       },
       preview: async (table) =>
         table === 'ingest.old' ? { table, columns: ['a'], rows: [['1'], [null]] } : undefined,
-      history: async () => {
+      history: async (_since, _limit, rejectedOnly) => {
+        if (rejectedOnly) return [ledgerRejection];
         historyCalls += 1;
         return [earlier];
       },
@@ -62,7 +76,8 @@ describe('the status page site', () => {
     });
     pages = createStatusSite({
       config,
-      backend: async () => ({ inspector }) as Backend,
+      backend: async () =>
+        ({ inspector, store: createLocalStore(path.join(dir, 'data')) }) as Backend,
       cwd: dir,
     });
     site = await serve(pages);
@@ -130,6 +145,7 @@ describe('the status page site', () => {
       ],
       ['gs://demo/gone.csv', undefined],
       ['gs://demo/../x.csv', undefined],
+      ['gs://demo/long-ago.csv', undefined],
     ]);
     const next = (await (await fetch(`${site.url}/status/outcomes`)).json()) as typeof body;
     expect(next.version).to.equal(body.version);
@@ -137,6 +153,34 @@ describe('the status page site', () => {
     pages.record({ outcome: 'skipped', objects: [{ uri: 'gs://demo/x', outcome: 'skipped' }] });
     const changed = (await (await fetch(`${site.url}/status/outcomes`)).json()) as typeof body;
     expect(changed.version).not.to.equal(body.version);
+  });
+
+  it('lists rejected objects from the ledger and the quarantine after 100 other outcomes', async () => {
+    const copy = path.join(dir, 'data', 'buckets', 'demo', '_quarantine', 'in', 'copied.csv');
+    fs.mkdirSync(path.dirname(copy), { recursive: true });
+    fs.writeFileSync(copy, 'a\n"');
+    const metadata = { 'ingest-source': 'gs://demo/in/copied.csv', 'ingest-reason': 'bad quote' };
+    fs.writeFileSync(`${copy}.metadata.json`, JSON.stringify(metadata));
+    for (let i = 0; i < 150; i++)
+      pages.record({
+        outcome: 'loaded',
+        objects: [{ uri: `gs://demo/${i}.csv`, outcome: 'loaded' }],
+      });
+    const body = (await (await fetch(`${site.url}/status/outcomes`)).json()) as {
+      outcomes: { outcome: string }[];
+      rejected: { uri: string; reason?: string; quarantined?: string }[];
+    };
+    expect(body.outcomes.filter((o) => o.outcome === 'rejected')).to.deep.equal([]);
+    expect(
+      body.rejected.map(({ uri, reason, quarantined }) => [uri, reason, quarantined]),
+    ).to.deep.equal([
+      [
+        'gs://demo/in/copied.csv',
+        'bad quote',
+        path.join('data', 'buckets', 'demo', '_quarantine', 'in', 'copied.csv'),
+      ],
+      ['gs://demo/long-ago.csv', 'header does not match', undefined],
+    ]);
   });
 
   it('previews a table it knows, 404 for one it does not, 503 while the warehouse cannot be read', async () => {

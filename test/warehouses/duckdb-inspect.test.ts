@@ -27,11 +27,15 @@ describe('DuckDB warehouse views for the status page', () => {
         table: 'ingest.t',
         rows: 2,
         columns: [
-          { name: 'b', type: 'BIGINT' },
-          { name: 'a "quoted"', type: 'VARCHAR' },
+          { name: 'b', type: 'BIGINT', bigQueryType: 'INT64' },
+          { name: 'a "quoted"', type: 'VARCHAR', bigQueryType: 'STRING' },
         ],
       },
-      { table: 'sales.daily', rows: 0, columns: [{ name: 'd', type: 'DATE' }] },
+      {
+        table: 'sales.daily',
+        rows: 0,
+        columns: [{ name: 'd', type: 'DATE', bigQueryType: 'DATE' }],
+      },
     ]);
   });
 

@@ -20,9 +20,12 @@ import type { StoredObject } from '../../src/stores/store';
 import {
   FileBusyError,
   createDuckDbWarehouse,
+  readDuckDbFile,
   readDuckDbTables,
   type DuckDbWarehouseOptions,
 } from '../../src/warehouses/duckdb';
+import { readLedgerHistory } from '../../src/warehouses/duckdb/history';
+import { readSettled } from '../../src/warehouses/duckdb/ledger';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { testDrift } from '../contract/drift-contract';
 import { contractJob, testWarehouse } from '../contract/warehouse-contract';
@@ -558,6 +561,25 @@ describe('DuckDB warehouse', function () {
       ]);
     });
 
+    it('keeps a rejection made before any job: settled for the next start, in the history', async () => {
+      const object = await local.put('sales/2026/13/40/x.csv', 'a\n1\n');
+      const reason = 'partition "20261340" from route "sales/{yyyy}/{mm}/{dd}/*.csv" is not a date';
+      await local.warehouse.recordRejection({ sources: [object] }, reason);
+      await local.warehouse.close();
+      const settled = await readDuckDbFile(local.file, readSettled, []);
+      expect(settled).to.deep.equal([
+        { uri: 'gs://b/sales/2026/13/40/x.csv', generation: object.generation },
+      ]);
+      const history = await readDuckDbFile(
+        local.file,
+        (c) => readLedgerHistory(c, new Date(0), 10),
+        [],
+      );
+      expect(history.map(({ time: _, ...entry }) => entry)).to.deep.equal([
+        { objects: ['gs://b/sales/2026/13/40/x.csv'], outcome: 'rejected', reason },
+      ]);
+    });
+
     it('survives closing and reopening the file', async () => {
       const object = await local.put('in/x.csv', 'a\n1\n');
       const job = contractJob([object]);
@@ -825,6 +847,27 @@ describe('DuckDB warehouse', function () {
     const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
     expect(bad?.count).to.equal(1);
     expect(bad?.first).to.match(/"x".*\(line 30003 of gs:\/\/b\/in\/data\.csv\)$/);
+  });
+
+  it("counts each source's own rows in a job of several, gzip and skipped bad rows included", async () => {
+    const sources = [
+      await local.put('in/three.csv', 'a,b\n1,2\n3,4\n5,6\n'),
+      await local.put('in/one.csv.gz', gzipSync('a,b\n7,8\n')),
+      await local.put('in/bad.csv', 'a,b\nx,1\n9,10\n11,12\n'),
+    ];
+    const job = contractJob(sources, {
+      csv: { ...DEFAULT_CSV, maxBadRecords: 1 },
+      schema: [
+        { name: 'a', type: 'INT64' },
+        { name: 'b', type: 'INT64' },
+      ],
+      destination: { dataset: 'ds', table: 't' },
+    });
+    const result = await local.warehouse.load(job);
+    expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 6 });
+    expect(result.outcome === 'loaded' && result.sourceRows).to.deep.equal([3, 1, 2]);
+    const alone = await loadText('a,b\n1,2\n', { table: 'alone' });
+    expect(alone, 'a job of one source: its rows are the rows').to.not.have.property('sourceRows');
   });
 
   describe('a source that changes while it loads', () => {

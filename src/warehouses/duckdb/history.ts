@@ -2,20 +2,21 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { HistoryEntry } from '../../history/entry';
 
 /**
- * The ledger's loads and rejections since `since`, newest first, at most `limit`. Works on a
- * read-only session of a file written by any version: a file without the ledger has no history, and
- * rejections recorded before they carried a destination show none.
+ * The ledger's loads and rejections (`rejectedOnly`: its rejections) since `since`, newest first, at
+ * most `limit`. Works on a read-only session of a file written by any version: a file without the
+ * ledger has no history, and rejections recorded before they carried a destination show none.
  */
 export async function readLedgerHistory(
   c: DuckDBConnection,
   since: Date,
   limit: number,
+  rejectedOnly = false,
 ): Promise<HistoryEntry[]> {
   const columns = await ledgerColumns(c);
   const seconds = since.getTime() / 1000;
   const top = Math.max(0, Math.floor(limit));
   const entries: HistoryEntry[] = [];
-  if (columns.has('loads')) {
+  if (columns.has('loads') && !rejectedOnly) {
     const loads = await c.runAndReadAll(
       `SELECT epoch_ms(loaded_at), uris, destination, rows, job_id FROM _ingest.loads
        WHERE loaded_at >= to_timestamp($1) ORDER BY loaded_at DESC LIMIT ${top}`,
@@ -45,9 +46,10 @@ export async function readLedgerHistory(
         time: new Date(Number(at)).toISOString(),
         objects: uris as string[],
         outcome: 'rejected',
-        jobId: String(jobId),
         reason: String(reason),
       };
+      // Rejected before any job (a route that names no valid destination): neither is known.
+      if (jobId !== null) entry.jobId = String(jobId);
       if (table !== null) entry.destination = String(table);
       entries.push(entry);
     }

@@ -216,7 +216,8 @@ export function createDuckDbWarehouse(
     inspector: {
       tables: () => db.run(describeTables),
       preview: (table, limit) => db.run((c) => previewTable(c, table, limit)),
-      history: (since, limit) => db.run((c) => readLedgerHistory(c, since, limit)),
+      history: (since, limit, rejectedOnly) =>
+        db.run((c) => readLedgerHistory(c, since, limit, rejectedOnly)),
     },
     close: () => db.close(),
     abort: (reason) => db.abort(reason),

@@ -1,6 +1,6 @@
 import type { DuckDBConnection, Json } from '@duckdb/node-api';
 import type { TableDetail, TablePreview } from '../inspector';
-import { listTables } from './catalog';
+import { bigQueryType, listTables } from './catalog';
 import { quote } from './sql';
 
 /** Every table outside the ledger with its row count and columns, in name order. */
@@ -13,7 +13,7 @@ export async function describeTables(c: DuckDBConnection): Promise<TableDetail[]
   const columns = new Map<string, TableDetail['columns']>();
   for (const [table, name, type] of reader.getRowsJS()) {
     const list = columns.get(String(table)) ?? [];
-    list.push({ name: String(name), type: String(type) });
+    list.push({ name: String(name), type: String(type), bigQueryType: bigQueryType(String(type)) });
     columns.set(String(table), list);
   }
   const tables = await listTables(c);

@@ -1,7 +1,7 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import type { Claim } from '../../claims';
 import { gsUri, type StoredObject } from '../../stores/store';
-import { partitionedTableId, tableId, type LoadJob } from '../warehouse';
+import { partitionedTableId, tableId, type LoadJob, type RejectedSources } from '../warehouse';
 
 /**
  * One row per loaded job id, which makes loads idempotent, and one per rejection. `claims` holds one
@@ -19,6 +19,7 @@ export const LEDGER_DDL = `
     generations VARCHAR[]);
   ALTER TABLE _ingest.rejections ADD COLUMN IF NOT EXISTS generations VARCHAR[];
   ALTER TABLE _ingest.rejections ADD COLUMN IF NOT EXISTS destination VARCHAR;
+  ALTER TABLE _ingest.rejections ALTER COLUMN job_id DROP NOT NULL;
   CREATE TABLE IF NOT EXISTS _ingest.claims (
     uri VARCHAR NOT NULL, generation VARCHAR NOT NULL, destination VARCHAR NOT NULL,
     job_id VARCHAR NOT NULL, claimed_at TIMESTAMPTZ NOT NULL);
@@ -55,20 +56,21 @@ export async function insertLoad(c: DuckDBConnection, job: LoadJob, rows: number
   await writeClaims(c, job.sources, partitionedTableId(job.destination), job.jobId, Date.now());
 }
 
+/** A rejection's row; one found before any job was built has no job id, and may have no destination. */
 export async function insertRejection(
   c: DuckDBConnection,
-  job: LoadJob,
+  rejected: RejectedSources,
   reason: string,
 ): Promise<void> {
   await c.run(
     `INSERT INTO _ingest.rejections (job_id, uris, generations, reason, "at", destination)
      VALUES ($1, $2, $3, $4, now(), $5)`,
     [
-      job.jobId,
-      listValue(job.sources.map(gsUri)),
-      listValue(job.sources.map((s) => s.generation)),
+      rejected.jobId ?? null,
+      listValue(rejected.sources.map(gsUri)),
+      listValue(rejected.sources.map((s) => s.generation)),
       reason,
-      partitionedTableId(job.destination),
+      rejected.destination ? partitionedTableId(rejected.destination) : null,
     ],
   );
 }

@@ -7,6 +7,7 @@ import { DROP_REJECTS, badRows, compressionOf, readCsvOptions, selectExpression 
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
+import { rowsPerSource } from './source-rows';
 import { openSources } from './sources';
 import type { Stop } from './session';
 import { quote, targetOf, type Target } from './sql';
@@ -38,7 +39,7 @@ export async function loadJob(
     throwIfAborted(signal);
     await c.run('BEGIN TRANSACTION');
     inTransaction = true;
-    const { rows, bad } = await writeRows(c, job, target, sources.paths, plan);
+    const { rows, bad, sourceRows } = await writeRows(c, job, target, sources.paths, plan);
     const replaced = await sources.changed();
     if (replaced !== undefined) throw new Replaced(replaced);
     const broken = await sources.brokenGzip();
@@ -49,6 +50,7 @@ export async function loadJob(
     await stop.shielded(() => c.run('COMMIT'));
     const loaded: LoadResult = { outcome: 'loaded', jobId: job.jobId, rows };
     if (plan.changes.length > 0) loaded.schemaChanges = plan.changes;
+    if (sourceRows) loaded.sourceRows = sourceRows;
     return bad.count > 0 ? { ...loaded, badRecords: bad } : loaded;
   } catch (error) {
     // A failed COMMIT has already ended the transaction, so ROLLBACK may fail too.
@@ -88,7 +90,7 @@ async function writeRows(
   target: Target,
   paths: string[],
   plan: WritePlan,
-): Promise<{ rows: number; bad: BadRecords }> {
+): Promise<{ rows: number; bad: BadRecords; sourceRows?: number[] }> {
   const { columns, date } = plan;
   if (plan.create) {
     await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
@@ -129,5 +131,6 @@ async function writeRows(
     throw new Rejection(
       bad.count > 0 ? `no data rows: all ${bad.count} rows are bad` : 'no data rows',
     );
-  return { rows, bad };
+  if (job.sources.length === 1) return { rows, bad };
+  return { rows, bad, sourceRows: await rowsPerSource(c, job, paths, columns, rows) };
 }
