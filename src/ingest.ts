@@ -1,6 +1,6 @@
 import type { BatchObject } from './coalesce';
 import type { Route } from './config';
-import { TransientError, errorMessage } from './errors';
+import { RequestError, TransientError, errorMessage } from './errors';
 import type { IngestRequest, ObjectRef } from './events';
 import { batchLimitProblem } from './fanout';
 import { mapLimit } from './map-limit';
@@ -90,6 +90,7 @@ async function ingestObjects(
     try {
       return await work();
     } catch (error) {
+      if (error instanceof RequestError) throw error;
       transient.push(error);
       return [];
     }

@@ -9,6 +9,7 @@ import {
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { RequestError } from '../errors';
 import {
   BucketNotFoundError,
   ObjectGoneError,
@@ -59,9 +60,10 @@ function bucketDir(base: string, bucket: string): string {
 }
 
 /**
- * The file of an object. A name whose file would not be exactly its own inside the bucket folder (an
- * empty, "." or ".." segment, a NUL, the platform's other separator) throws UnsupportedNameError: a
- * folder cannot hold such an object, and its path is never used.
+ * The file of an object. A name with a ".." segment escapes its bucket folder: a RequestError (400).
+ * Another name whose file would not be exactly its own inside the bucket folder (an empty or "."
+ * segment, a NUL, the platform's other separator) throws UnsupportedNameError: a folder cannot hold
+ * such an object, and its path is never used.
  */
 function resolveObject(base: string, bucket: string, name: string): ObjectPath {
   const dir = bucketDir(base, bucket);
@@ -76,7 +78,12 @@ function resolveObject(base: string, bucket: string, name: string): ObjectPath {
       s.includes('\0') ||
       s.includes(path.sep),
   );
-  if (unfit || !file.startsWith(dir + path.sep)) {
+  if (segments.includes('..') || !file.startsWith(dir + path.sep)) {
+    throw new RequestError(
+      `object name "${name}" escapes its bucket: a ".." path segment would leave the local folder of bucket ${bucket}`,
+    );
+  }
+  if (unfit) {
     throw new UnsupportedNameError(
       `object name "${name}" cannot be a file inside the local folder of bucket ${bucket} (an empty, "." or ".." path segment, or a NUL); Cloud Storage can hold it, the local backend cannot`,
     );

@@ -151,8 +151,23 @@ describe('security on the running receiver', function () {
     expect((peak - before) / 2 ** 20, 'MiB the receiver grew by').to.be.below(100);
   });
 
-  it('skips names that would escape the bucket folder (200, reason), for events and messages, touching nothing outside', async () => {
-    for (const name of ['../secret.csv', 'a/../../secret.csv', 'in/./secret.csv', 'a\u0000.csv']) {
+  it('answers 400 to names that escape their bucket folder, for events and for messages', async () => {
+    for (const name of ['../secret.csv', 'a/../../secret.csv', 'in/../../../secret.csv']) {
+      const event = binaryEvent(STORAGE_TYPE, objectResource('landing', name, '1'));
+      const message = pushBody({ bucket: 'landing', name });
+      for (const request of [event, message]) {
+        const answer = await post(server.url, request.body, request.headers);
+        expect(answer.status, name).to.equal(400);
+        expect(JSON.stringify(answer.json), name).to.include('escapes its bucket');
+      }
+    }
+    expect(fs.readFileSync(path.join(dir, 'secret.csv'), 'utf8')).to.equal(
+      'secret,value\nhunter2,1\n',
+    );
+  });
+
+  it('skips names the bucket folder cannot hold (200, reason), for events and messages, touching nothing outside', async () => {
+    for (const name of ['in/./secret.csv', 'a\u0000.csv']) {
       const event = binaryEvent(STORAGE_TYPE, objectResource('landing', name, '1'));
       const message = pushBody({ bucket: 'landing', name });
       for (const request of [event, message]) {
