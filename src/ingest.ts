@@ -232,13 +232,15 @@ async function loadBatch(
     const checked = await checkObjectHead(object, route, destination, services);
     if (checked === 'gone')
       results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+    else if ('skip' in checked)
+      results.push({ ...identify(object), outcome: 'skipped', reason: checked.skip });
     else if ('problem' in checked) bad.push({ object, reason: checked.problem });
     else if (head && headerShape(head) !== headerShape(checked)) {
       const reason = `its header (${checked.header.join(',')}) differs from that of ${gsUri(sources[0]!)}: a ${route.write} batch loads in one job, whose files share one header`;
       bad.push({ object, reason });
     } else head ??= checked;
   }
-  const gone = new Set(results.map((r) => r.uri));
+  const gone = new Set(results.map((r) => r.uri)); // gone or skipped
   sources = sources.filter((s) => !gone.has(gsUri(s)));
   if (sources.length === 0) return results;
   const job = build(sources, head);

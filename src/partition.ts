@@ -8,8 +8,15 @@ import { matchPattern } from './pattern';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
-import { BucketNotFoundError, ObjectGoneError, type StoredObject } from './stores/store';
-import { partitionedTableId, tableId, type Destination } from './warehouses/warehouse';
+import { BucketNotFoundError, ObjectGoneError, gsUri, type StoredObject } from './stores/store';
+import {
+  partitionedTableId,
+  tableId,
+  type Destination,
+  type LoadJob,
+  type LoadResult,
+  type SourceHead,
+} from './warehouses/warehouse';
 
 /** The custom metadata key naming the last rebuild job an event's object started. */
 const REBUILD_JOB_KEY = 'ingest-rebuild-job';
@@ -38,6 +45,7 @@ export async function rebuildPartition(
 ): Promise<ObjectResult[]> {
   const { config, warehouse } = services;
   const forcedBy = request.force ? request.forceId : undefined;
+  const day: Day = { route, destination, services, deadline, forcedBy };
   const results: ObjectResult[] = [];
   // A forced reprocess loads its objects again even where an earlier attempt quarantined them.
   const keep = request.force ? triggers : [];
@@ -51,7 +59,7 @@ export async function rebuildPartition(
       results.push(rejectedEarlier(object, quarantined));
       continue;
     }
-    const checked = await checkObjectHead(object, route, destination, services);
+    const checked = await checkSource(object, day);
     if (checked === 'gone') {
       results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
     } else if ('problem' in checked) {
@@ -74,6 +82,8 @@ export async function rebuildPartition(
   let sources = listed.objects.filter((o) => !isAmong(o, triggers) || isAmong(o, live));
   let after: string | undefined;
   for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const ready = await sourcesWithHeads(sources, live, day, results);
+    sources = ready.sources;
     const tooLarge = batchLimitProblem(sources);
     if (tooLarge) {
       const reason = `partition ${destination.partition ?? ''} cannot be rebuilt in one job: ${tooLarge}`;
@@ -86,44 +96,32 @@ export async function rebuildPartition(
       rebuiltFor: live,
       after,
     });
-    const job = buildJob(sources, route, destination, config, jobId, deadline);
+    const job = {
+      ...buildJob(sources, route, destination, config, jobId, deadline),
+      heads: ready.heads,
+    };
     await markRebuild(live, jobId, services);
     const result = await warehouse.load(job);
     if (result.outcome === 'rejected') {
-      // Quarantine the objects the reason names and rebuild without them; unnamed, the request's own.
-      const named = sources.filter((o) => namesObject(result.reason, o));
-      const culprits = named.length > 0 ? named : live;
-      for (const object of culprits) {
+      // Quarantine the objects that are themselves bad, and rebuild without them.
+      const culprits = await findCulprits(job, result.reason, live, day);
+      for (const { object, reason } of culprits) {
         // The warehouse has recorded the failed job with all its sources.
-        const rejected = await reject(object, result.reason, job, services, false);
+        const rejected = await reject(object, reason, job, services, false);
         if (isAmong(object, live)) results.push(rejected);
       }
-      const remaining = live.filter((o) => !isAmong(o, culprits));
+      const bad = culprits.map((c) => c.object);
+      const remaining = live.filter((o) => !isAmong(o, bad));
       if (remaining.length === 0) return results;
       live.splice(0, live.length, ...remaining);
-      sources = sources.filter((o) => !isAmong(o, culprits));
+      sources = sources.filter((o) => !isAmong(o, bad));
       after = jobId;
       continue;
     }
     listed = await members();
     const current = listed.objects;
     if (result.outcome !== 'replaced' && sameGenerations(current, sources)) {
-      const outcome = loadOutcome(result, destination);
-      const held = `partition ${destination.partition ?? ''} holds ${sources.length} object${sources.length === 1 ? '' : 's'}`;
-      for (const object of live) {
-        if (isAmong(object, sources)) {
-          const reason = outcome.reason ? `${held}; ${outcome.reason}` : held;
-          results.push({ ...identify(object), ...outcome, reason });
-        } else {
-          results.push({
-            ...identify(object),
-            outcome: 'skipped',
-            destination: tableId(destination),
-            reason: 'replaced or deleted while its partition was rebuilt',
-          });
-        }
-      }
-      return results;
+      return [...results, ...heldBy(result, sources, live, destination)];
     }
     sources = current;
     after = result.jobId;
@@ -131,6 +129,138 @@ export async function rebuildPartition(
   throw new TransientError(
     `partition ${partitionedTableId(destination)} changed during ${MAX_ROUNDS} rebuilds in a row; redelivery will rebuild it again`,
   );
+}
+
+/** What a rebuild that wrote `sources` says of each object its request asked for. */
+function heldBy(
+  result: Exclude<LoadResult, { outcome: 'rejected' }>,
+  sources: StoredObject[],
+  live: StoredObject[],
+  destination: Destination,
+): ObjectResult[] {
+  const outcome = loadOutcome(result, destination);
+  const held = `partition ${destination.partition ?? ''} holds ${sources.length} object${sources.length === 1 ? '' : 's'}`;
+  return live.map((object) =>
+    isAmong(object, sources)
+      ? {
+          ...identify(object),
+          ...outcome,
+          reason: outcome.reason ? `${held}; ${outcome.reason}` : held,
+        }
+      : {
+          ...identify(object),
+          outcome: 'skipped' as const,
+          destination: tableId(destination),
+          reason: 'replaced or deleted while its partition was rebuilt',
+        },
+  );
+}
+
+/** What a rebuild of one day works with. */
+interface Day {
+  route: Route;
+  destination: Destination;
+  services: Services;
+  deadline: number;
+  forcedBy: string | undefined;
+}
+
+// Heads of the object generations this instance has checked, so that a day's rebuilds read each file once.
+const HEADS_KEPT = 20_000;
+const checkedHeads = new WeakMap<object, Map<string, SourceHead>>();
+
+/** The object's head, checked against its table (cached once it passed), its problem, or 'gone'. */
+async function checkSource(
+  object: StoredObject,
+  { route, destination, services }: Day,
+): Promise<SourceHead | { problem: string } | 'gone'> {
+  let heads = checkedHeads.get(services.store);
+  if (!heads) checkedHeads.set(services.store, (heads = new Map()));
+  const key = `${gsUri(object)}#${object.generation}`;
+  const known = heads.get(key);
+  if (known) return known;
+  const checked = await checkObjectHead(object, route, destination, services);
+  if (checked === 'gone' || 'problem' in checked) return checked;
+  // A partition route never skips: a header-only file loads its 0 rows.
+  if ('skip' in checked) return { problem: checked.skip };
+  if (heads.size >= HEADS_KEPT) heads.delete(heads.keys().next().value as string);
+  heads.set(key, checked);
+  return checked;
+}
+
+/**
+ * The sources that can join the day's job, each with its head: a sibling whose own head shows it
+ * cannot load is quarantined on its own (the objects the request asked for were checked already);
+ * one that is gone is left out.
+ */
+async function sourcesWithHeads(
+  sources: StoredObject[],
+  live: StoredObject[],
+  day: Day,
+  results: ObjectResult[],
+): Promise<{ sources: StoredObject[]; heads: SourceHead[] }> {
+  const kept: StoredObject[] = [];
+  const heads: SourceHead[] = [];
+  for (const object of sources) {
+    const checked = await checkSource(object, day);
+    if (checked === 'gone') continue;
+    if ('problem' in checked) {
+      const rejected = await reject(object, checked.problem, undefined, day.services);
+      if (isAmong(object, live)) results.push(rejected);
+      continue;
+    }
+    kept.push(object);
+    heads.push(checked);
+  }
+  return { sources: kept, heads };
+}
+
+/**
+ * The sources of a rejected rebuild that are themselves bad. A reason naming exactly one source
+ * blames it; one that names several, or none, is split by loading halves of the suspects on trial
+ * (writing nothing) until each bad file is alone. Should no half fail alone, the objects the request
+ * asked for are blamed, as a last resort that always makes progress.
+ */
+async function findCulprits(
+  job: LoadJob,
+  reason: string,
+  live: StoredObject[],
+  day: Day,
+): Promise<{ object: StoredObject; reason: string }[]> {
+  const named = job.sources.filter((o) => namesObject(reason, o));
+  if (named.length === 1) return [{ object: named[0] as StoredObject, reason }];
+  const suspects = named.length > 1 ? named : job.sources;
+  if (suspects.length === 1) return [{ object: suspects[0] as StoredObject, reason }];
+  const half = Math.ceil(suspects.length / 2);
+  const found = [
+    ...(await bisect(job, suspects.slice(0, half), day)),
+    ...(await bisect(job, suspects.slice(half), day)),
+  ];
+  return found.length > 0 ? found : live.map((object) => ({ object, reason }));
+}
+
+async function bisect(
+  job: LoadJob,
+  suspects: StoredObject[],
+  day: Day,
+): Promise<{ object: StoredObject; reason: string }[]> {
+  const heads = suspects.map((o) => job.heads?.[job.sources.indexOf(o)] as SourceHead);
+  const trialId = jobIdFor(suspects, job.destination, job.write, day.forcedBy, {
+    rebuiltFor: suspects,
+    after: `trial of ${job.jobId}`,
+  });
+  const trial = { ...job, jobId: trialId, sources: suspects, heads, trial: true };
+  const result = await day.services.warehouse.load(trial);
+  if (result.outcome !== 'rejected') return [];
+  const named = suspects.filter((o) => namesObject(result.reason, o));
+  if (suspects.length === 1 || named.length === 1) {
+    return [{ object: (named[0] ?? suspects[0]) as StoredObject, reason: result.reason }];
+  }
+  const half = Math.ceil(suspects.length / 2);
+  return [
+    ...(await bisect(job, suspects.slice(0, half), day)),
+    ...(await bisect(job, suspects.slice(half), day)),
+  ];
 }
 
 /**

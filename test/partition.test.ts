@@ -197,7 +197,7 @@ describe('partition rebuilds', () => {
     const { store, warehouse, event, day, held } = setup();
     await event(store.put('landing', day('a.csv'), 'id\n1\n'));
     const jobs = warehouse.jobs.length;
-    const result = await event(store.put('landing', day('b.csv'), 'id\n'));
+    const result = await event(store.put('landing', day('b.csv'), 'id,ID\n1,2\n'));
     expect(result.objects[0]).to.include({ outcome: 'rejected' });
     expect(warehouse.jobs).to.have.length(jobs);
     expect(held()).to.deep.equal([day('a.csv')]);
