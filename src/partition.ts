@@ -5,6 +5,7 @@ import { batchLimitProblem } from './fanout';
 import { buildJob, checkObjectHead, loadOutcome, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
+import { Rounds } from './rounds';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
@@ -34,6 +35,9 @@ const MAX_ROUNDS = 5;
  * the objects whose event asked and the job they follow, so a redelivery repeats no write it already
  * made, yet an event that finds its set loaded by another request still writes it after that one.
  * Where a job can outlive its request, a redelivery first awaits the job its objects are marked with.
+ *
+ * In one instance a partition has one rebuild in flight: the events that arrive while it runs join
+ * the next one, which rebuilds the day once for all of them (a forced reprocess goes alone).
  */
 export async function rebuildPartition(
   triggers: StoredObject[],
@@ -43,39 +47,64 @@ export async function rebuildPartition(
   services: Services,
   deadline: number,
 ): Promise<ObjectResult[]> {
-  const { config, warehouse } = services;
   const forcedBy = request.force ? request.forceId : undefined;
   const day: Day = { route, destination, services, deadline, forcedBy };
-  const results: ObjectResult[] = [];
+  if (request.force) return rebuildDay(triggers, day);
+  let rounds = roundsOf.get(services);
+  if (!rounds) roundsOf.set(services, (rounds = new Rounds()));
+  const key = `${route.index}:${partitionedTableId(destination)}`;
+  const followed = () => rounds.waiting(key);
+  const all = rounds.join(key, triggers, deadline, (joined, latest) =>
+    rebuildDay(uniqueObjects(joined), { ...day, deadline: latest }, followed),
+  );
+  const mine = await beforeDeadline(all, deadline, destination);
+  return mine.filter((r) =>
+    triggers.some((t) => r.uri === gsUri(t) && r.generation === t.generation),
+  );
+}
+
+/** Each instance's (each Services') rebuild rounds, by route and partition. */
+const roundsOf = new WeakMap<Services, Rounds<StoredObject, ObjectResult[]>>();
+
+function uniqueObjects(objects: StoredObject[]): StoredObject[] {
+  const byKey = new Map(objects.map((o) => [`${gsUri(o)}#${o.generation}`, o]));
+  return [...byKey.values()];
+}
+
+/** The round's results, or a TransientError when this request's own time budget runs out first. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, destination: Destination) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject_) => {
+    timer = setTimeout(
+      () =>
+        reject_(
+          new TransientError(
+            `the rebuild of partition ${partitionedTableId(destination)} did not end within the time budget; redelivery will join the next one`,
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function rebuildDay(
+  triggers: StoredObject[],
+  day: Day,
+  followed: () => boolean = () => false,
+): Promise<ObjectResult[]> {
+  const { route, destination, services, deadline, forcedBy } = day;
+  const { config, warehouse } = services;
   // A forced reprocess loads its objects again even where an earlier attempt quarantined them.
-  const keep = request.force ? triggers : [];
+  const keep = forcedBy !== undefined ? triggers : [];
   const members = () => partitionMembers(triggers, keep, route, destination, services);
 
   let listed = await members();
-  const live: StoredObject[] = [];
-  for (const object of triggers) {
-    const quarantined = listed.quarantined.get(object.name);
-    if (quarantined?.generation === object.generation) {
-      results.push(rejectedEarlier(object, quarantined));
-      continue;
-    }
-    const checked = await checkSource(object, day);
-    if (checked === 'gone') {
-      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
-    } else if ('problem' in checked) {
-      const job = buildJob(
-        [object],
-        route,
-        destination,
-        config,
-        jobIdFor([object], destination, route.write, forcedBy),
-        deadline,
-      );
-      results.push(await reject(object, checked.problem, job, services));
-    } else {
-      live.push(object);
-    }
-  }
+  const { results, live } = await checkTriggers(triggers, listed, day);
   if (live.length === 0) return results;
   await settleEarlierRebuilds(live, route, destination, services, deadline);
 
@@ -120,7 +149,8 @@ export async function rebuildPartition(
     }
     listed = await members();
     const current = listed.objects;
-    if (result.outcome !== 'replaced' && sameGenerations(current, sources)) {
+    // A rebuild queued after this one in the instance lists the day after this job: it writes the newer set.
+    if (result.outcome !== 'replaced' && (sameGenerations(current, sources) || followed())) {
       return [...results, ...heldBy(result, sources, live, destination)];
     }
     sources = current;
@@ -129,6 +159,35 @@ export async function rebuildPartition(
   throw new TransientError(
     `partition ${partitionedTableId(destination)} changed during ${MAX_ROUNDS} rebuilds in a row; redelivery will rebuild it again`,
   );
+}
+
+/** The objects whose events asked for the rebuild that can join it; results for the others. */
+async function checkTriggers(
+  triggers: StoredObject[],
+  listed: Listing,
+  day: Day,
+): Promise<{ results: ObjectResult[]; live: StoredObject[] }> {
+  const { route, destination, services, deadline, forcedBy } = day;
+  const results: ObjectResult[] = [];
+  const live: StoredObject[] = [];
+  for (const object of triggers) {
+    const quarantined = listed.quarantined.get(object.name);
+    if (quarantined?.generation === object.generation) {
+      results.push(rejectedEarlier(object, quarantined));
+      continue;
+    }
+    const checked = await checkSource(object, day);
+    if (checked === 'gone') {
+      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+    } else if ('problem' in checked) {
+      const jobId = jobIdFor([object], destination, route.write, forcedBy);
+      const job = buildJob([object], route, destination, services.config, jobId, deadline);
+      results.push(await reject(object, checked.problem, job, services));
+    } else {
+      live.push(object);
+    }
+  }
+  return { results, live };
 }
 
 /** What a rebuild that wrote `sources` says of each object its request asked for. */
