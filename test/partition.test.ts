@@ -44,6 +44,8 @@ class PartitionWarehouse extends MemoryWarehouse {
       this.jobs.push(job);
       return { outcome: 'rejected', jobId: job.jobId, reason };
     }
+    // A trial load writes nothing.
+    if (job.trial) return { outcome: 'loaded', jobId: job.jobId, rows: 0 };
     const result = await super.load(job);
     for (const [match, gate] of this.held)
       if (job.sources.some((s) => s.name === match)) await gate;

@@ -387,10 +387,15 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   async function planJob(job: LoadJob): Promise<Planned | { rejected: string }> {
     let heads = job.heads;
     if (!heads) {
-      const head = job.head ?? (await readHead(job));
-      if ('problem' in head) return { rejected: head.problem };
-      // Without every head, the sources are taken to share the first one's (coalesced jobs do).
-      heads = job.sources.map(() => head);
+      const first = job.head ?? (await readHead(job));
+      if ('problem' in first) return { rejected: first.problem };
+      heads = [first];
+      // A coalesced job's members were grouped by header already.
+      for (let i = 1; i < job.sources.length; i++) {
+        const head = job.claimed ? first : await readHead(job, i);
+        if ('problem' in head) return { rejected: head.problem };
+        heads.push(head);
+      }
     }
     const groups = groupByHeader(heads);
     const id = tableId(job.destination);
@@ -458,8 +463,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   }
 
   /** The first source's head, read when the job does not carry it. */
-  async function readHead(job: LoadJob): Promise<SourceHead | { problem: string }> {
-    const source = job.sources[0] as StoredObject;
+  async function readHead(job: LoadJob, index = 0): Promise<SourceHead | { problem: string }> {
+    const source = job.sources[index] as StoredObject;
     storage ??= new Storage(options.project ? { projectId: options.project } : {});
     const file = storage.bucket(source.bucket).file(source.name, { generation: source.generation });
     const what = `reading the head of ${gsUri(source)}`;
