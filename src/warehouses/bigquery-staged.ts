@@ -6,17 +6,17 @@ import type { Destination, LoadJob } from './warehouse';
 type JobResource = bigquery.IJob;
 
 /*
- * One load job reads every source by the header of... which file? The REST reference says only that
+ * Files whose headers differ never share a load job: the REST reference says only that
  * `sourceColumnMatch: NAME` "reads the header row as column names and reorders columns to match the
  * field names in the schema" (https://cloud.google.com/bigquery/docs/reference/rest/v2/Job,
- * JobConfigurationLoad.sourceColumnMatch); nothing says each file's own header row is read. So files
- * whose headers differ never share a load job. A day made of such files is loaded group by group
- * (one load job per header) into a staging table, then written in one step by a copy job with
- * WRITE_TRUNCATE into `table$YYYYMMDD` ("Copy partitions", https://cloud.google.com/bigquery/docs/managing-partitioned-table-data;
- * a copy job's write "occur[s] as one atomic update upon job completion", JobConfigurationTableCopy).
- * A copy job cannot evolve a schema, so columns the files add are added to the table first with
- * tables.patch (https://cloud.google.com/bigquery/docs/managing-table-schemas: adding columns and
- * relaxing REQUIRED to NULLABLE). A trial (`job.trial`) stops after the staging loads.
+ * JobConfigurationLoad.sourceColumnMatch), not that each file's own header row is read. A day made
+ * of such files is loaded one load job per header into a staging table, then written in one step by
+ * a copy job with WRITE_TRUNCATE into `table$YYYYMMDD` ("Copy partitions",
+ * https://cloud.google.com/bigquery/docs/managing-partitioned-table-data; a copy job's write is "one
+ * atomic update upon job completion", JobConfigurationTableCopy.writeDisposition). A copy job cannot
+ * change a schema, so the columns the files add are added to the table first with tables.patch
+ * (https://cloud.google.com/bigquery/docs/managing-table-schemas: adding columns, relaxing REQUIRED
+ * to NULLABLE). A trial (`job.trial`) stops after the staging loads and deletes the staging table.
  */
 
 /** The BigQuery calls a staged load makes, bound to one client. */
