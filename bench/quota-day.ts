@@ -2,8 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { STORAGE_TYPE, binaryEvent } from '../test/helpers/events';
 import { countLoads, steadyDeliveries } from '../test/helpers/steady';
-import { startBigQueryServer } from '../test/servers/bigquery-server';
-import { startGcsServer, type ObjectResource } from '../test/servers/gcs-server';
+import { startBigQueryServer, type BigQueryServer } from '../test/servers/bigquery-server';
+import { startGcsServer, type GcsServer, type ObjectResource } from '../test/servers/gcs-server';
 import { result, round, startIngest, type BenchOptions, type BenchReport } from './lib';
 
 const PROJECT = 'bench-project';
@@ -16,28 +16,25 @@ const DAY_MS = 86_400_000;
  * two thirds of it, as 1,000 is of BigQuery's 1,500.
  */
 export async function quotaDay(options: BenchOptions): Promise<BenchReport> {
+  const day = await partitionDay(options);
+  const report = await jobQuotaDay(options);
+  return { results: [...report.results, ...day.results], notes: [...report.notes, ...day.notes] };
+}
+
+async function jobQuotaDay(options: BenchOptions): Promise<BenchReport> {
   const count = options.quick ? 2000 : 20_000;
   const dayMs = options.quick ? 15_000 : 200_000;
   const quota = count / 10;
   const jobsPerDay = (quota * 2) / 3;
   const gcs = await startGcsServer();
   const bq = await startBigQueryServer({ gcs, loadJobsPerTable: { limit: quota, dayMs } });
-  const home = path.join(options.work, 'home'); // no Application Default Credentials in here
-  fs.mkdirSync(home);
-  const config = path.join(options.work, 'ingest.yaml');
   const scaled = jobsPerDay * (DAY_MS / dayMs);
-  fs.writeFileSync(
-    config,
+  const service = await startCloudService(
+    options,
+    { gcs, bq },
+    'quota',
     `routes:\n  - match: "logs/*.csv"\n    table: events\n    batch: {jobsPerDay: ${scaled}, burst: 10}\n`,
   );
-  const service = await startIngest(options, {
-    INGEST_BACKEND: 'gcp',
-    INGEST_CONFIG: config,
-    STORAGE_EMULATOR_HOST: gcs.url,
-    BIGQUERY_EMULATOR_HOST: bq.url,
-    HOME: home,
-    CLOUDSDK_CONFIG: home,
-  });
   try {
     const run = await steadyDeliveries({
       count,
@@ -99,4 +96,96 @@ export async function quotaDay(options: BenchOptions): Promise<BenchReport> {
     await bq.close();
     await gcs.close();
   }
+}
+
+const PARTITION_FILES = 200;
+
+/**
+ * A partition day of 200 files on the cloud path, arriving 20 a second with 10% delivered twice: a
+ * rebuild loads the whole day, so one rebuild per event would cost 200 jobs reading 20,100 files in
+ * all. Rebuilds of one partition are coalesced in the instance; reported are the load jobs per file
+ * and the files the jobs read per file of the day (1 would be each file read once).
+ */
+async function partitionDay(options: BenchOptions): Promise<BenchReport> {
+  const gcs = await startGcsServer();
+  const bq = await startBigQueryServer({ gcs });
+  const service = await startCloudService(
+    options,
+    { gcs, bq },
+    'partition',
+    `routes:\n  - match: "sales/{yyyy}/{mm}/{dd}/*.csv"\n    table: sales\n    write: partition\n`,
+  );
+  try {
+    const run = await steadyDeliveries({
+      count: PARTITION_FILES,
+      perSecond: 20,
+      duplicates: 0.1,
+      concurrent: 0.01,
+      url: service.url,
+      create: (i) => gcs.put('bench', `sales/2026/11/28/part-${i}.csv`, `id,value\n${i},x\n`),
+      event: (resource: ObjectResource, delivery) =>
+        binaryEvent(STORAGE_TYPE, resource, {
+          'ce-id': `day-${resource.name}-${delivery}`,
+          'ce-source': '//storage.googleapis.com/projects/_/buckets/bench',
+        }),
+    });
+    const jobs = bq.inserts().filter((body) => body.configuration?.load);
+    const read = jobs.reduce(
+      (n, b) => n + ((b.configuration?.load?.sourceUris as []) ?? []).length,
+      0,
+    );
+    const rows = bq.table(PROJECT, 'ingest', 'sales')?.partitions.get('20261128');
+    const whole = rows === PARTITION_FILES ? 1 : 0;
+    options.log(
+      `  partition day: ${PARTITION_FILES} files in ${round(run.elapsedMs / 1000)} s: ${jobs.length} load jobs, ` +
+        `${read} files read; the day holds ${rows ?? 0} rows; ${run.redelivered} answers 503`,
+    );
+    return {
+      results: [
+        result(
+          'partition-day-jobs-per-file',
+          'jobs/file',
+          [jobs.length / PARTITION_FILES],
+          [1],
+          null,
+        ),
+        result(
+          'partition-day-files-read-per-file',
+          'files/file',
+          [read / PARTITION_FILES],
+          [(PARTITION_FILES + 1) / 2],
+          null,
+        ),
+        result('partition-day-whole', 'bool', [whole], [1], '>= 1'),
+      ],
+      notes: [
+        `partition-day: ${PARTITION_FILES} files of one day at 20 a second, 10% delivered twice; the baselines are one rebuild per event (1 job a file, reading (n+1)/2 files a file)`,
+      ],
+    };
+  } finally {
+    await service.stop();
+    await bq.close();
+    await gcs.close();
+  }
+}
+
+/** The service on the cloud path against the test servers, with `yaml` as its ingest.yaml. */
+async function startCloudService(
+  options: BenchOptions,
+  { gcs, bq }: { gcs: GcsServer; bq: BigQueryServer },
+  name: string,
+  yaml: string,
+) {
+  const home = path.join(options.work, `${name}-home`); // no Application Default Credentials in here
+  fs.mkdirSync(home);
+  const config = path.join(options.work, `${name}.yaml`);
+  fs.writeFileSync(config, yaml);
+  return startIngest(options, {
+    INGEST_BACKEND: 'gcp',
+    INGEST_CONFIG: config,
+    STORAGE_EMULATOR_HOST: gcs.url,
+    BIGQUERY_EMULATOR_HOST: bq.url,
+    HOME: home,
+    CLOUDSDK_CONFIG: home,
+  });
 }

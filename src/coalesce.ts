@@ -509,6 +509,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     const checked = await checkObjectHead(object, route, destination, services);
     if (checked === 'gone')
       return { ...identify(object), outcome: 'skipped', reason: 'object no longer exists' };
+    if ('skip' in checked) return { ...identify(object), outcome: 'skipped', reason: checked.skip };
     const problem =
       'problem' in checked ? checked.problem : await warehouse.precheck?.(object, deadline);
     if (problem === undefined) return checked as SourceHead;

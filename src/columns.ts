@@ -73,6 +73,69 @@ export function planLoad(
   });
 }
 
+/** A job's sources that share one header (names compared without regard to case), in source order. */
+export interface SourceGroup {
+  /** The sources' indexes in the job. */
+  indexes: number[];
+  head: SourceHead;
+}
+
+export function groupByHeader(heads: SourceHead[]): SourceGroup[] {
+  const groups = new Map<string, SourceGroup>();
+  heads.forEach((head, index) => {
+    const shape = head.header.map((name) => name.toLowerCase()).join('\0');
+    const group = groups.get(shape);
+    if (group) group.indexes.push(index);
+    else groups.set(shape, { indexes: [index], head });
+  });
+  return [...groups.values()];
+}
+
+/** A job's plan when its sources have several headers: each group's columns, the table after all. */
+export interface GroupsPlan extends ColumnPlan {
+  /** Per group of sources that share a header, the table column each of its file columns loads into. */
+  groups: { indexes: number[]; into: string[] }[];
+}
+
+/**
+ * How the groups of a job's sources load, one after the other, into the table as it is now: each
+ * group is planned against the table as the groups before it leave it, so a column one file adds is
+ * there for the next, whatever order the files came in. `fromFile` when a single group makes the table
+ * (the warehouse then reads the types itself); with several, the first group's types come from its
+ * head. A group that cannot load is named by its sources' indexes.
+ */
+export function planGroups(
+  groups: SourceGroup[],
+  job: LoadShape,
+  table: TableColumn[] | undefined,
+  tableId: string,
+): GroupsPlan | 'fromFile' | { rejected: string; indexes: number[] } {
+  let current = table;
+  const planned: GroupsPlan['groups'] = [];
+  const added: TableColumn[] = [];
+  const relaxed: string[] = [];
+  for (const [i, group] of groups.entries()) {
+    // After the first group the table exists: later groups evolve it by the route's rules.
+    const shape = i === 0 ? job : { ...job, write: 'append' as const };
+    let plan = planLoad(group.head, shape, current, tableId);
+    if (plan === 'fromFile') {
+      if (groups.length === 1) return 'fromFile';
+      const columns = group.head.header.map((name, c) => ({
+        name,
+        type: detectType(group.head.rows.map((row) => row[c] ?? '')),
+        mode: 'NULLABLE' as const,
+      }));
+      plan = { into: group.head.header, table: columns, added: columns, relaxed: [] };
+    }
+    if ('rejected' in plan) return { rejected: plan.rejected, indexes: group.indexes };
+    planned.push({ indexes: group.indexes, into: plan.into });
+    added.push(...plan.added);
+    relaxed.push(...plan.relaxed.filter((name) => !added.some((c) => c.name === name)));
+    current = plan.table;
+  }
+  return { into: planned[0]?.into ?? [], groups: planned, table: current ?? [], added, relaxed };
+}
+
 /**
  * Matches a file's columns to its table's under the route's rules: the plan, or why the file cannot
  * load (naming the column). Names compare as BigQuery compares them, without regard to case.

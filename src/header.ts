@@ -17,7 +17,10 @@ export interface HeadInput {
 const SAMPLE_ROWS = 100;
 
 /** What the head of an object shows: why it cannot load, or its column names and first rows. */
-export type HeadCheck = { problem: string } | { header: string[]; rows: string[][] };
+export type HeadCheck =
+  | { problem: string }
+  /** `headerOnly`: the whole object is its header, with no data row after it. */
+  | { header: string[]; rows: string[][]; headerOnly?: true };
 
 /**
  * Checks what can be checked from the first bytes of an object before a load job runs: that it is
@@ -43,7 +46,8 @@ export async function checkHead(input: HeadInput): Promise<HeadCheck> {
   if (parsed.error && parsed.rows.length < headerRows) {
     return { problem: `malformed CSV at record ${parsed.rows.length + 1}: ${parsed.error}` };
   }
-  if (!parsed.error && parsed.rows.length <= skip) {
+  const headerOnly = complete && !parsed.error && skip > 0 && parsed.rows.length === skip;
+  if (!parsed.error && parsed.rows.length <= skip && !headerOnly) {
     return {
       problem: complete
         ? skip > 0
@@ -66,7 +70,7 @@ export async function checkHead(input: HeadInput): Promise<HeadCheck> {
       problem: `duplicate column name "${twice}" in the header (BigQuery compares column names without regard to case)`,
     };
   }
-  return { header, rows };
+  return headerOnly ? { header, rows, headerOnly } : { header, rows };
 }
 
 /** Header names as BigQuery reads them: trimmed, a blank one named `string_field_N`. */

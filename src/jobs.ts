@@ -80,14 +80,15 @@ export function memberRows(
 
 /**
  * What the object's head shows: why it cannot load (its header, or its columns against the table
- * as this instance knows it), 'gone' when it no longer exists, else its header and first rows.
+ * as this instance knows it), 'gone' when it no longer exists, why it is skipped (a header-only file
+ * has nothing to append; on a truncating route it loads 0 rows), else its header and first rows.
  */
 export async function checkObjectHead(
   object: StoredObject,
   route: Route,
   destination: Destination,
   { store, warehouse }: { store: ObjectStore; warehouse: Warehouse },
-): Promise<{ problem: string } | 'gone' | SourceHead> {
+): Promise<{ problem: string } | { skip: string } | 'gone' | SourceHead> {
   let bytes: Buffer;
   try {
     bytes = await store.readHead(object, HEAD_BYTES);
@@ -102,6 +103,8 @@ export async function checkObjectHead(
     csv: route.csv,
   });
   if ('problem' in head) return head;
+  if (head.headerOnly && route.write === 'append')
+    return { skip: 'no data rows after the header: nothing to append' };
   const problem = await columnsProblem(head, route, destination, warehouse);
   return problem === undefined ? head : { problem };
 }

@@ -5,12 +5,20 @@ import { batchLimitProblem } from './fanout';
 import { buildJob, checkObjectHead, loadOutcome, memberRows, namesObject } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
 import { matchPattern } from './pattern';
+import { Rounds } from './rounds';
 import { quarantinedUnder, reject, type Quarantined } from './quarantine';
 import { jobIdFor, routeObject } from './routing';
 import type { Services } from './services';
 import { ownMetadataValue, readOwnMetadata } from './stores/own-metadata';
-import { BucketNotFoundError, ObjectGoneError, type StoredObject } from './stores/store';
-import { partitionedTableId, tableId, type Destination } from './warehouses/warehouse';
+import { BucketNotFoundError, ObjectGoneError, gsUri, type StoredObject } from './stores/store';
+import {
+  partitionedTableId,
+  tableId,
+  type Destination,
+  type LoadJob,
+  type LoadResult,
+  type SourceHead,
+} from './warehouses/warehouse';
 
 /** The custom metadata key naming the last rebuild job an event's object generation started. */
 const REBUILD_JOB_KEY = 'ingest-rebuild-job';
@@ -28,6 +36,9 @@ const MAX_ROUNDS = 5;
  * the objects whose event asked and the job they follow, so a redelivery repeats no write it already
  * made, yet an event that finds its set loaded by another request still writes it after that one.
  * Where a job can outlive its request, a redelivery first awaits the job its objects are marked with.
+ *
+ * In one instance a partition has one rebuild in flight: the events that arrive while it runs join
+ * the next one, which rebuilds the day once for all of them (a forced reprocess goes alone).
  */
 export async function rebuildPartition(
   triggers: StoredObject[],
@@ -37,44 +48,72 @@ export async function rebuildPartition(
   services: Services,
   deadline: number,
 ): Promise<ObjectResult[]> {
-  const { config, warehouse } = services;
   const forcedBy = request.force ? request.forceId : undefined;
-  const results: ObjectResult[] = [];
+  const day: Day = { route, destination, services, deadline, forcedBy };
+  if (request.force) return rebuildDay(triggers, day);
+  let rounds = roundsOf.get(services);
+  if (!rounds) roundsOf.set(services, (rounds = new Rounds()));
+  const key = `${route.index}:${partitionedTableId(destination)}`;
+  const followed = () => rounds.waiting(key);
+  const all = rounds.join(key, triggers, deadline, (joined, latest) =>
+    rebuildDay(uniqueObjects(joined), { ...day, deadline: latest }, followed),
+  );
+  const mine = await beforeDeadline(all, deadline, destination);
+  return mine.filter((r) =>
+    triggers.some((t) => r.uri === gsUri(t) && r.generation === t.generation),
+  );
+}
+
+/** Each instance's (each Services') rebuild rounds, by route and partition. */
+const roundsOf = new WeakMap<Services, Rounds<StoredObject, ObjectResult[]>>();
+
+function uniqueObjects(objects: StoredObject[]): StoredObject[] {
+  const byKey = new Map(objects.map((o) => [`${gsUri(o)}#${o.generation}`, o]));
+  return [...byKey.values()];
+}
+
+/** The round's results, or a TransientError when this request's own time budget runs out first. */
+async function beforeDeadline<T>(work: Promise<T>, deadline: number, destination: Destination) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject_) => {
+    timer = setTimeout(
+      () =>
+        reject_(
+          new TransientError(
+            `the rebuild of partition ${partitionedTableId(destination)} did not end within the time budget; redelivery will join the next one`,
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function rebuildDay(
+  triggers: StoredObject[],
+  day: Day,
+  followed: () => boolean = () => false,
+): Promise<ObjectResult[]> {
+  const { route, destination, services, deadline, forcedBy } = day;
+  const { config, warehouse } = services;
   // A forced reprocess loads its objects again even where an earlier attempt quarantined them.
-  const keep = request.force ? triggers : [];
+  const keep = forcedBy !== undefined ? triggers : [];
   const members = () => partitionMembers(triggers, keep, route, destination, services);
 
   let listed = await members();
-  const live: StoredObject[] = [];
-  for (const object of triggers) {
-    const quarantined = listed.quarantined.get(object.name);
-    if (quarantined?.generation === object.generation) {
-      results.push(rejectedEarlier(object, quarantined));
-      continue;
-    }
-    const checked = await checkObjectHead(object, route, destination, services);
-    if (checked === 'gone') {
-      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
-    } else if ('problem' in checked) {
-      const job = buildJob(
-        [object],
-        route,
-        destination,
-        config,
-        jobIdFor([object], destination, route.write, forcedBy),
-        deadline,
-      );
-      results.push(await reject(object, checked.problem, job, services));
-    } else {
-      live.push(object);
-    }
-  }
+  const { results, live } = await checkTriggers(triggers, listed, day);
   if (live.length === 0) return results;
   await settleEarlierRebuilds(live, route, destination, services, deadline);
 
   let sources = listed.objects.filter((o) => !isAmong(o, triggers) || isAmong(o, live));
   let after: string | undefined;
   for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const ready = await sourcesWithHeads(sources, live, day, results);
+    sources = ready.sources;
     const tooLarge = batchLimitProblem(sources);
     if (tooLarge) {
       const reason = `partition ${destination.partition ?? ''} cannot be rebuilt in one job: ${tooLarge}`;
@@ -87,49 +126,33 @@ export async function rebuildPartition(
       rebuiltFor: live,
       after,
     });
-    const job = buildJob(sources, route, destination, config, jobId, deadline);
+    const job = {
+      ...buildJob(sources, route, destination, config, jobId, deadline),
+      heads: ready.heads,
+    };
     await markRebuild(live, jobId, services);
     const result = await warehouse.load(job);
     if (result.outcome === 'rejected') {
-      // Quarantine the objects the reason names and rebuild without them; unnamed, the request's own.
-      const named = sources.filter((o) => namesObject(result.reason, o));
-      const culprits = named.length > 0 ? named : live;
-      for (const object of culprits) {
+      // Quarantine the objects that are themselves bad, and rebuild without them.
+      const culprits = await findCulprits(job, result.reason, live, day);
+      for (const { object, reason } of culprits) {
         // The warehouse has recorded the failed job with all its sources.
-        const rejected = await reject(object, result.reason, job, services, false);
+        const rejected = await reject(object, reason, job, services, false);
         if (isAmong(object, live)) results.push(rejected);
       }
-      const remaining = live.filter((o) => !isAmong(o, culprits));
+      const bad = culprits.map((c) => c.object);
+      const remaining = live.filter((o) => !isAmong(o, bad));
       if (remaining.length === 0) return results;
       live.splice(0, live.length, ...remaining);
-      sources = sources.filter((o) => !isAmong(o, culprits));
+      sources = sources.filter((o) => !isAmong(o, bad));
       after = jobId;
       continue;
     }
     listed = await members();
     const current = listed.objects;
-    if (result.outcome !== 'replaced' && sameGenerations(current, sources)) {
-      const outcome = loadOutcome(result, destination);
-      const held = `partition ${destination.partition ?? ''} holds ${sources.length} object${sources.length === 1 ? '' : 's'}`;
-      for (const object of live) {
-        if (isAmong(object, sources)) {
-          const reason = outcome.reason ? `${held}; ${outcome.reason}` : held;
-          const own = memberRows(
-            result,
-            sources.findIndex((o) => isAmong(o, [object])),
-            sources.length,
-          );
-          results.push({ ...identify(object), ...outcome, ...own, reason });
-        } else {
-          results.push({
-            ...identify(object),
-            outcome: 'skipped',
-            destination: tableId(destination),
-            reason: 'replaced or deleted while its partition was rebuilt',
-          });
-        }
-      }
-      return results;
+    // A rebuild queued after this one in the instance lists the day after this job: it writes the newer set.
+    if (result.outcome !== 'replaced' && (sameGenerations(current, sources) || followed())) {
+      return [...results, ...heldBy(result, sources, live, destination)];
     }
     sources = current;
     after = result.jobId;
@@ -137,6 +160,172 @@ export async function rebuildPartition(
   throw new TransientError(
     `partition ${partitionedTableId(destination)} changed during ${MAX_ROUNDS} rebuilds in a row; redelivery will rebuild it again`,
   );
+}
+
+/** The objects whose events asked for the rebuild that can join it; results for the others. */
+async function checkTriggers(
+  triggers: StoredObject[],
+  listed: Listing,
+  day: Day,
+): Promise<{ results: ObjectResult[]; live: StoredObject[] }> {
+  const { route, destination, services, deadline, forcedBy } = day;
+  const results: ObjectResult[] = [];
+  const live: StoredObject[] = [];
+  for (const object of triggers) {
+    const quarantined = listed.quarantined.get(object.name);
+    if (quarantined?.generation === object.generation) {
+      results.push(rejectedEarlier(object, quarantined));
+      continue;
+    }
+    const checked = await checkSource(object, day);
+    if (checked === 'gone') {
+      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+    } else if ('problem' in checked) {
+      const jobId = jobIdFor([object], destination, route.write, forcedBy);
+      const job = buildJob([object], route, destination, services.config, jobId, deadline);
+      results.push(await reject(object, checked.problem, job, services));
+    } else {
+      live.push(object);
+    }
+  }
+  return { results, live };
+}
+
+/** What a rebuild that wrote `sources` says of each object its request asked for. */
+function heldBy(
+  result: Exclude<LoadResult, { outcome: 'rejected' }>,
+  sources: StoredObject[],
+  live: StoredObject[],
+  destination: Destination,
+): ObjectResult[] {
+  const outcome = loadOutcome(result, destination);
+  const held = `partition ${destination.partition ?? ''} holds ${sources.length} object${sources.length === 1 ? '' : 's'}`;
+  return live.map((object) =>
+    isAmong(object, sources)
+      ? {
+          ...identify(object),
+          ...outcome,
+          ...memberRows(
+            result,
+            sources.findIndex((o) => isAmong(o, [object])),
+            sources.length,
+          ),
+          reason: outcome.reason ? `${held}; ${outcome.reason}` : held,
+        }
+      : {
+          ...identify(object),
+          outcome: 'skipped' as const,
+          destination: tableId(destination),
+          reason: 'replaced or deleted while its partition was rebuilt',
+        },
+  );
+}
+
+/** What a rebuild of one day works with. */
+interface Day {
+  route: Route;
+  destination: Destination;
+  services: Services;
+  deadline: number;
+  forcedBy: string | undefined;
+}
+
+// Heads of the object generations this instance has checked, so that a day's rebuilds read each file once.
+const HEADS_KEPT = 20_000;
+const checkedHeads = new WeakMap<object, Map<string, SourceHead>>();
+
+/** The object's head, checked against its table (cached once it passed), its problem, or 'gone'. */
+async function checkSource(
+  object: StoredObject,
+  { route, destination, services }: Day,
+): Promise<SourceHead | { problem: string } | 'gone'> {
+  let heads = checkedHeads.get(services.store);
+  if (!heads) checkedHeads.set(services.store, (heads = new Map()));
+  const key = `${gsUri(object)}#${object.generation}`;
+  const known = heads.get(key);
+  if (known) return known;
+  const checked = await checkObjectHead(object, route, destination, services);
+  if (checked === 'gone' || 'problem' in checked) return checked;
+  // A partition route never skips: a header-only file loads its 0 rows.
+  if ('skip' in checked) return { problem: checked.skip };
+  if (heads.size >= HEADS_KEPT) heads.delete(heads.keys().next().value as string);
+  heads.set(key, checked);
+  return checked;
+}
+
+/**
+ * The sources that can join the day's job, each with its head: a sibling whose own head shows it
+ * cannot load is quarantined on its own (the objects the request asked for were checked already);
+ * one that is gone is left out.
+ */
+async function sourcesWithHeads(
+  sources: StoredObject[],
+  live: StoredObject[],
+  day: Day,
+  results: ObjectResult[],
+): Promise<{ sources: StoredObject[]; heads: SourceHead[] }> {
+  const kept: StoredObject[] = [];
+  const heads: SourceHead[] = [];
+  for (const object of sources) {
+    const checked = await checkSource(object, day);
+    if (checked === 'gone') continue;
+    if ('problem' in checked) {
+      const rejected = await reject(object, checked.problem, undefined, day.services);
+      if (isAmong(object, live)) results.push(rejected);
+      continue;
+    }
+    kept.push(object);
+    heads.push(checked);
+  }
+  return { sources: kept, heads };
+}
+
+/**
+ * The sources of a rejected rebuild that are themselves bad. A reason naming exactly one source
+ * blames it; one that names several, or none, is split by loading halves of the suspects on trial
+ * (writing nothing) until each bad file is alone. Should no half fail alone, the objects the request
+ * asked for are blamed, as a last resort that always makes progress.
+ */
+async function findCulprits(
+  job: LoadJob,
+  reason: string,
+  live: StoredObject[],
+  day: Day,
+): Promise<{ object: StoredObject; reason: string }[]> {
+  const named = job.sources.filter((o) => namesObject(reason, o));
+  if (named.length === 1) return [{ object: named[0] as StoredObject, reason }];
+  const suspects = named.length > 1 ? named : job.sources;
+  if (suspects.length === 1) return [{ object: suspects[0] as StoredObject, reason }];
+  const half = Math.ceil(suspects.length / 2);
+  const found = [
+    ...(await bisect(job, suspects.slice(0, half), day)),
+    ...(await bisect(job, suspects.slice(half), day)),
+  ];
+  return found.length > 0 ? found : live.map((object) => ({ object, reason }));
+}
+
+async function bisect(
+  job: LoadJob,
+  suspects: StoredObject[],
+  day: Day,
+): Promise<{ object: StoredObject; reason: string }[]> {
+  const heads = suspects.map((o) => job.heads?.[job.sources.indexOf(o)] as SourceHead);
+  const trialId = jobIdFor(suspects, job.destination, job.write, day.forcedBy, {
+    rebuiltFor: suspects,
+    after: `trial of ${job.jobId}`,
+  });
+  const trial = { ...job, jobId: trialId, sources: suspects, heads, trial: true };
+  const result = await day.services.warehouse.load(trial);
+  if (result.outcome !== 'rejected') return [];
+  const named = suspects.filter((o) => namesObject(result.reason, o));
+  if (suspects.length === 1 || named.length === 1) {
+    return [{ object: (named[0] ?? suspects[0]) as StoredObject, reason: result.reason }];
+  }
+  const half = Math.ceil(suspects.length / 2);
+  return [
+    ...(await bisect(job, suspects.slice(0, half), day)),
+    ...(await bisect(job, suspects.slice(half), day)),
+  ];
 }
 
 /**

@@ -36,7 +36,7 @@ describe('checkHead', () => {
       input: input('1,1\n2,2\n', { csv: { ...DEFAULT_CSV, skipLeadingRows: 0 } }),
       reason: undefined,
     },
-    { name: 'header only', input: input('a,b\n'), reason: /^no data rows after the header$/ },
+    { name: 'header only (it loads 0 rows)', input: input('a,b\n'), reason: undefined },
     {
       name: 'header only, but more may follow',
       input: input('a,b\n', { complete: false }),
@@ -106,6 +106,16 @@ describe('checkHead', () => {
       else expect(head).to.have.property('header');
     });
   }
+
+  it('marks a whole object that is only its header, and nothing cut short', async () => {
+    expect(await checkHead(input('a,b\n'))).to.deep.equal({
+      header: ['a', 'b'],
+      rows: [],
+      headerOnly: true,
+    });
+    expect(await checkHead(input('a,b\n', { complete: false }))).to.not.have.property('headerOnly');
+    expect(await checkHead(input('a,b\n1,2\n'))).to.not.have.property('headerOnly');
+  });
 
   it('inflates at most a head of a gzip bomb', async () => {
     const bomb = zlib.gzipSync(

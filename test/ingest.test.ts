@@ -402,7 +402,7 @@ routes:
   it('rejects a whole truncating batch when one of its files is bad, quarantining only that file', async () => {
     const { store, run, warehouse } = setup();
     const good = store.put('landing', 'snap/accounts/a.csv', CSV);
-    const bad = store.put('landing', 'snap/accounts/b.csv', 'id,name\n');
+    const bad = store.put('landing', 'snap/accounts/b.csv', 'id,name,ID\n1,x,2\n');
     const result = await run({ objects: [good, bad] });
     expect(result.objects.map((o) => o.outcome)).to.deep.equal(['rejected', 'rejected']);
     expect(result.objects.find((o) => o.uri.endsWith('a.csv'))?.reason).to.match(

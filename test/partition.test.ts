@@ -44,6 +44,8 @@ class PartitionWarehouse extends MemoryWarehouse {
       this.jobs.push(job);
       return { outcome: 'rejected', jobId: job.jobId, reason };
     }
+    // A trial load writes nothing.
+    if (job.trial) return { outcome: 'loaded', jobId: job.jobId, rows: 0 };
     const result = await super.load(job);
     for (const [match, gate] of this.held)
       if (job.sources.some((s) => s.name === match)) await gate;
@@ -68,9 +70,12 @@ function setup() {
   const run = (request: Partial<IngestRequest>) =>
     ingest({ objects: [], ignored: [], force: false, ...request }, services, Date.now() + 60_000);
   const event = (ref: ObjectRef) => run({ objects: [ref] });
+  // Another instance on the same bucket and warehouse: its rebuilds are not coalesced with these.
+  const elsewhere = (ref: ObjectRef) =>
+    ingest({ objects: [ref], ignored: [], force: false }, { ...services }, Date.now() + 60_000);
   const day = (name: string) => `sales/orders/2024/03/01/${name}`;
   const held = () => warehouse.partitions.get('sales.orders$20240301');
-  return { config, store, warehouse, run, event, day, held };
+  return { config, store, warehouse, run, event, elsewhere, day, held };
 }
 
 describe('partition rebuilds', () => {
@@ -111,7 +116,7 @@ describe('partition rebuilds', () => {
   });
 
   it('never ends with an older, smaller set when that rebuild finishes last', async () => {
-    const { store, warehouse, event, day, held } = setup();
+    const { store, warehouse, event, elsewhere, day, held } = setup();
     const p2 = store.put('landing', day('p2.csv'), 'id\n1\n2\n');
     let release = () => undefined as void;
     warehouse.held.set(day('p2.csv'), new Promise<void>((r) => (release = r)));
@@ -119,7 +124,7 @@ describe('partition rebuilds', () => {
     await until(() => warehouse.jobs.length === 1); // its job runs, held
     warehouse.held.clear();
     const p3 = store.put('landing', day('p3.csv'), 'id\n3\n');
-    const fast = await event(p3); // lists {p2, p3} and finishes first
+    const fast = await elsewhere(p3); // lists {p2, p3} and finishes first
     expect(fast.objects[0]).to.include({ outcome: 'loaded', rows: 3 });
     expect(held()).to.deep.equal([day('p2.csv'), day('p3.csv')]);
     release(); // the {p2} job now finishes last and writes the stale set...
@@ -148,7 +153,7 @@ describe('partition rebuilds', () => {
   });
 
   it('awaits the job a dead delivery left running before rebuilding, so that job cannot finish last', async () => {
-    const { store, warehouse, event, day, held } = setup();
+    const { store, warehouse, event, elsewhere, day, held } = setup();
     const p2 = store.put('landing', day('p2.csv'), 'id\n1\n');
     // The first delivery of p2's event marked p2 with its job, inserted it ({p2}) and died.
     let release = () => undefined as void;
@@ -157,10 +162,10 @@ describe('partition rebuilds', () => {
     await until(() => warehouse.jobs.length === 1); // its job runs, held
     warehouse.held.clear();
     const p3 = store.put('landing', day('p3.csv'), 'id\n2\n');
-    await event(p3); // {p2, p3}
+    await elsewhere(p3); // {p2, p3}
     expect(store.metadataOf('landing', p2.name)).to.have.property('ingest-rebuild-job');
     let redelivered = false;
-    const redelivery = event({ ...p2 }).then((r) => ((redelivered = true), r));
+    const redelivery = elsewhere({ ...p2 }).then((r) => ((redelivered = true), r));
     await new Promise((r) => setTimeout(r, 20));
     expect(redelivered, 'the redelivery wrote before the orphaned job finished').to.equal(false);
     release(); // the orphaned {p2} job finishes, writing its older set...
@@ -169,6 +174,27 @@ describe('partition rebuilds', () => {
     // ...and only then does the redelivery rebuild, so the day ends whole.
     expect(result.objects[0]).to.include({ outcome: 'loaded', rows: 2 });
     expect(held()).to.deep.equal([day('p2.csv'), day('p3.csv')]);
+  });
+
+  it('rebuilds a day once for the events that arrive while its rebuild runs (one instance)', async () => {
+    const { store, warehouse, event, day, held } = setup();
+    const first = store.put('landing', day('p00.csv'), 'id\n0\n');
+    let release = () => undefined as void;
+    warehouse.held.set(first.name, new Promise<void>((r) => (release = r)));
+    const running = event(first);
+    await until(() => warehouse.jobs.length === 1); // its job runs, held
+    warehouse.held.clear();
+    const later = Array.from({ length: 20 }, (_, i) =>
+      event(store.put('landing', day(`p${String(i + 1).padStart(2, '0')}.csv`), `id\n${i + 1}\n`)),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(warehouse.jobs, 'a later event rebuilt while the first rebuild ran').to.have.length(1);
+    release();
+    const results = [await running, ...(await Promise.all(later))];
+    expect(results.map((r) => r.objects[0]?.outcome)).to.deep.equal(Array(21).fill('loaded'));
+    expect(results.at(-1)?.objects[0]).to.include({ rows: 21 });
+    expect(warehouse.jobs.map((j) => j.sources.length)).to.deep.equal([1, 21]);
+    expect(held()).to.have.length(21);
   });
 
   it('quarantines a file its rebuild names as bad and rebuilds without it', async () => {
@@ -197,7 +223,7 @@ describe('partition rebuilds', () => {
     const { store, warehouse, event, day, held } = setup();
     await event(store.put('landing', day('a.csv'), 'id\n1\n'));
     const jobs = warehouse.jobs.length;
-    const result = await event(store.put('landing', day('b.csv'), 'id\n'));
+    const result = await event(store.put('landing', day('b.csv'), 'id,ID\n1,2\n'));
     expect(result.objects[0]).to.include({ outcome: 'rejected' });
     expect(warehouse.jobs).to.have.length(jobs);
     expect(held()).to.deep.equal([day('a.csv')]);

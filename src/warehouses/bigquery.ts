@@ -5,7 +5,15 @@ import { setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { planLoad, schemaChanges, type ColumnPlan, type TableColumn } from '../columns';
+import {
+  groupByHeader,
+  planGroups,
+  schemaChanges,
+  type ColumnPlan,
+  type GroupsPlan,
+  type TableColumn,
+} from '../columns';
+import { loadStaged, tableReference, type StagingCalls } from './bigquery-staged';
 import type { SchemaField } from '../config';
 import { HEAD_BYTES, checkHead } from '../header';
 import { TransientError, errorMessage } from '../errors';
@@ -27,7 +35,7 @@ import {
 
 /** A job's column plan and the table's columns it was made from. */
 interface Planned {
-  plan: ColumnPlan | 'fromFile';
+  plan: GroupsPlan | 'fromFile';
   before: TableColumn[] | undefined;
 }
 
@@ -183,8 +191,15 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     | { kind: 'quota'; reason: string };
 
   async function insert(job: LoadJob, jobId: string, plan: Planned): Promise<Inserted> {
-    const configuration = toJobConfiguration(job, defaultProject, plan.plan, stagingPrefix);
-    const what = `inserting BigQuery load job ${jobId}`;
+    return insertJob(job, jobId, toJobConfiguration(job, defaultProject, plan.plan, stagingPrefix));
+  }
+
+  async function insertJob(
+    job: Where,
+    jobId: string,
+    configuration: bigquery.IJobConfiguration,
+  ): Promise<Inserted> {
+    const what = `inserting BigQuery ${configuration.copy ? 'copy' : 'load'} job ${jobId}`;
     try {
       const created = client.createJob({ configuration, jobId, location: job.location });
       const [, resource] = await call(created, what, job.deadline);
@@ -269,23 +284,38 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     if ('rejected' in planned)
       return { outcome: 'rejected', jobId: job.jobId, reason: planned.rejected };
     let lastFailure = '';
+    const staged = job.trial || (planned.plan !== 'fromFile' && planned.plan.groups.length > 1);
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const jobId = attemptId(job.jobId, attempt);
+      let jobId = attemptId(job.jobId, attempt);
+      let done: JobResource;
+      let existing: boolean;
+      let stagedRows: number | undefined;
       await stage(job);
-      const inserted = await insert(job, jobId, planned);
-      if (inserted.kind === 'invalid')
-        return ended(job, { outcome: 'rejected', jobId, reason: inserted.reason });
-      if (inserted.kind === 'quota')
-        throw new TransientError(`inserting BigQuery load job ${jobId}: ${inserted.reason}`);
-      const done = await awaitDone(inserted.job, jobId, job);
+      if (staged) {
+        const ran = await loadStaged(job, jobId, planned.plan, !!planned.before, staging(job));
+        if ('refused' in ran)
+          return ended(job, { outcome: 'rejected', jobId, reason: ran.refused });
+        ({ job: done, jobId, existing, rows: stagedRows } = ran);
+      } else {
+        const inserted = await insert(job, jobId, planned);
+        if (inserted.kind === 'invalid')
+          return ended(job, { outcome: 'rejected', jobId, reason: inserted.reason });
+        if (inserted.kind === 'quota')
+          throw new TransientError(`inserting BigQuery load job ${jobId}: ${inserted.reason}`);
+        done = await awaitDone(inserted.job, jobId, job);
+        existing = inserted.kind === 'existing';
+      }
       if (schemaDisagrees(done)) {
         forget(job.destination);
         throw new TransientError(
           `BigQuery load job ${jobId}: ${describe(done.status?.errorResult)}; the table changed, redelivery plans again from its new schema`,
         );
       }
-      const result = toResult(done, jobId, inserted.kind === 'existing');
-      if (result) return withChanges(await ended(job, result), job, planned);
+      const result = toResult(done, jobId, existing, stagedRows);
+      if (result) {
+        const finished = await ended(job, result);
+        return job.trial ? finished : withChanges(finished, job, planned);
+      }
       lastFailure = describe(done.status?.errorResult);
       const delay = Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
       if (attempt < maxAttempts && Date.now() + delay >= job.deadline) {
@@ -404,23 +434,87 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   async function planJob(job: LoadJob): Promise<Planned | { rejected: string }> {
     const badName = unloadable(job);
     if (badName) return { rejected: badName };
-    const head = job.head ?? (await readHead(job));
-    if ('problem' in head) return { rejected: head.problem };
+    let heads = job.heads;
+    if (!heads) {
+      const first = job.head ?? (await readHead(job));
+      if ('problem' in first) return { rejected: first.problem };
+      heads = [first];
+      // A coalesced job's members were grouped by header already.
+      for (let i = 1; i < job.sources.length; i++) {
+        const head = job.claimed ? first : await readHead(job, i);
+        if ('problem' in head) return { rejected: head.problem };
+        heads.push(head);
+      }
+    }
+    const groups = groupByHeader(heads);
+    const id = tableId(job.destination);
+    const planWith = (table: TableColumn[] | undefined) => {
+      const plan = planGroups(groups, job, table, id);
+      if (plan === 'fromFile' || !('rejected' in plan) || groups.length === 1) return plan;
+      return {
+        rejected: `${plan.rejected} (${plan.indexes.map((i) => gsUri(job.sources[i]!)).join(', ')})`,
+      };
+    };
     const before = await tableColumns(job.destination);
-    const plan = planLoad(head, job, before, tableId(job.destination));
+    const plan = planWith(before);
     if (plan !== 'fromFile' && 'rejected' in plan) {
       // A stale cache never rejects a file: ask the table itself.
       const fresh = await tableColumns(job.destination, true);
-      const again = planLoad(head, job, fresh, tableId(job.destination));
+      const again = planWith(fresh);
       if (again !== 'fromFile' && 'rejected' in again) return again;
       return { plan: again, before: fresh };
     }
     return { plan, before };
   }
 
+  /** The calls a staged load makes (bigquery-staged.ts), for `job`'s destination and deadline. */
+  function staging(job: LoadJob): StagingCalls {
+    const table = (d: Destination) =>
+      client.dataset(d.dataset, { projectId: d.project ?? defaultProject }).table(d.table);
+    const fields = (columns: TableColumn[]) => ({ fields: columns.map(toFieldSchema) });
+    const calling = async (work: Promise<unknown>, what: string) => {
+      try {
+        await call(work, what, job.deadline);
+      } catch (error) {
+        if (error instanceof TransientError) throw error;
+        throw toWarehouseError(error, what);
+      }
+    };
+    return {
+      project: defaultProject,
+      loadConfiguration: (part, plan) =>
+        toJobConfiguration(part, defaultProject, plan, stagingPrefix),
+      async run(configuration, jobId) {
+        const inserted = await insertJob(job, jobId, configuration);
+        if (inserted.kind === 'invalid' || inserted.kind === 'quota')
+          return { refused: inserted.reason };
+        const done = await awaitDone(inserted.job, jobId, job);
+        return { job: done, existing: inserted.kind === 'existing' };
+      },
+      async find(jobId) {
+        const found = await findJob(jobId, job);
+        return found && awaitDone(found, jobId, job);
+      },
+      createTable: (d, columns, created) => {
+        const metadata: bigquery.ITable = { schema: fields(columns) };
+        const partitioning = toTimePartitioning(created);
+        if (partitioning) metadata.timePartitioning = partitioning;
+        if (created.clustering) metadata.clustering = { fields: [...created.clustering] };
+        return calling(table(d).create(metadata), `creating table ${tableId(d)}`);
+      },
+      patchSchema: (d, columns) =>
+        calling(
+          table(d).setMetadata({ schema: fields(columns) }),
+          `adding columns to ${tableId(d)}`,
+        ),
+      deleteTable: (d) =>
+        calling(table(d).delete({ ignoreNotFound: true }), `deleting staging table ${tableId(d)}`),
+    };
+  }
+
   /** The first source's head, read when the job does not carry it. */
-  async function readHead(job: LoadJob): Promise<SourceHead | { problem: string }> {
-    const source = job.sources[0] as StoredObject;
+  async function readHead(job: LoadJob, index = 0): Promise<SourceHead | { problem: string }> {
+    const source = job.sources[index] as StoredObject;
     const file = storageClient()
       .bucket(source.bucket)
       .file(source.name, { generation: source.generation });
@@ -578,13 +672,7 @@ export function toLoadConfiguration(
   const load: bigquery.IJobConfigurationLoad = {
     sourceFormat: 'CSV',
     sourceUris: job.sources.map((source) => sourceUri(source, stagingPrefix)),
-    destinationTable: {
-      projectId: destination.project ?? defaultProject,
-      datasetId: destination.dataset,
-      tableId: destination.partition
-        ? `${destination.table}$${destination.partition}`
-        : destination.table,
-    },
+    destinationTable: tableReference(destination, defaultProject),
     writeDisposition: WRITE_DISPOSITIONS[job.write],
     createDisposition: job.createDisposition,
     skipLeadingRows: csv.skipLeadingRows,
@@ -607,19 +695,22 @@ export function toLoadConfiguration(
     if (updates.length > 0 && job.write !== 'replace') load.schemaUpdateOptions = updates;
   } else if (job.schema === 'auto') load.autodetect = true;
   else load.schema = { fields: job.schema.map(toFieldSchema) };
-  // A `table$YYYYMMDD` destination needs a day-partitioned table, and creating one needs the spec.
-  const partitioning: LoadJob['timePartitioning'] =
-    job.timePartitioning ?? (job.write === 'partition' ? { type: 'DAY' } : undefined);
-  if (partitioning) {
-    load.timePartitioning = { type: partitioning.type };
-    if (partitioning.field) load.timePartitioning.field = partitioning.field;
-    // int64 fields travel as JSON strings.
-    if (partitioning.expirationMs !== undefined) {
-      load.timePartitioning.expirationMs = String(partitioning.expirationMs);
-    }
-  }
+  const partitioning = toTimePartitioning(job);
+  if (partitioning) load.timePartitioning = partitioning;
   if (job.clustering) load.clustering = { fields: [...job.clustering] };
   return load;
+}
+
+/** A `table$YYYYMMDD` destination needs a day-partitioned table, and creating one needs the spec. */
+function toTimePartitioning(job: LoadJob): bigquery.ITimePartitioning | undefined {
+  const partitioning: LoadJob['timePartitioning'] =
+    job.timePartitioning ?? (job.write === 'partition' ? { type: 'DAY' } : undefined);
+  if (!partitioning) return undefined;
+  const out: bigquery.ITimePartitioning = { type: partitioning.type };
+  if (partitioning.field) out.field = partitioning.field;
+  // int64 fields travel as JSON strings.
+  if (partitioning.expirationMs !== undefined) out.expirationMs = String(partitioning.expirationMs);
+  return out;
 }
 
 function toFieldSchema(field: SchemaField | TableColumn): bigquery.ITableFieldSchema {
@@ -662,10 +753,15 @@ function claimedResult(job: JobResource, jobId: string): ClaimedLoadResult {
  * (an earlier or concurrent delivery inserted it) reports `duplicate`, so each job's rows are
  * reported as loaded at most once.
  */
-function toResult(job: JobResource, jobId: string, foundExisting: boolean): LoadResult | undefined {
+function toResult(
+  job: JobResource,
+  jobId: string,
+  foundExisting: boolean,
+  stagedRows?: number,
+): LoadResult | undefined {
   const failure = job.status?.errorResult;
   if (!failure) {
-    const rows = Number(job.statistics?.load?.outputRows ?? 0);
+    const rows = stagedRows ?? Number(job.statistics?.load?.outputRows ?? 0);
     if (foundExisting) return { outcome: 'duplicate', jobId, rows };
     const badRecords = skippedRows(job);
     return badRecords

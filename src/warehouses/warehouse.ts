@@ -25,6 +25,12 @@ export interface LoadJob {
    * job has the same header); absent, the warehouse reads them itself.
    */
   head?: SourceHead;
+  /**
+   * Every source's head, in source order, where sources may differ in header (a partition rebuild):
+   * sources that share a header load together, each group by its own names. Absent, the warehouse
+   * reads them itself.
+   */
+  heads?: SourceHead[];
   createDisposition: Route['createDisposition'];
   timePartitioning?: Route['timePartitioning'];
   clustering?: string[];
@@ -37,6 +43,11 @@ export interface LoadJob {
    * its id; a content failure is recorded per rejected source by the caller.
    */
   claimed?: boolean;
+  /**
+   * Loads on trial, to learn whether these sources can load: the table is left as it was (BigQuery:
+   * a scratch table, deleted after), nothing is recorded, and `loaded` says they can.
+   */
+  trial?: boolean;
 }
 
 /**

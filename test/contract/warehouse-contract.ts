@@ -194,6 +194,37 @@ export function testWarehouse(
       expect(await rowsIn('sales')).to.equal(4);
     });
 
+    it('partitions: sources whose headers differ load together, each by its own names', async () => {
+      const a = await fixture.put(BUCKET, 'sales/2024/02/01/a.csv', 'id,name\n1,one\n');
+      const b = await fixture.put(BUCKET, 'sales/2024/02/01/b.csv', 'name,id,extra\ntwo,2,x\n');
+      const destination = { dataset: DATASET, table: 'mixed', partition: '20240201' };
+      const job = contractJob([a, b], { write: 'partition', destination });
+      expectLoaded(await warehouse.load(job), 2);
+      const columns = (await warehouse.tableColumns(destination, true))?.map((c) => c.name);
+      expect(columns).to.include.members(['id', 'name', 'extra']);
+      expect(await rowsIn('mixed')).to.equal(2);
+    });
+
+    it('loads on trial without changing the table, and says why sources cannot load', async () => {
+      const first = await fixture.put(BUCKET, 'in/a.csv', csvRows(2));
+      expectLoaded(await warehouse.load(contractJob([first])), 2);
+      const more = await fixture.put(BUCKET, 'in/b.csv', csvRows(3, 10));
+      expect(await warehouse.load(contractJob([more], { trial: true }))).to.include({
+        outcome: 'loaded',
+      });
+      const bad = await fixture.put(BUCKET, 'in/bad.csv', 'id,name,price\n5,five\n');
+      expectRejected(await warehouse.load(contractJob([bad], { trial: true })));
+      expect(await rowsIn('items')).to.equal(2);
+    });
+
+    it('truncates to nothing with a header-only source', async () => {
+      const first = await fixture.put(BUCKET, 'in/a.csv', csvRows(2));
+      expectLoaded(await warehouse.load(contractJob([first])), 2);
+      const empty = await fixture.put(BUCKET, 'in/empty.csv', 'id,name,price\n');
+      expectLoaded(await warehouse.load(contractJob([empty], { write: 'truncate' })), 0);
+      expect(await rowsIn('items')).to.equal(0);
+    });
+
     it('rejects a value that does not fit the schema, naming the row or column', async () => {
       const schema: SchemaField[] = [
         { name: 'id', type: 'INT64', mode: 'REQUIRED' },

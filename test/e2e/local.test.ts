@@ -184,7 +184,6 @@ describe('end to end: the receiver on the local backend', function () {
       ]),
       reason: /not valid UTF-8/,
     },
-    { name: 'header-only.csv', content: 'a,b\n', reason: /no data rows/ },
     {
       name: 'corrupt.csv.gz',
       content: Buffer.from('this is not gzip at all'),

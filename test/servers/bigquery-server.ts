@@ -105,7 +105,25 @@ export interface BigQueryServer {
 
 export interface JobBody {
   jobReference?: { projectId?: string; jobId?: string; location?: string };
-  configuration?: { load?: Record<string, unknown>; labels?: Record<string, string> };
+  configuration?: {
+    load?: Record<string, unknown>;
+    copy?: CopyConfiguration;
+    labels?: Record<string, string>;
+  };
+}
+
+interface TableRef {
+  projectId?: string;
+  datasetId: string;
+  tableId: string;
+}
+
+/** JobConfigurationTableCopy, as far as the service uses it. */
+interface CopyConfiguration {
+  sourceTables?: TableRef[];
+  destinationTable?: TableRef;
+  writeDisposition?: string;
+  createDisposition?: string;
 }
 
 export const isInsert = (r: RecordedRequest) =>
@@ -347,6 +365,12 @@ function checkLoadSemantics(body: JobBody): string | undefined {
     if (!LABEL_KEY.test(key)) return `Label key "${key}" has invalid characters.`;
     if (!LABEL_VALUE.test(value)) return `Label value "${value}" has invalid characters.`;
   }
+  const copy = body.configuration?.copy;
+  if (copy && !body.configuration?.load) {
+    if (!copy.sourceTables?.length || !copy.destinationTable)
+      return 'Copy configuration must specify sourceTables and destinationTable';
+    return undefined;
+  }
   const load = body.configuration?.load;
   if (!load)
     return 'Job configuration must contain exactly one job-specific configuration object (e.g., query, load, extract, spreadsheetExtract), but there were 0.';
@@ -439,6 +463,12 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       r.method === 'GET'
     ) {
       return getTable(m[1] ?? '', m[2] ?? '', m[3] ?? '', res);
+    }
+    if (
+      (m = /^\/projects\/([^/]+)\/datasets\/([^/]+)\/tables(?:\/([^/]+))?$/.exec(r.path)) &&
+      ['POST', 'PATCH', 'PUT', 'DELETE'].includes(r.method)
+    ) {
+      return changeTable(r, [m[1] ?? '', m[2] ?? '', decodeURIComponent(m[3] ?? '')], res);
     }
     sendBqError(res, 404, 'notFound', `test server: no route for ${r.method} ${r.path}`);
   }
@@ -533,13 +563,16 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       const load = state.result.load;
       if (load) {
         // int64 statistics are JSON strings.
-        statistics.load = {
-          inputFiles: String(load.inputFiles),
-          inputFileBytes: String(load.inputFileBytes),
-          outputRows: String(load.outputRows),
-          outputBytes: String(load.outputRows * 64),
-          badRecords: String(load.badRecords),
-        };
+        if (state.body.configuration?.copy)
+          statistics.copy = { copiedRows: String(load.outputRows) };
+        else
+          statistics.load = {
+            inputFiles: String(load.inputFiles),
+            inputFileBytes: String(load.inputFileBytes),
+            outputRows: String(load.outputRows),
+            outputBytes: String(load.outputRows * 64),
+            badRecords: String(load.badRecords),
+          };
       }
     }
     return {
@@ -548,7 +581,10 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       id: `${projectId}:${location}.${jobId}`,
       selfLink: `${url}/bigquery/v2/projects/${projectId}/jobs/${jobId}?location=${location}`,
       user_email: 'ingest@test-project.iam.gserviceaccount.com',
-      configuration: { ...state.body.configuration, jobType: 'LOAD' },
+      configuration: {
+        ...state.body.configuration,
+        jobType: state.body.configuration?.copy ? 'COPY' : 'LOAD',
+      },
       jobReference: { projectId, jobId, location },
       statistics,
       status,
@@ -559,6 +595,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     const script = state.script;
     if (script?.errorResult)
       return { errorResult: script.errorResult, errors: script.errors ?? [script.errorResult] };
+    const copy = state.body.configuration?.copy;
+    if (copy) return simulateCopy(copy, state.projectId);
     const load = state.body.configuration?.load ?? {};
     return simulateLoad(load, state.projectId);
   }
@@ -618,6 +656,10 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     };
     const rowErrors: ErrorProto[] = [];
     const loaded: Row[] = [];
+    // Nothing documents that NAME reads each file's own header row ("reads the header row as column
+    // names", JobConfigurationLoad.sourceColumnMatch): this server reads the first file's, the worst
+    // case, so that files whose headers differ are seen to load wrong when they share a job.
+    let firstHeader: string[] | undefined;
     for (const uri of expandSourceUris(load.sourceUris as string[], gcs)) {
       const [, bucket = '', name = ''] = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri) ?? [];
       const content = gcs.contentOf(bucket, name);
@@ -637,7 +679,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
         stats.outputRows += records.length;
         continue;
       }
-      const header = parsed.records[csv.skipLeadingRows - 1]?.values.map((v) => v.trim());
+      firstHeader ??= parsed.records[csv.skipLeadingRows - 1]?.values.map((v) => v.trim());
+      const header = firstHeader;
       const columns = byName && header ? columnsByName(header, schema) : schema.map((f) => f.name);
       if (typeof columns === 'string')
         return failed('invalid', `Error while reading data, error message: ${columns}`, uri);
@@ -683,6 +726,102 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     // Rows skipped under maxBadRecords are reported in status.errors of a successful job.
     if (rowErrors.length > 0) result.errors = rowErrors;
     return result;
+  }
+
+  /**
+   * A copy job from one table into a table or `table$partition` (WRITE_TRUNCATE replaces that partition):
+   * the source's schema must be the destination's, as a copy cannot change a schema.
+   */
+  function simulateCopy(
+    copy: CopyConfiguration,
+    jobProject: string,
+  ): NonNullable<JobState['result']> {
+    const [from] = copy.sourceTables ?? [];
+    const to = copy.destinationTable as TableRef;
+    const source = from && tableState(from.projectId ?? jobProject, from.datasetId, from.tableId);
+    if (!from || !source)
+      return failed('notFound', `Not found: Table ${from?.datasetId}.${from?.tableId}`);
+    const [tableId = '', partition = ''] = to.tableId.split('$');
+    const projectId = to.projectId ?? jobProject;
+    let target = tableState(projectId, to.datasetId, tableId);
+    if (!target) {
+      if (copy.createDisposition === 'CREATE_NEVER')
+        return failed('notFound', `Not found: Table ${projectId}:${to.datasetId}.${tableId}`);
+      createDataset(projectId, to.datasetId);
+      target = { partitions: new Map(), rows: new Map(), schema: source.schema };
+      datasets.get(datasetKey(projectId, to.datasetId))?.set(tableId, target);
+    }
+    const names = (fields?: Field[]) => (fields ?? []).map((f) => `${f.name}:${canonical(f.type)}`);
+    if (names(target.schema).join() !== names(source.schema).join())
+      return failed(
+        'invalid',
+        `Provided Schema does not match Table ${projectId}:${to.datasetId}.${tableId}`,
+      );
+    const rows = [...source.rows.values()].flat();
+    const appends = copy.writeDisposition === 'WRITE_APPEND';
+    if (!appends && partition === '') {
+      target.partitions.clear();
+      target.rows.clear();
+    }
+    const before = appends ? (target.rows.get(partition) ?? []) : [];
+    target.rows.set(partition, [...before, ...rows]);
+    target.partitions.set(partition, before.length + rows.length);
+    const stats = { inputFiles: 0, inputFileBytes: 0, outputRows: rows.length, badRecords: 0 };
+    return { load: stats };
+  }
+
+  function tableState(projectId: string, datasetId: string, tableId: string) {
+    return datasets.get(datasetKey(projectId, datasetId))?.get(tableId);
+  }
+
+  /** tables.insert, tables.patch (adding NULLABLE columns, relaxing REQUIRED ones) and tables.delete. */
+  function changeTable(
+    r: RecordedRequest,
+    [projectId, datasetId, tableId]: string[],
+    res: http.ServerResponse,
+  ): void {
+    const body = (r.body ?? {}) as { schema?: { fields?: Field[] }; tableReference?: TableRef };
+    const id = r.method === 'POST' ? (body.tableReference?.tableId ?? '') : (tableId ?? '');
+    const where = `${projectId}:${datasetId}.${id}`;
+    const tables = datasets.get(datasetKey(projectId ?? '', datasetId ?? ''));
+    const existing = tables?.get(id);
+    if (r.method === 'DELETE') {
+      if (!existing)
+        return sendBqError(res, 404, 'notFound', `Not found: Table ${where}`, 'NOT_FOUND');
+      tables?.delete(id);
+      res.writeHead(204).end();
+      return;
+    }
+    if (r.method === 'POST') {
+      if (existing)
+        return sendBqError(
+          res,
+          409,
+          'duplicate',
+          `Already Exists: Table ${where}`,
+          'ALREADY_EXISTS',
+        );
+      createDataset(projectId ?? '', datasetId ?? '');
+      const table: TableState = { partitions: new Map(), rows: new Map() };
+      if (body.schema?.fields) table.schema = body.schema.fields;
+      datasets.get(datasetKey(projectId ?? '', datasetId ?? ''))?.set(id, table);
+      return getTable(projectId ?? '', datasetId ?? '', id, res);
+    }
+    if (!existing)
+      return sendBqError(res, 404, 'notFound', `Not found: Table ${where}`, 'NOT_FOUND');
+    const fields = body.schema?.fields;
+    if (fields) {
+      const evolved = evolveSchema(
+        existing.schema ?? [],
+        fields,
+        ['ALLOW_FIELD_ADDITION', 'ALLOW_FIELD_RELAXATION'],
+        where,
+      );
+      if ('error' in evolved)
+        return sendBqError(res, 400, 'invalid', evolved.error, 'INVALID_ARGUMENT');
+      existing.schema = evolved.schema;
+    }
+    return getTable(projectId ?? '', datasetId ?? '', id, res);
   }
 
   // ---- jobs.query / getQueryResults: only the history query on INFORMATION_SCHEMA.JOBS_BY_PROJECT,

@@ -45,6 +45,11 @@ export async function loadJob(
     const broken = await sources.brokenGzip();
     if (broken !== undefined) throw new Rejection(broken);
     if (job.claimed && (await claimedFor(c, job)) !== job.sources.length) throw new ClaimMoved();
+    if (job.trial) {
+      inTransaction = false;
+      await c.run('ROLLBACK');
+      return { outcome: 'loaded', jobId: job.jobId, rows };
+    }
     await insertLoad(c, job, rows);
     throwIfAborted(signal);
     await stop.shielded(() => c.run('COMMIT'));
@@ -66,7 +71,7 @@ export async function loadJob(
     const reason = (await sources.brokenGzip()) ?? rejectionReason(error, job, sources.paths);
     if (reason === undefined) throw asWarehouseError(error, job, target);
     // A coalesced job's failure is recorded per rejected member, by the caller.
-    if (!job.claimed) await insertRejection(c, job, reason);
+    if (!job.claimed && !job.trial) await insertRejection(c, job, reason);
     return { outcome: 'rejected', jobId: job.jobId, reason };
   } finally {
     await sources.close();
@@ -91,7 +96,7 @@ async function writeRows(
   paths: string[],
   plan: WritePlan,
 ): Promise<{ rows: number; bad: BadRecords; sourceRows?: number[] }> {
-  const { columns, date } = plan;
+  const { date } = plan;
   if (plan.create) {
     await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
   } else {
@@ -99,27 +104,33 @@ async function writeRows(
     await alterTable(c, target, plan.add, plan.relax);
     if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
   }
-  const into = columns.map((column) => column.name);
-  const select = columns.map(selectExpression);
-  const params: DuckDBValue[] = [listValue([])];
   if (date !== undefined) {
     await c.run(`DELETE FROM ${target.sql} WHERE ${quote(PARTITION_COLUMN)} = CAST($1 AS DATE)`, [
       date,
     ]);
-    into.push(PARTITION_COLUMN);
-    select.push('CAST($2 AS DATE)');
-    params.push(date);
   }
   let rows = 0;
-  // One statement per compression: the descriptor paths carry no extension to infer it from.
-  for (const compression of ['none', 'gzip'] as const) {
-    const group = paths.filter((_, i) => compressionOf(job.sources[i]) === compression);
-    if (group.length === 0) continue;
-    params[0] = listValue(group);
-    const sql =
-      `INSERT INTO ${target.sql} (${into.map(quote).join(', ')}) ` +
-      `SELECT ${select.join(', ')} FROM read_csv($1, ${readCsvOptions(job, columns, compression)})`;
-    rows += (await c.run(sql, params)).rowsChanged;
+  for (const { indexes, columns } of plan.groups) {
+    const into = columns.map((column) => column.name);
+    const select = columns.map(selectExpression);
+    const params: DuckDBValue[] = [listValue([])];
+    if (date !== undefined) {
+      into.push(PARTITION_COLUMN);
+      select.push('CAST($2 AS DATE)');
+      params.push(date);
+    }
+    // One statement per compression: the descriptor paths carry no extension to infer it from.
+    for (const compression of ['none', 'gzip'] as const) {
+      const group = indexes
+        .filter((i) => compressionOf(job.sources[i]) === compression)
+        .map((i) => paths[i] as string);
+      if (group.length === 0) continue;
+      params[0] = listValue(group);
+      const sql =
+        `INSERT INTO ${target.sql} (${into.map(quote).join(', ')}) ` +
+        `SELECT ${select.join(', ')} FROM read_csv($1, ${readCsvOptions(job, columns, compression)})`;
+      rows += (await c.run(sql, params)).rowsChanged;
+    }
   }
   const bad = job.csv.maxBadRecords > 0 ? await badRows(c, job, paths) : { count: 0, first: '' };
   if (bad.count > job.csv.maxBadRecords) {
@@ -127,10 +138,9 @@ async function writeRows(
       `too many bad rows: ${bad.count}, more than maxBadRecords ${job.csv.maxBadRecords}; first: ${bad.first}`,
     );
   }
-  if (rows === 0)
-    throw new Rejection(
-      bad.count > 0 ? `no data rows: all ${bad.count} rows are bad` : 'no data rows',
-    );
+  // A header-only file loads no rows, as on BigQuery, which empties what a truncating write replaces.
+  if (rows === 0 && bad.count > 0)
+    throw new Rejection(`no data rows: all ${bad.count} rows are bad`);
   if (job.sources.length === 1) return { rows, bad };
-  return { rows, bad, sourceRows: await rowsPerSource(c, job, paths, columns, rows) };
+  return { rows, bad, sourceRows: await rowsPerSource(c, job, paths, plan.groups, rows) };
 }

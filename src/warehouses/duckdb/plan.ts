@@ -1,7 +1,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { planLoad, schemaChanges, type TableColumn } from '../../columns';
-import { headerShape } from '../../jobs';
-import type { LoadJob } from '../warehouse';
+import {
+  groupByHeader,
+  planGroups,
+  schemaChanges,
+  type SourceGroup,
+  type TableColumn,
+} from '../../columns';
+import type { LoadJob, SourceHead } from '../warehouse';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
 import { duckColumn, sniffTypes } from './csv';
 import { Rejection, uriOf } from './errors';
@@ -10,8 +15,8 @@ import type { Target } from './sql';
 
 /** How a load writes to its table, decided before it writes anything. */
 export interface WritePlan {
-  /** The columns read from the files, in file order, named as the table columns they go to. */
-  columns: Column[];
+  /** Sources that share a header, each with the columns read from them, named as the table's. */
+  groups: { indexes: number[]; columns: Column[] }[];
   /** Create (or, for `replace`, replace) the table with `columns` first. */
   create?: { replace: boolean; columns: Column[] };
   /** Delete the table's rows first, keeping its schema (`truncate`). */
@@ -46,53 +51,62 @@ export async function planWrite(
     );
   }
   const before = existing?.filter((column) => column.name !== PARTITION_COLUMN).map(toBigQuery);
-  const head = await sameHeader(job, paths);
-  const plan = planLoad(head, job, before, target.id);
-  if (plan !== 'fromFile' && 'rejected' in plan) throw new Rejection(plan.rejected);
+  const groups = groupByHeader(await sourceHeads(job, paths));
+  const plan = planGroups(groups, job, before, target.id);
+  if (plan !== 'fromFile' && 'rejected' in plan) {
+    const uris = plan.indexes.map((i) => uriOf(job, i)).join(', ');
+    throw new Rejection(groups.length > 1 ? `${plan.rejected} (${uris})` : plan.rejected);
+  }
   const replace = existing !== undefined;
   if (plan === 'fromFile') {
     // BigQuery-style autodetect: names from the header row, types sniffed by DuckDB.
-    const types = await sniffTypes(c, job, paths, head.header.length);
-    const columns = head.header.map((name, i) => ({
+    const header = (groups[0] as SourceGroup).head.header;
+    const types = await sniffTypes(c, job, paths, header.length);
+    const columns = header.map((name, i) => ({
       name,
       type: types[i] ?? 'VARCHAR',
       required: false,
     }));
     const changes = before ? schemaChanges(before, columns.map(toBigQuery)) : [];
-    return { columns, create: { replace, columns }, add: [], relax: [], date, changes };
+    const all = { indexes: job.sources.map((_, i) => i), columns };
+    return { groups: [all], create: { replace, columns }, add: [], relax: [], date, changes };
   }
   const after = new Map(plan.table.map((column) => [column.name, column]));
-  const columns = plan.into.map((name) => duckColumn(after.get(name) as TableColumn));
+  const read = plan.groups.map(({ indexes, into }) => ({
+    indexes,
+    columns: into.map((name) => duckColumn(after.get(name) as TableColumn)),
+  }));
+  const changes = before ? schemaChanges(before, plan.table) : [];
   if (!before || job.write === 'replace') {
     const created = plan.table.map(duckColumn);
-    const changes = before ? schemaChanges(before, plan.table) : [];
-    return { columns, create: { replace, columns: created }, add: [], relax: [], date, changes };
+    return {
+      groups: read,
+      create: { replace, columns: created },
+      add: [],
+      relax: [],
+      date,
+      changes,
+    };
   }
   return {
-    columns,
+    groups: read,
     empty: job.write === 'truncate',
     add: plan.added.map(duckColumn),
     relax: plan.relaxed,
     date,
-    changes: schemaChanges(before, plan.table),
+    changes,
   };
 }
 
-/**
- * The first source's head; every other source must have the same header to share its job. A
- * coalesced job's members were grouped by header already.
- */
-async function sameHeader(job: LoadJob, paths: string[]) {
+/** Each source's head; a coalesced job's members were grouped by header already. */
+async function sourceHeads(job: LoadJob, paths: string[]): Promise<SourceHead[]> {
+  if (job.heads) return job.heads;
   const first = job.head ?? (await sourceHead(job, paths, 0));
-  for (let i = 1; i < (job.claimed ? 0 : job.sources.length); i++) {
-    const other = await sourceHead(job, paths, i);
-    if (headerShape(other) !== headerShape(first)) {
-      throw new Rejection(
-        `the header of ${uriOf(job, i)} (${other.header.join(',')}) differs from that of ${uriOf(job, 0)} (${first.header.join(',')}) in the same job`,
-      );
-    }
+  const heads = [first];
+  for (let i = 1; i < job.sources.length; i++) {
+    heads.push(job.claimed ? first : await sourceHead(job, paths, i));
   }
-  return first;
+  return heads;
 }
 
 /** YYYYMMDD -> YYYY-MM-DD, checked to be a real day. */

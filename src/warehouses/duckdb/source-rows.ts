@@ -16,27 +16,31 @@ export async function rowsPerSource(
   c: DuckDBConnection,
   job: LoadJob,
   paths: string[],
-  columns: Column[],
+  groups: { indexes: number[]; columns: Column[] }[],
   written: number,
 ): Promise<number[] | undefined> {
   const counts = new Map<string, number>();
   const counting = { ...job, csv: { ...job.csv, maxBadRecords: 0 } };
-  // Rows are skipped for a value that does not fit its column only where the columns are read.
-  const counted =
-    job.csv.maxBadRecords > 0
-      ? `count(row(${columns.map((column) => quote(column.name)).join(', ')}))`
-      : 'count(*)';
-  for (const compression of ['none', 'gzip'] as const) {
-    const group = paths.filter((_, i) => compressionOf(job.sources[i]) === compression);
-    if (group.length === 0) continue;
-    const options =
-      readCsvOptions(counting, columns, compression) +
-      `, ignore_errors=${job.csv.maxBadRecords > 0}, filename='${SOURCE_COLUMN}'`;
-    const reader = await c.runAndReadAll(
-      `SELECT ${SOURCE_COLUMN}, ${counted} FROM read_csv($1, ${options}) GROUP BY ALL`,
-      [listValue(group)],
-    );
-    for (const [path, count] of reader.getRowsJS()) counts.set(String(path), Number(count));
+  for (const { indexes, columns } of groups) {
+    // Rows are skipped for a value that does not fit its column only where the columns are read.
+    const counted =
+      job.csv.maxBadRecords > 0
+        ? `count(row(${columns.map((column) => quote(column.name)).join(', ')}))`
+        : 'count(*)';
+    for (const compression of ['none', 'gzip'] as const) {
+      const group = indexes
+        .filter((i) => compressionOf(job.sources[i]) === compression)
+        .map((i) => paths[i] as string);
+      if (group.length === 0) continue;
+      const options =
+        readCsvOptions(counting, columns, compression) +
+        `, ignore_errors=${job.csv.maxBadRecords > 0}, filename='${SOURCE_COLUMN}'`;
+      const reader = await c.runAndReadAll(
+        `SELECT ${SOURCE_COLUMN}, ${counted} FROM read_csv($1, ${options}) GROUP BY ALL`,
+        [listValue(group)],
+      );
+      for (const [path, count] of reader.getRowsJS()) counts.set(String(path), Number(count));
+    }
   }
   const rows = paths.map((path) => counts.get(path) ?? 0);
   return rows.reduce((sum, n) => sum + n, 0) === written ? rows : undefined;
