@@ -53,6 +53,23 @@ describe('gcs-bq-ingest CLI', function () {
     });
   }
 
+  it('--version prints the package version', () => {
+    const { version } = JSON.parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'),
+    ) as { version: string };
+    const result = run(['--version']);
+    expect(result.status).to.equal(0);
+    expect(result.stdout.trim()).to.equal(version);
+  });
+
+  it('--help says each object generation loads exactly once, in coalesced jobs', () => {
+    const result = run(['--help']);
+    expect(result.status).to.equal(0);
+    expect(result.stdout).to.include('exactly once per object generation');
+    expect(result.stdout).not.to.include('one load job per object');
+    expect(result.stdout).to.match(/-V, --version/);
+  });
+
   // no value for the trigger definitions comes from the environment of the test
   const noTriggerValues = {
     GOOGLE_CLOUD_PROJECT: '',
@@ -102,6 +119,12 @@ describe('gcs-bq-ingest CLI', function () {
       args: ['triggers', '--project', 'test-project', '--bucket', 'test-landing'],
       env: noTriggerValues,
       error: /^gcs-bq-ingest: missing --region \(or set INGEST_REGION or CLOUDSDK_RUN_REGION\)$/,
+    },
+    {
+      args: ['dev'],
+      env: { LOG_LEVEL: 'verbose' },
+      error:
+        /^gcs-bq-ingest: configuration error: environment: LOG_LEVEL: is "verbose": must be one of trace, debug, info, warn, error, fatal, silent$/,
     },
     {
       args: ['emit', 'nowhere.csv'],
