@@ -257,9 +257,10 @@ export function checkName(name: string, where: string): void {
   if (problem) throw new RequestError(`${where}: object name "${printable(name)}" ${problem}`);
 }
 
-function nameProblem(name: string): string | undefined {
+export function nameProblem(name: string): string | undefined {
   if (name === '') return 'is empty';
   if (Buffer.byteLength(name, 'utf8') > 1024) return 'is longer than 1024 bytes';
+  if (/[\r\n]/.test(name)) return 'contains a line break, which Cloud Storage never allows';
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'contains a control character';
   if (name.includes('\\')) return 'contains a backslash';
   if (name.startsWith('/')) return 'is absolute';

@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { localWarehouseFile } from '../backend';
 import { errorMessage, firstLine } from '../errors';
-import { createLocalStore } from '../stores/local';
 import { readConfig } from './context';
 import { startLocalEventarc, type ScanSummary } from './local-eventarc';
 import { checkPortFree, parsePort } from './port';
@@ -48,7 +47,7 @@ export function devCommand(): Command {
       const eventarc = await startLocalEventarc({
         buckets,
         quarantinePrefix: config.quarantinePrefix,
-        store: createLocalStore(dataDir),
+        dataDir,
         url,
         settled,
         print: (line) => console.log(line),
