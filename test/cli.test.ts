@@ -145,6 +145,28 @@ describe('gcs-bq-ingest CLI', function () {
     });
   }
 
+  it('reprocess on the local backend without Pub/Sub points to emit --force', () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LOCAL_DATA_DIR: path.join(dir, 'data'),
+      INGEST_CONFIG: '',
+    };
+    delete env.GOOGLE_CLOUD_PROJECT; // as on a laptop: no project, no emulator
+    delete env.PUBSUB_EMULATOR_HOST;
+    const args = ['reprocess', '--topic', 't', '--bucket', 'demo', '--name', 'p/a.csv', '--force'];
+    const result = spawnSync(process.execPath, [CLI, ...args], {
+      cwd: dir,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).to.equal(1);
+    expect(result.stderr.trim().split('\n')).to.have.length(1);
+    expect(result.stderr).to.match(
+      /^gcs-bq-ingest: .*Project Id.*: the local backend has no Pub\/Sub; to load an object again, run `gcs-bq-ingest emit <file> --force` while dev runs/,
+    );
+  });
+
   it('reprocess --dry-run prints the one message it would publish', () => {
     const result = run([
       'reprocess',
