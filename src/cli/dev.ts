@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { localWarehouseFile } from '../backend';
 import { errorMessage, firstLine } from '../errors';
 import { readConfig } from './context';
+import { claimDataDir } from './dev-lock';
 import { startLocalEventarc, type ScanSummary } from './local-eventarc';
 import { checkPortFree, parsePort } from './port';
 import { startReceiver } from './receiver';
@@ -23,6 +24,8 @@ export function devCommand(): Command {
       const config = readConfig(env); // a bad configuration stops here, before anything starts
       await checkPortFree(options.port); // before anything is sent to whatever holds it
       const dataDir = path.resolve(config.localDataDir);
+      const unclaim = claimDataDir(dataDir, `http://localhost:${options.port}/`);
+      process.once('exit', unclaim);
       const buckets = path.join(dataDir, 'buckets');
       seedDemo(dataDir);
       fs.mkdirSync(buckets, { recursive: true });

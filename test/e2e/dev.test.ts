@@ -362,6 +362,25 @@ describe('gcs-bq-ingest dev', function () {
       expect(dev.lines.filter((l) => /^(retry|gave up|HTTP)/.test(l))).to.deep.equal([]);
     });
 
+    it('refuses a second dev on the same LOCAL_DATA_DIR, and starts once the first has stopped', async () => {
+      dev = new Dev(dir, local());
+      await dev.waitFor(/^watching /);
+      const second = { ...local(), PORT: String(await freePort()) };
+      const refused = spawnSync(process.execPath, [CLI, 'dev'], {
+        cwd: dir,
+        env: { ...process.env, ...second },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(refused.status).to.equal(1);
+      expect(refused.stderr.trim().split('\n')).to.deep.equal([
+        `gcs-bq-ingest: another gcs-bq-ingest dev (pid ${dev.process.pid}, http://localhost:${port}/) already uses ${data}: use that one, stop it, or give this one its own LOCAL_DATA_DIR`,
+      ]);
+      await dev.stop();
+      dev = new Dev(dir, second);
+      await dev.waitFor(/^watching /);
+    });
+
     it('stops at once, naming the port, when the port is taken, and sends nothing there', async () => {
       write('demo/first.csv', 'a\n1\n');
       const received: string[] = [];
