@@ -67,21 +67,31 @@ const timePartitioningSchema = z
   })
   .strict();
 
-const batchSchema = z.union([
-  z.literal(false),
-  z
-    .object({
-      jobsPerDay: z.number().positive(),
-      burst: z.number().int().min(1),
-      maxFiles: z
-        .number()
-        .int()
-        .min(1)
-        .max(10_000, "must be at most 10000, BigQuery's source URIs per load job"),
-    })
-    .partial()
-    .strict(),
-]);
+const BATCH_RULE =
+  'must be false (one load job per object) or a mapping of jobsPerDay, burst, maxFiles';
+const batchSchema = z.union(
+  [
+    z.literal(false),
+    z
+      .object({
+        jobsPerDay: z.number().positive(),
+        burst: z.number().int().min(1),
+        maxFiles: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000, "must be at most 10000, BigQuery's source URIs per load job"),
+      })
+      .partial()
+      .strict(),
+  ],
+  {
+    errorMap: (issue, ctx) =>
+      issue.code === 'invalid_union'
+        ? { message: `is ${JSON.stringify(ctx.data)}: ${BATCH_RULE}` }
+        : { message: ctx.defaultError },
+  },
+);
 
 const loadOptionsShape = {
   dataset: z.string().min(1),
@@ -153,6 +163,11 @@ const fileSchema = z
   .strict();
 
 const PORT_RULE = 'must be a port number, an integer from 0 to 65535';
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+const secondsSchema = z.coerce.number({
+  errorMap: () => ({ message: 'must be a number of seconds' }),
+});
 const envSchema = z.object({
   INGEST_BACKEND: z.enum(BACKENDS).default('local'),
   LOCAL_DATA_DIR: z.string().min(1).default('./local-data'),
@@ -165,6 +180,14 @@ const envSchema = z.object({
     .default(1024 * 1024),
   INGEST_MAX_OBJECT_BYTES: z.coerce.number().int().positive().optional(),
   INGEST_CLAIM_GRACE_SECONDS: z.coerce.number().positive().optional(),
+  INGEST_SHUTDOWN_GRACE_SECONDS: secondsSchema.min(0, 'must be 0 or more seconds').optional(),
+  LOG_LEVEL: z
+    .enum(LOG_LEVELS, {
+      errorMap: (_issue, ctx) => ({
+        message: `is ${JSON.stringify(ctx.data)}: must be one of ${LOG_LEVELS.join(', ')}`,
+      }),
+    })
+    .default('info'),
   PORT: z
     .string()
     .regex(/^[0-9]{1,5}$/, PORT_RULE)
@@ -245,12 +268,16 @@ export interface Config {
   maxObjectBytes?: number;
   /** How long a claim whose job is not found yet is left to its owner (default: the store's own). */
   claimGraceSeconds?: number;
+  /** On SIGTERM, how long in-flight events may take to finish (default: shutdown.ts). */
+  shutdownGraceSeconds?: number;
+  logLevel: LogLevel;
 }
 
 export type Env = Record<string, string | undefined>;
 export type ReadFile = (file: string) => string;
 
 const BUILT_IN = 'built-in defaults';
+const DEFAULT_PARTITION = '{yyyy}{mm}{dd}';
 const DEFAULT_ROUTES: z.infer<typeof routeSchema>[] = [
   { match: '**/*.csv' },
   { match: '**/*.csv.gz' },
@@ -281,15 +308,10 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
 
   const routes = (doc.routes ?? DEFAULT_ROUTES).map((r, index): Route => {
     const field = (name: string) => `routes[${index}].${name}`;
-    let pattern: CompiledPattern;
-    try {
-      pattern = compilePattern(r.match);
-    } catch (error) {
-      throw new ConfigError(source, field('match'), errorMessage(error));
-    }
     const write = r.write ?? defaults.write ?? 'append';
+    const pattern = routePattern(source, field('match'), r.match, write, r.partition);
     const dataset = r.dataset ?? defaults.dataset ?? 'ingest';
-    const partition = r.partition ?? (write === 'partition' ? '{yyyy}{mm}{dd}' : undefined);
+    const partition = r.partition ?? (write === 'partition' ? DEFAULT_PARTITION : undefined);
     const templates: [TemplateKind, string, string | undefined][] = [
       ['dataset', r.dataset === undefined ? 'defaults.dataset' : field('dataset'), dataset],
       ['table', field('table'), r.table],
@@ -359,6 +381,8 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
     maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,
     claimGraceSeconds: settings.data.INGEST_CLAIM_GRACE_SECONDS,
+    shutdownGraceSeconds: settings.data.INGEST_SHUTDOWN_GRACE_SECONDS,
+    logLevel: settings.data.LOG_LEVEL,
   };
 }
 
@@ -405,6 +429,47 @@ function readSchema(
     throw new ConfigError(source, field, `schema file ${schemaPath}${where}: ${problem}`);
   }
   return parsed.data;
+}
+
+/**
+ * A route's match, compiled and checked: it must be able to match a CSV object, and a partition
+ * route left to the default partition template must capture the date that template fills.
+ */
+function routePattern(
+  source: string,
+  field: string,
+  match: string,
+  write: WriteMode,
+  partition: string | undefined,
+): CompiledPattern {
+  let pattern: CompiledPattern;
+  try {
+    pattern = compilePattern(match);
+  } catch (error) {
+    throw new ConfigError(source, field, errorMessage(error));
+  }
+  if (!canMatchCsv(match)) {
+    const problem = `"${match}" can never match a CSV object: only names ending in .csv or .csv.gz are loaded`;
+    throw new ConfigError(source, field, problem);
+  }
+  const missing = placeholders(DEFAULT_PARTITION).filter((part) => !pattern.names.includes(part));
+  if (write === 'partition' && partition === undefined && missing.length > 0) {
+    const problem = `"${match}" does not capture ${missing.map((part) => `{${part}}`).join(', ')}: a partition route takes each file's date from {yyyy}, {mm} and {dd} in its match (e.g. "sales/{yyyy}/{mm}/{dd}/*.csv"), or from a partition template of its own`;
+    throw new ConfigError(source, field, problem);
+  }
+  return pattern;
+}
+
+/** Whether a route's match can match some name ending in .csv or .csv.gz (in any case). */
+function canMatchCsv(match: string): boolean {
+  const last = match.split('/').at(-1) ?? '';
+  if (last === '**') return true;
+  const parts = last.toLowerCase().split(/\*|\{[^}]*\}/);
+  const tail = parts.at(-1) ?? '';
+  const open = parts.length > 1; // a wildcard or placeholder before the fixed tail
+  return ['.csv', '.csv.gz'].some(
+    (ending) => tail.endsWith(ending) || (open && ending.endsWith(tail)),
+  );
 }
 
 export function placeholders(template: string): string[] {

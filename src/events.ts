@@ -264,10 +264,10 @@ export function checkName(name: string, where: string): void {
  * 1-1,024 bytes of UTF-8, no carriage return or line feed, not "." or "..", not under
  * ".well-known/acme-challenge/".
  */
-function nameProblem(name: string): string | undefined {
+export function nameProblem(name: string): string | undefined {
   if (name === '') return 'is empty';
   if (Buffer.byteLength(name, 'utf8') > 1024) return 'is longer than 1024 bytes';
-  if (/[\r\n]/.test(name)) return 'contains a carriage return or line feed';
+  if (/[\r\n]/.test(name)) return 'contains a line break, which Cloud Storage never allows';
   if (name === '.' || name === '..') return 'is "." or ".."';
   if (name.startsWith('.well-known/acme-challenge/'))
     return 'starts with ".well-known/acme-challenge/"';

@@ -10,9 +10,9 @@ import { DEFAULT_GRACE_SECONDS, STEP_MS } from './shutdown';
 import type * as StatusSite from './status/site';
 
 // The entry module: the Functions Framework loads it and serves the `ingest` target.
-const logger = createLogger(process.env.LOG_LEVEL ?? 'info');
 const config = startupConfig();
-const graceMs = Number(process.env.INGEST_SHUTDOWN_GRACE_SECONDS ?? DEFAULT_GRACE_SECONDS) * 1000;
+const logger = createLogger(config.logLevel);
+const graceMs = (config.shutdownGraceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
 const { abort: ABORT_MS, settle: SETTLE_MS, flush: FLUSH_MS, close: CLOSE_MS } = STEP_MS;
 let shuttingDown = false;
 

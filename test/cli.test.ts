@@ -53,6 +53,24 @@ describe('gcs-bq-ingest CLI', function () {
     });
   }
 
+  it('--version prints the package version', () => {
+    const { version } = JSON.parse(
+      fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'),
+    ) as { version: string };
+    const result = run(['--version']);
+    expect(result.status).to.equal(0);
+    expect(result.stdout.trim()).to.equal(version);
+  });
+
+  it('--help says each object generation loads exactly once, in coalesced jobs', () => {
+    const result = run(['--help']);
+    const help = result.stdout.replace(/\s+/g, ' '); // commander wraps lines
+    expect(result.status).to.equal(0);
+    expect(help).to.include('exactly once per object generation');
+    expect(help).not.to.include('one load job per object');
+    expect(result.stdout).to.match(/-V, --version/);
+  });
+
   // no value for the trigger definitions comes from the environment of the test
   const noTriggerValues = {
     GOOGLE_CLOUD_PROJECT: '',
@@ -104,6 +122,12 @@ describe('gcs-bq-ingest CLI', function () {
       error: /^gcs-bq-ingest: missing --region \(or set INGEST_REGION or CLOUDSDK_RUN_REGION\)$/,
     },
     {
+      args: ['dev'],
+      env: { LOG_LEVEL: 'verbose' },
+      error:
+        /^gcs-bq-ingest: configuration error: environment: LOG_LEVEL: is "verbose": must be one of trace, debug, info, warn, error, fatal, silent$/,
+    },
+    {
       args: ['emit', 'nowhere.csv'],
       error: /^gcs-bq-ingest: nowhere\.csv is not inside .*buckets\/<bucket>\/$/,
     },
@@ -120,6 +144,28 @@ describe('gcs-bq-ingest CLI', function () {
       expect(result.stderr.trim()).to.match(error);
     });
   }
+
+  it('reprocess on the local backend without Pub/Sub points to emit --force', () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LOCAL_DATA_DIR: path.join(dir, 'data'),
+      INGEST_CONFIG: '',
+    };
+    delete env.GOOGLE_CLOUD_PROJECT; // as on a laptop: no project, no emulator
+    delete env.PUBSUB_EMULATOR_HOST;
+    const args = ['reprocess', '--topic', 't', '--bucket', 'demo', '--name', 'p/a.csv', '--force'];
+    const result = spawnSync(process.execPath, [CLI, ...args], {
+      cwd: dir,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).to.equal(1);
+    expect(result.stderr.trim().split('\n')).to.have.length(1);
+    expect(result.stderr).to.match(
+      /^gcs-bq-ingest: .*Project Id.*: the local backend has no Pub\/Sub; to load an object again, run `gcs-bq-ingest emit <file> --force` while dev runs/,
+    );
+  });
 
   it('reprocess --dry-run prints the one message it would publish', () => {
     const result = run([

@@ -94,6 +94,15 @@ describe('badName', () => {
     expect(badName(['_PARTITIONTIME'])).to.match(/starts with _PARTITION, which BigQuery reserves/);
     expect(badName(['x'.repeat(301)])).to.match(/longer than BigQuery's 300 characters/);
   });
+  it('suggests csv.delimiter when a header name holds a whole semicolon- or tab-separated header', () => {
+    expect(badName(['id;name;amount'])).to.equal(
+      'column name "id;name;amount" has characters BigQuery does not allow in a column name: it looks like a file separated by ";"; if it is, set csv.delimiter: ";" on its route',
+    );
+    expect(badName(['id\tname\tamount'])).to.match(
+      /^column name "id\\tname\\tamount" has .*; if it is, set csv\.delimiter: "\\t" on its route$/,
+    );
+    expect(badName(['a.b'])).not.to.include('csv.delimiter');
+  });
 });
 
 describe('detectType', () => {

@@ -123,6 +123,25 @@ routes:
     );
   });
 
+  it('accepts matches that can match a CSV object', () => {
+    for (const match of ['**', 'in/*', 'in/*sv', 'in/{name}', 'in/*.gz', 'in/*.CSV', 'a.csv.gz']) {
+      const config = loadConfig({}, files({ 'ingest.yaml': `routes: [{match: "${match}"}]` }));
+      expect(config.routes[0]?.match).to.equal(match);
+    }
+  });
+
+  it('takes LOG_LEVEL and INGEST_SHUTDOWN_GRACE_SECONDS from the environment', () => {
+    const config = loadConfig(
+      { LOG_LEVEL: 'debug', INGEST_SHUTDOWN_GRACE_SECONDS: '0.5' },
+      files({}),
+    );
+    expect(config).to.include({ logLevel: 'debug', shutdownGraceSeconds: 0.5 });
+    expect(loadConfig({}, files({}))).to.include({
+      logLevel: 'info',
+      shutdownGraceSeconds: undefined,
+    });
+  });
+
   it('accepts write: replace', () => {
     const yaml = `routes:\n  - match: "**/*.csv"\n    write: replace\n`;
     expect(loadConfig({}, files({ 'ingest.yaml': yaml })).routes[0]).to.include({
@@ -254,7 +273,31 @@ routes:
     {
       name: 'a partition route without date placeholders',
       files: { 'ingest.yaml': 'routes: [{match: "a/*.csv", write: partition}]' },
-      error: 'ingest.yaml: routes[0].partition: uses {yyyy}',
+      error:
+        'ingest.yaml: routes[0].match: "a/*.csv" does not capture {yyyy}, {mm}, {dd}: a partition route takes',
+    },
+    {
+      name: 'a partition route by default without a day placeholder',
+      files: {
+        'ingest.yaml': 'defaults: {write: partition}\nroutes: [{match: "{yyyy}/{mm}/*.csv"}]',
+      },
+      error: 'ingest.yaml: routes[0].match: "{yyyy}/{mm}/*.csv" does not capture {dd}:',
+    },
+    ...['**/*.txt', 'in/data', 'in/*.csv.bak', 'in/{name}.json'].map((match) => ({
+      name: `a match that can never match a CSV object (${match})`,
+      files: { 'ingest.yaml': `routes: [{match: "${match}"}]` },
+      error: `ingest.yaml: routes[0].match: "${match}" can never match a CSV object: only names ending in .csv or .csv.gz are loaded`,
+    })),
+    {
+      name: 'batch: yes',
+      files: { 'ingest.yaml': 'defaults: {batch: yes}' },
+      error:
+        'ingest.yaml: defaults.batch: is "yes": must be false (one load job per object) or a mapping of jobsPerDay, burst, maxFiles',
+    },
+    {
+      name: 'a route batch: true',
+      files: { 'ingest.yaml': 'routes: [{match: "*.csv", batch: true}]' },
+      error: 'ingest.yaml: routes[0].batch: is true: must be false',
     },
     {
       name: 'a default dataset with a placeholder no route captures',
@@ -383,6 +426,25 @@ routes:
       env: { PORT: '65536' },
       files: {},
       error: 'environment: PORT: must be a port number, an integer from 0 to 65535',
+    },
+    {
+      name: 'a shutdown grace that is not a number',
+      env: { INGEST_SHUTDOWN_GRACE_SECONDS: 'x' },
+      files: {},
+      error: 'environment: INGEST_SHUTDOWN_GRACE_SECONDS: must be a number of seconds',
+    },
+    {
+      name: 'a negative shutdown grace',
+      env: { INGEST_SHUTDOWN_GRACE_SECONDS: '-1' },
+      files: {},
+      error: 'environment: INGEST_SHUTDOWN_GRACE_SECONDS: must be 0 or more seconds',
+    },
+    {
+      name: 'an unknown log level',
+      env: { LOG_LEVEL: 'verbose' },
+      files: {},
+      error:
+        'environment: LOG_LEVEL: is "verbose": must be one of trace, debug, info, warn, error, fatal, silent',
     },
     {
       name: 'a non-numeric wait',

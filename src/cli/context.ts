@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createStore } from '../backend';
 import { loadConfig, type Config } from '../config';
+import { generationProblem } from '../stores/local';
 import type { StoredObject } from '../stores/store';
 
 export function readConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -28,6 +29,8 @@ export async function statObject(
   const object = await (await createStore(config)).stat(bucket, name);
   if (!object)
     throw new Error(`gs://${bucket}/${name} does not exist in the ${config.backend} store`);
+  const problem = config.backend === 'local' ? generationProblem(object) : undefined;
+  if (problem) throw new Error(`gs://${bucket}/${name}: ${problem}`);
   return object;
 }
 

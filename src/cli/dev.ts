@@ -3,8 +3,8 @@ import * as path from 'node:path';
 import { Command, Option } from 'commander';
 import { localWarehouseFile } from '../backend';
 import { errorMessage, firstLine } from '../errors';
-import { createLocalStore } from '../stores/local';
 import { readConfig } from './context';
+import { claimDataDir } from './dev-lock';
 import { startLocalEventarc, type ScanSummary } from './local-eventarc';
 import { checkPortFree, parsePort } from './port';
 import { startReceiver } from './receiver';
@@ -24,6 +24,8 @@ export function devCommand(): Command {
       const config = readConfig(env); // a bad configuration stops here, before anything starts
       await checkPortFree(options.port); // before anything is sent to whatever holds it
       const dataDir = path.resolve(config.localDataDir);
+      const unclaim = claimDataDir(dataDir, `http://localhost:${options.port}/`);
+      process.once('exit', unclaim);
       const buckets = path.join(dataDir, 'buckets');
       seedDemo(dataDir);
       fs.mkdirSync(buckets, { recursive: true });
@@ -48,7 +50,7 @@ export function devCommand(): Command {
       const eventarc = await startLocalEventarc({
         buckets,
         quarantinePrefix: config.quarantinePrefix,
-        store: createLocalStore(dataDir),
+        dataDir,
         url,
         settled,
         print: (line) => console.log(line),

@@ -106,7 +106,7 @@ export function formatHistory(entries: HistoryEntry[], sinceMs: number): string 
     e.outcome,
     e.destination ?? '',
     e.rows === undefined ? '' : String(e.rows),
-    e.jobId ?? '',
+    shortJobId(e.jobId ?? ''),
     e.reason ?? '',
   ]);
   const widths = COLUMNS.map((c, i) => Math.max(c.length, ...lines.map((l) => l[i]!.length)));
@@ -118,6 +118,11 @@ export function formatHistory(entries: HistoryEntry[], sinceMs: number): string 
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** `ingest_4ca1…` for a job id ending in a long hash: `--json` keeps it whole. */
+function shortJobId(jobId: string): string {
+  return jobId.replace(/([0-9a-f]{4})[0-9a-f]{12,}$/, '$1…');
 }
 
 function objectsText(objects: string[]): string {

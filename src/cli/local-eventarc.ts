@@ -1,7 +1,9 @@
-import { promises as fs } from 'node:fs';
+import { lstatSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage } from '../errors';
-import type { ObjectStore, StoredObject } from '../stores/store';
+import { nameProblem } from '../events';
+import { createLocalStore, generationProblem } from '../stores/local';
+import type { StoredObject } from '../stores/store';
 import { createDelivery } from './delivery';
 import { createFinalityGate } from './finality';
 import { settledKey } from './settled';
@@ -14,7 +16,8 @@ export interface LocalEventarcOptions {
   /** `<LOCAL_DATA_DIR>/buckets`, absolute. */
   buckets: string;
   quarantinePrefix: string;
-  store: ObjectStore;
+  /** LOCAL_DATA_DIR, whose `buckets` folder this is. */
+  dataDir: string;
   url: string;
   /** Object generations already loaded or rejected: never sent again. */
   settled: ReadonlySet<string>;
@@ -40,12 +43,18 @@ export interface LocalEventarc {
  * file counts as finalized, redelivered on a 5xx or no answer. Resolves once the watcher is ready.
  */
 export async function startLocalEventarc(options: LocalEventarcOptions): Promise<LocalEventarc> {
-  const { buckets, store } = options;
+  const { buckets } = options;
   const warned = new Set<string>();
   const warnOnce = (key: string, line: string) => {
     if (!warned.has(key)) options.warn(line);
     warned.add(key);
   };
+  const warnSymlink = (file: string) =>
+    warnOnce(
+      file,
+      `ignoring ${file}: a symbolic link, which the local store never follows (Cloud Storage has no links): copy the file itself into the bucket folder`,
+    );
+  const store = createLocalStore(options.dataDir, { onSymlink: warnSymlink });
   const ignored = (file: string) => {
     const kind = classifyPath(buckets, file, options.quarantinePrefix);
     if (kind.kind === 'invalid-bucket') warnOnce(kind.bucket, kind.warning);
@@ -70,6 +79,15 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
       warnOnce(file, line);
       return undefined;
     }
+    const badName = nameProblem(rest.join('/'));
+    if (badName !== undefined) {
+      warnOnce(file, `ignoring ${JSON.stringify(file)}: its name ${badName}: rename the file`);
+      return undefined;
+    }
+    if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) {
+      warnSymlink(file);
+      return undefined;
+    }
     if (!(await gate.whenFinal(file))) return undefined;
     let object: StoredObject | undefined;
     try {
@@ -79,6 +97,11 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
       return undefined;
     }
     if (!object) return undefined;
+    const notLoadable = generationProblem(object);
+    if (notLoadable !== undefined) {
+      warnOnce(`${file}#${object.generation}`, `ignoring ${file}: ${notLoadable}`);
+      return undefined;
+    }
     const key = settledKey(object);
     if (known.has(key)) return 'known';
     known.add(key);
@@ -88,7 +111,8 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
   }
 
   const { watch } = await import('chokidar');
-  const watcher = watch(buckets, { ignoreInitial: true, ignored });
+  // A link is reported as itself (and warned about), never followed.
+  const watcher = watch(buckets, { ignoreInitial: true, ignored, followSymlinks: false });
   const rescans = new Set<NodeJS.Timeout>();
   watcher.on('add', (file) => void handle(file, false));
   watcher.on('change', (file) => void handle(file, false));

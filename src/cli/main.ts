@@ -9,10 +9,14 @@ import { reprocessCommand } from './reprocess';
 import { tablesCommand } from './tables';
 import { triggersCommand } from './triggers';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../../package.json') as { version: string };
+
 const program = new Command('gcs-bq-ingest')
   .description(
-    'Load CSV objects from Cloud Storage into BigQuery, one load job per object generation',
+    "Load CSV objects from Cloud Storage into BigQuery, exactly once per object generation (an append route's objects coalesced into shared load jobs)",
   )
+  .version(version, '-V, --version', 'print the version')
   .exitOverride()
   .showHelpAfterError(false)
   .addCommand(devCommand())

@@ -4,6 +4,8 @@ import { fanOutMessages } from '../fanout';
 import { createPubSubPublisher, type OutgoingMessage } from '../publisher';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import { createStore } from '../backend';
+import type { Backend } from '../config';
+import { errorMessage, firstLine } from '../errors';
 import { readConfig } from './context';
 
 interface Options {
@@ -51,7 +53,9 @@ export function reprocessCommand(): Command {
           for (const m of messages) console.log(`would publish ${JSON.stringify(m.json)}`);
           return;
         }
-        const ids = await publisher.publish(options.topic, messages);
+        const ids = await publisher.publish(options.topic, messages).catch((error: unknown) => {
+          throw withLocalHint(error, config.backend);
+        });
         if (!options.expand)
           messages.forEach((m, i) => console.log(`published ${ids[i]}: ${JSON.stringify(m.json)}`));
       };
@@ -142,4 +146,13 @@ async function publishExpanded(
     if (show) bar.stop();
   }
   return counts;
+}
+
+/** Locally, without the Pub/Sub emulator, publishing cannot work: say what does. */
+function withLocalHint(error: unknown, backend: Backend): unknown {
+  if (backend !== 'local' || process.env.PUBSUB_EMULATOR_HOST) return error;
+  return new Error(
+    `${firstLine(errorMessage(error))}: the local backend has no Pub/Sub; to load an object again, run \`gcs-bq-ingest emit <file> --force\` while dev runs (or set PUBSUB_EMULATOR_HOST to publish to the emulator)`,
+    { cause: error },
+  );
 }

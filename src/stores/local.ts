@@ -28,13 +28,16 @@ const COPY_CHUNK = 64 * 1024;
  * object's generation is its mtime in microseconds. Nothing outside `<root>/buckets/<bucket>/` is
  * ever read or written, and symbolic links are never followed.
  */
-export function createLocalStore(root: string): ObjectStore {
+export function createLocalStore(
+  root: string,
+  options: { onSymlink?: (file: string) => void } = {},
+): ObjectStore {
   if (root === '') throw new Error('local store: root folder must not be empty');
   const base = path.resolve(root);
   return {
     stat: (bucket, name) => statObject(base, bucket, name),
     readHead: (object, maxBytes) => readHead(base, object, maxBytes),
-    list: (bucket, prefix) => listObjects(base, bucket, prefix),
+    list: (bucket, prefix) => listObjects(base, bucket, prefix, options.onSymlink),
     copyTo: (object, targetName, metadata) => copyObject(base, object, targetName, metadata),
   };
 }
@@ -112,6 +115,16 @@ function lstatInside(target: ObjectPath): BigIntStats | undefined {
     stats = lstatOrUndefined(current);
   }
   return stats?.isSymbolicLink() ? undefined : stats;
+}
+
+/**
+ * Why a file cannot be an object, or undefined: Cloud Storage generations are positive, and a local
+ * object's is its mtime, so a file dated 1970-01-01 00:00 UTC or earlier has none.
+ */
+export function generationProblem(object: StoredObject): string | undefined {
+  if (/^[1-9][0-9]*$/.test(object.generation)) return undefined;
+  const modified = new Date(Number(BigInt(object.generation) / 1000n)).toISOString();
+  return `its modification time (${modified}) is not after 1970, and the local store takes an object's generation from it: give it the current time (touch it, or copy it again) to load it`;
 }
 
 /** A file's generation: its mtime in microseconds. */
@@ -210,25 +223,29 @@ async function* listObjects(
   base: string,
   bucket: string,
   prefix: string,
+  onSymlink?: (file: string) => void,
 ): AsyncGenerator<StoredObject> {
   if (prefix.includes('\0')) throw new Error(`local store: prefix "${prefix}" contains a NUL byte`);
   const dir = bucketDir(base, bucket);
   if (!lstatOrUndefined(dir)?.isDirectory()) {
     throw new BucketNotFoundError(`bucket ${bucket} does not exist (no folder ${dir})`);
   }
-  yield* walk(bucket, dir, '', prefix);
+  yield* walk({ bucket, prefix, onSymlink }, dir, '');
+}
+
+interface Walk {
+  bucket: string;
+  prefix: string;
+  /** Told of each symbolic link passed over (links are never followed). */
+  onSymlink?: (file: string) => void;
 }
 
 /**
  * Yields the files under `dir` in Cloud Storage name order: a folder sorts as its name plus "/", so
  * "a-b" < "a/x" < "a0" as byte-wise name comparison has it. One folder is read at a time.
  */
-async function* walk(
-  bucket: string,
-  dir: string,
-  relative: string,
-  prefix: string,
-): AsyncGenerator<StoredObject> {
+async function* walk(what: Walk, dir: string, relative: string): AsyncGenerator<StoredObject> {
+  const { bucket, prefix } = what;
   let entries: Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
@@ -237,6 +254,8 @@ async function* walk(
     throw error;
   }
   const files = new Set(entries.filter((e) => e.isFile()).map((e) => e.name));
+  for (const link of entries.filter((e) => e.isSymbolicLink()))
+    what.onSymlink?.(path.join(dir, link.name));
   const keyed = entries
     // Dirent types come from lstat: symlinks, sockets and the like are neither files nor folders.
     .filter((e) => e.isDirectory() || (e.isFile() && !isMetadataSidecar(e.name, files)))
@@ -251,8 +270,7 @@ async function* walk(
     if (entry.isDirectory()) {
       const folder = `${name}/`;
       const wanted = folder.startsWith(prefix) || prefix.startsWith(folder);
-      if (wanted && lstatOrUndefined(file)?.isDirectory())
-        yield* walk(bucket, file, folder, prefix);
+      if (wanted && lstatOrUndefined(file)?.isDirectory()) yield* walk(what, file, folder);
     } else if (name.startsWith(prefix)) {
       const stats = lstatOrUndefined(file);
       if (!stats?.isFile()) continue;

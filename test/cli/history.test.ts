@@ -140,4 +140,12 @@ describe('gcs-bq-ingest history (local backend)', function () {
     );
     expect(formatHistory([], 7 * 86_400_000)).to.equal('nothing in the last 7d');
   });
+
+  it('shortens a job id ending in a 64-hex hash in the table', () => {
+    const jobId = `ingest_4ca1${'0123456789abcdef'.repeat(3)}abcdef012345`;
+    const entry = { time: '2026-01-02T03:04:05Z', objects: ['gs://b/a.csv'], outcome: 'loaded' };
+    const line = formatHistory([{ ...entry, jobId } as HistoryEntry], 86_400_000).split('\n')[1];
+    expect(line).to.match(/  ingest_4ca1…$/);
+    expect(line).not.to.include(jobId);
+  });
 });

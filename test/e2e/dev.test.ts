@@ -324,6 +324,70 @@ describe('gcs-bq-ingest dev', function () {
       expect(dev.lines.join('\n')).not.to.include('gs://t1/');
     });
 
+    it('warns once, and sends nothing, for a name with a line break, a file dated 1970 or a symlink', async () => {
+      const placed = (relative: string, mtime: number) => {
+        const staged = path.join(data, `staged-${path.basename(relative).replace(/\s/g, '_')}`);
+        fs.writeFileSync(staged, 'a\n1\n');
+        fs.utimesSync(staged, new Date(mtime * 1000), new Date(mtime * 1000)); // a negative number means now
+        fs.renameSync(staged, path.join(bucketsDir, relative)); // complete, with that mtime
+      };
+      fs.writeFileSync(path.join(data, 'outside.csv'), 'a\n1\n');
+      fs.mkdirSync(path.join(bucketsDir, 'demo'));
+      const link = (relative: string) =>
+        fs.symlinkSync(path.join(data, 'outside.csv'), path.join(bucketsDir, relative));
+      write('demo/early\nbreak.csv', 'a\n1\n');
+      placed('demo/epoch.csv', 0);
+      link('demo/early-link.csv');
+      dev = new Dev(dir, local());
+      await dev.waitFor(/^start-up scan: /);
+      write('demo/late\rbreak.csv', 'a\n1\n');
+      placed('demo/before-1970.csv', -86_400);
+      link('demo/late-link.csv');
+      write('demo/after.csv', 'a\n1\n');
+      await dev.waitFor(/^loaded\s+gs:\/\/demo\/after\.csv /);
+      const warned = (pattern: RegExp) => dev?.waitFor(pattern, 10_000);
+      await warned(
+        /^ignoring ".*early\\nbreak\.csv": its name contains a line break, which Cloud Storage never allows: rename the file$/,
+      );
+      await warned(/^ignoring ".*late\\rbreak\.csv": its name contains a line break/);
+      await warned(
+        /^ignoring .*epoch\.csv: its modification time \(1970-01-01T00:00:00\.000Z\) is not after 1970, .* \(touch it, or copy it again\) to load it$/,
+      );
+      await warned(
+        /^ignoring .*before-1970\.csv: its modification time \(1969-12-31T00:00:00\.000Z\)/,
+      );
+      await warned(
+        /^ignoring .*early-link\.csv: a symbolic link, which the local store never follows/,
+      );
+      await warned(/^ignoring .*late-link\.csv: a symbolic link/);
+      // touched, the old file loads; each warning was given once, and nothing was retried
+      const now = Date.now() / 1000;
+      fs.utimesSync(path.join(bucketsDir, 'demo', 'epoch.csv'), now, now);
+      await dev.waitFor(/^loaded\s+gs:\/\/demo\/epoch\.csv /);
+      const ignoring = dev.lines.filter((l) => l.startsWith('ignoring '));
+      expect(ignoring, dev.lines.join('\n')).to.have.length(6);
+      expect(dev.lines.filter((l) => /^(retry|gave up|HTTP)/.test(l))).to.deep.equal([]);
+    });
+
+    it('refuses a second dev on the same LOCAL_DATA_DIR, and starts once the first has stopped', async () => {
+      dev = new Dev(dir, local());
+      await dev.waitFor(/^watching /);
+      const second = { ...local(), PORT: String(await freePort()) };
+      const refused = spawnSync(process.execPath, [CLI, 'dev'], {
+        cwd: dir,
+        env: { ...process.env, ...second },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(refused.status).to.equal(1);
+      expect(refused.stderr.trim().split('\n')).to.deep.equal([
+        `gcs-bq-ingest: another gcs-bq-ingest dev (pid ${dev.process.pid}, http://localhost:${port}/) already uses ${data}: use that one, stop it, or give this one its own LOCAL_DATA_DIR`,
+      ]);
+      await dev.stop();
+      dev = new Dev(dir, second);
+      await dev.waitFor(/^watching /);
+    });
+
     it('stops at once, naming the port, when the port is taken, and sends nothing there', async () => {
       write('demo/first.csv', 'a\n1\n');
       const received: string[] = [];

@@ -18,9 +18,35 @@ function readmeCommands(heading: string): string[] {
 }
 
 /**
- * A newcomer's path, as the README spells it: a fresh clone, the quick start's `npm ci && npm start`,
- * and every command of "While it runs" in another shell. Only the environment differs: PORT, so that
- * the test does not depend on 8080 being free, and npm working offline.
+ * A new terminal's environment: none of the variables `npm test` sets (npm_*, node_modules/.bin on
+ * PATH, INGEST_*), so that a command works only if it works for a newcomer. What differs: PORT, so
+ * that the test does not depend on 8080 being free, and npm working offline from its usual cache.
+ */
+function newTerminalEnv(port: number): NodeJS.ProcessEnv {
+  const kept = ['HOME', 'USER', 'LANG', 'LC_ALL', 'TMPDIR', 'TERM'];
+  const env: NodeJS.ProcessEnv = Object.fromEntries(kept.map((name) => [name, process.env[name]]));
+  env.PATH = (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter((dir) => !dir.split(path.sep).includes('node_modules'))
+    .join(path.delimiter);
+  // npm installs from its cache (filled by the checkout's own `npm ci`): tests reach no network.
+  if (process.env.npm_config_cache) env.npm_config_cache = process.env.npm_config_cache;
+  return { ...env, PORT: String(port), npm_config_offline: 'true' };
+}
+
+/** Removes npx's cache entries for `folder` (npx installs a local package there on first use). */
+function forgetNpxEntries(folder: string, env: NodeJS.ProcessEnv): void {
+  const list = spawnSync('npm', ['cache', 'npx', 'ls'], { env, encoding: 'utf8' });
+  for (const line of list.stdout.split('\n')) {
+    const [key, where] = line.split(': ');
+    if (key && where?.trim() === folder) spawnSync('npm', ['cache', 'npx', 'rm', key], { env });
+  }
+}
+
+/**
+ * A newcomer's path, as the README spells it, in a new terminal: a fresh clone, `npx gcs-bq-ingest`
+ * before anything is built, the quick start's `npm ci && npm start`, and every command of "While it
+ * runs" in another shell.
  */
 describe("the README's quick start, run as written in a fresh clone", function () {
   this.timeout(300_000);
@@ -42,10 +68,7 @@ describe("the README's quick start, run as written in a fresh clone", function (
     clone = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-newcomer-'));
     const cloned = spawnSync('git', ['clone', '--quiet', REPO_ROOT, clone], { encoding: 'utf8' });
     expect(cloned.status, cloned.stderr).to.equal(0);
-    // npm installs from its cache (filled by the checkout's own `npm ci`): tests reach no network.
-    env = { ...process.env, PORT: String(await freePort()), npm_config_offline: 'true' };
-    delete env.INGEST_CONFIG;
-    delete env.LOCAL_DATA_DIR;
+    env = newTerminalEnv(await freePort());
   });
   after(async () => {
     if (service?.pid !== undefined && service.exitCode === null) {
@@ -55,7 +78,19 @@ describe("the README's quick start, run as written in a fresh clone", function (
       await exited;
       clearTimeout(timer);
     }
+    forgetNpxEntries(clone, env);
     fs.rmSync(clone, { recursive: true, force: true });
+  });
+
+  it('runs `npx gcs-bq-ingest` right after `npm ci`, before anything is built', () => {
+    const run = (command: string) =>
+      spawnSync('bash', ['-c', command], { cwd: clone, env, encoding: 'utf8', timeout: 240_000 });
+    const installed = run('npm ci --no-audit --no-fund');
+    expect(installed.status, installed.stderr).to.equal(0);
+    expect(fs.existsSync(path.join(clone, 'dist'))).to.equal(false);
+    const help = run('npx gcs-bq-ingest --help');
+    expect(help.status, `${help.stdout}${help.stderr}`).to.equal(0);
+    expect(help.stdout).to.match(/^Usage: gcs-bq-ingest /);
   });
 
   it('starts the service and loads the demo with the quick start', async () => {

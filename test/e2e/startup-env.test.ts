@@ -6,7 +6,13 @@ import * as path from 'node:path';
 import { FRAMEWORK_MAIN, REPO_ROOT } from '../helpers/server';
 
 describe('the Functions Framework target with a bad environment', () => {
-  const cases = [{ PORT: 'abc' }, { PORT: '65536' }, { PORT: '0', INGEST_BACKEND: 'aws' }];
+  const cases = [
+    { PORT: 'abc' },
+    { PORT: '65536' },
+    { PORT: '0', INGEST_BACKEND: 'aws' },
+    { PORT: '0', LOG_LEVEL: 'verbose' },
+    { PORT: '0', INGEST_SHUTDOWN_GRACE_SECONDS: 'x' },
+  ];
   for (const env of cases) {
     it(`exits 1 with one line naming the variable for ${JSON.stringify(env)}`, () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ingest-startup-env-'));
