@@ -11,6 +11,7 @@ import { HEAD_BYTES, checkHead } from '../header';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-errors';
 import { gsUri, type StoredObject } from '../stores/store';
+import { withTimeout } from '../timeout';
 import {
   tableId,
   type BadRecords,
@@ -157,7 +158,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   const running = new Set<Promise<unknown>>();
   const call = <T>(work: Promise<T>, what: string, deadline = Infinity): Promise<T> => {
     const ms = Math.min(requestTimeoutMs, Math.max(deadline - Date.now(), MIN_REQUEST_TIMEOUT_MS));
-    return unlessStopped(withTimeout(work, ms, what), stopping.signal);
+    const timeout = `${what}: no answer from BigQuery within ${ms} ms`;
+    return unlessStopped(withTimeout(work, ms, timeout), stopping.signal);
   };
   const pause = (ms: number) => unlessStopped(sleep(ms), stopping.signal);
   // The client substitutes its project for this token when it sends a request.
@@ -716,17 +718,6 @@ function toWarehouseError(error: unknown, action: string): Error {
   return isTransientGoogleError(error, TRANSIENT_HTTP_REASONS)
     ? new TransientError(message, { cause: error })
     : new Error(message, { cause: error });
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TransientError(`${what}: no answer from BigQuery within ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
