@@ -34,7 +34,7 @@ interface Lane<T> {
   since?: number;
   /** No job starts before this: BigQuery's short-term rate limit was hit. */
   heldUntil: number;
-  /** The last hold's length, doubled by the next one that comes soon after it. */
+  /** The last hold's length, doubled by the next one unless a job succeeded in between. */
   holdMs: number;
 }
 
@@ -48,7 +48,7 @@ const GATHER_STEP_MS = 2;
 /*
  * BigQuery's short-term limits (rateLimitExceeded, e.g. table metadata updates per 10 s) call for a
  * retry after a few seconds with exponential back-off (https://cloud.google.com/bigquery/docs/troubleshoot-quotas):
- * the destination holds its jobs 5 s, doubling while the errors keep coming, at most 80 s.
+ * the destination holds its jobs 5 s, doubling until a job succeeds, at most 80 s.
  */
 const FIRST_HOLD_MS = 5000;
 const MAX_HOLD_MS = 80_000;
@@ -121,11 +121,16 @@ export class Batcher<T extends Waiting> {
     if (!lane) return;
     const now = this.now();
     if (now < lane.heldUntil) return;
-    const soonAfter = now - lane.heldUntil < MAX_HOLD_MS;
-    lane.holdMs = soonAfter ? Math.min(MAX_HOLD_MS, lane.holdMs * 2) : FIRST_HOLD_MS;
+    lane.holdMs = lane.holdMs > 0 ? Math.min(MAX_HOLD_MS, lane.holdMs * 2) : FIRST_HOLD_MS;
     lane.heldUntil = now + lane.holdMs;
     const { pace: jobsPerDay } = lane.bucket;
     this.onPaceChange({ destination, jobsPerDay, reason, heldMs: lane.holdMs });
+  }
+
+  /** A job into the destination succeeded: the next hold starts short again. */
+  succeeded(destination: string): void {
+    const lane = this.lanes.get(destination);
+    if (lane) lane.holdMs = 0;
   }
 
   /** Whether BigQuery said the destination is over a limit (its pace is cut, or its jobs are held). */

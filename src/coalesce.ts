@@ -196,6 +196,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           done.badRecords = result.badRecords.count;
           done.reason = `${result.badRecords.count} bad rows skipped under maxBadRecords in the job; first: ${result.badRecords.first}`;
         }
+        batcher.succeeded(table);
         // Schema changes are told once, on the first member: each has the header that made them.
         const changes = result.outcome === 'loaded' ? result.schemaChanges : undefined;
         won.forEach((m, i) =>

@@ -408,7 +408,7 @@ describe('pacing under BigQuery limits', () => {
     expect(warnings.length).to.be.at.least(1);
     for (const w of warnings)
       expect(w).to.match(
-        /^load jobs into my-proj\.ingest\.events held for \d+ s \(the pace stays at 1000 a day\): rateLimitExceeded/,
+        /^load jobs into my-proj\.ingest\.events held for 5 s \(the pace stays at 1000 a day\): rateLimitExceeded/,
       );
   });
 

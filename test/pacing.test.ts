@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { Batcher, type PaceChange } from '../src/batcher';
 import { TokenBucket } from '../src/token-bucket';
 import { quotaLimitOf } from '../src/warehouses/bigquery';
 
@@ -22,6 +23,33 @@ describe('TokenBucket', () => {
     expect(bucket.cut).to.equal(true);
     expect(bucket.recover(2 + DAY_MS)).to.equal(true);
     expect(bucket.cut).to.equal(false);
+  });
+});
+
+describe('Batcher holds', () => {
+  it('holds a table 5 s on a rate limit, doubling while no job succeeds, at most 80 s', () => {
+    let now = 0;
+    const changes: PaceChange[] = [];
+    const batcher = new Batcher(
+      async () => undefined,
+      (change) => changes.push(change),
+      () => false,
+      () => now,
+    );
+    batcher.debit('p.d.t', { jobsPerDay: 1000, burst: 10, maxFiles: 10 });
+    const hold = () => {
+      batcher.holdOff('p.d.t', 'rateLimitExceeded');
+      expect(batcher.throttled('p.d.t')).to.equal(true);
+      now += 100_000;
+      expect(batcher.throttled('p.d.t')).to.equal(false);
+    };
+    for (let i = 0; i < 6; i++) hold();
+    batcher.succeeded('p.d.t');
+    hold();
+    expect(changes.map((c) => c.heldMs)).to.deep.equal([
+      5000, 10_000, 20_000, 40_000, 80_000, 80_000, 5000,
+    ]);
+    expect(changes.every((c) => c.jobsPerDay === 1000)).to.equal(true);
   });
 });
 
