@@ -54,7 +54,6 @@ describe('end to end: a call that never answers, with INGEST_BACKEND=gcp', funct
       expect(answer.json).to.include({ retryable: true });
       // A generous bound from the budget, far below the clients' own 60 s a try.
       expect(elapsed).to.be.below(BUDGET_S * 1000 + 10_000);
-      expect(receiver.output()).to.match(/no answer within/);
 
       gcs.clearFaults();
       bq.clearFaults();
