@@ -5,6 +5,10 @@ import { parseRequest } from './events';
 import { ingest, type Services } from './ingest';
 import type { IngestResult } from './outcomes';
 import { traceFields, type Logger } from './log';
+import { withTimeout } from './timeout';
+
+// How long past its deadline a request may take to answer with what its steps reported.
+const ANSWER_GRACE_MS = 1000;
 
 /** What the receiver reads of a request; the framework's request (with its `rawBody`) is one. */
 export interface ReceiverRequest {
@@ -60,10 +64,12 @@ export function createReceiver(
         );
       }
       const request = parseRequest({ headers: req.headers, body });
-      const result = await ingest(
-        request,
-        await services(),
-        Date.now() + config.waitSeconds * 1000,
+      const deadline = Date.now() + config.waitSeconds * 1000;
+      // Each step gives up by the deadline; should one not, the answer still goes out.
+      const result = await withTimeout(
+        ingest(request, await services(), deadline),
+        deadline + ANSWER_GRACE_MS - Date.now(),
+        `no answer within the time budget of ${config.waitSeconds} s (INGEST_WAIT_SECONDS); redelivery will follow what was started`,
       );
       logOutcomes(log, result, request.eventId ?? request.messageId);
       pages?.record(result);

@@ -40,6 +40,9 @@ export async function createStore(config: Config): Promise<ObjectStore> {
 
 type Parts = [ObjectStore, Warehouse, ClaimStore, WarehouseInspector?];
 
+// The longest wait for one Cloud Storage or BigQuery call, when the time budget is longer.
+const MAX_REQUEST_TIMEOUT_MS = 60_000;
+
 /**
  * Cloud Storage and BigQuery, sharing one Storage client (the warehouse reads .gz objects too, and
  * claims live on the objects).
@@ -54,14 +57,17 @@ async function createGoogleCloud(config: Config): Promise<Parts> {
     ]);
   // A project id given up front spares each request the client's own lookup of it.
   const storage = new Storage(config.project ? { projectId: config.project } : {});
+  // No one call may outlast a request's time budget.
+  const requestTimeoutMs = Math.min(MAX_REQUEST_TIMEOUT_MS, config.waitSeconds * 1000);
   return [
-    createGcsStore({ storage }),
+    createGcsStore({ storage, requestTimeoutMs }),
     createBigQueryWarehouse({
       project: config.project,
       storage,
       stagingPrefix: config.quarantinePrefix,
+      requestTimeoutMs,
     }),
-    createGcsClaims(storage, claimGraceMs(config)),
+    createGcsClaims(storage, claimGraceMs(config), requestTimeoutMs),
   ];
 }
 

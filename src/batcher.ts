@@ -32,6 +32,10 @@ interface Lane<T> {
   timer?: NodeJS.Timeout;
   /** When the first member now waiting was queued. */
   since?: number;
+  /** No job starts before this: BigQuery's short-term rate limit was hit. */
+  heldUntil: number;
+  /** The last hold's length, doubled by the next one unless a job succeeded in between. */
+  holdMs: number;
 }
 
 /**
@@ -41,11 +45,20 @@ interface Lane<T> {
  */
 const GATHER_MS = 50;
 const GATHER_STEP_MS = 2;
+/*
+ * BigQuery's short-term limits (rateLimitExceeded, e.g. table metadata updates per 10 s) call for a
+ * retry after a few seconds with exponential back-off (https://cloud.google.com/bigquery/docs/troubleshoot-quotas):
+ * the destination holds its jobs 5 s, doubling until a job succeeds, at most 80 s.
+ */
+const FIRST_HOLD_MS = 5000;
+const MAX_HOLD_MS = 80_000;
 
 export interface PaceChange {
   destination: string;
   jobsPerDay: number;
   reason: string;
+  /** Set when jobs are held for a while instead: the pace stays. */
+  heldMs?: number;
 }
 
 /**
@@ -91,12 +104,39 @@ export class Batcher<T extends Waiting> {
     this.lane(destination, pace).bucket.debit(this.now());
   }
 
-  /** BigQuery refused a job for quota: half the pace for this destination. */
-  slowDown(destination: string, reason: string): void {
+  /**
+   * BigQuery refused a job started at `jobStarted` for its daily quota: half the pace for this
+   * destination, unless a job started later already did.
+   */
+  slowDown(destination: string, reason: string, jobStarted?: number): void {
     const lane = this.lanes.get(destination);
     if (!lane) return;
-    const jobsPerDay = lane.bucket.slowDown(this.now());
-    this.onPaceChange({ destination, jobsPerDay, reason });
+    const jobsPerDay = lane.bucket.slowDown(this.now(), jobStarted);
+    if (jobsPerDay !== undefined) this.onPaceChange({ destination, jobsPerDay, reason });
+  }
+
+  /** BigQuery refused a job for a short-term rate limit: hold this destination's jobs a few seconds. */
+  holdOff(destination: string, reason: string): void {
+    const lane = this.lanes.get(destination);
+    if (!lane) return;
+    const now = this.now();
+    if (now < lane.heldUntil) return;
+    lane.holdMs = lane.holdMs > 0 ? Math.min(MAX_HOLD_MS, lane.holdMs * 2) : FIRST_HOLD_MS;
+    lane.heldUntil = now + lane.holdMs;
+    const { pace: jobsPerDay } = lane.bucket;
+    this.onPaceChange({ destination, jobsPerDay, reason, heldMs: lane.holdMs });
+  }
+
+  /** A job into the destination succeeded: the next hold starts short again. */
+  succeeded(destination: string): void {
+    const lane = this.lanes.get(destination);
+    if (lane) lane.holdMs = 0;
+  }
+
+  /** Whether BigQuery said the destination is over a limit (its pace is cut, or its jobs are held). */
+  throttled(destination: string): boolean {
+    const lane = this.lanes.get(destination);
+    return lane !== undefined && (lane.bucket.cut || this.now() < lane.heldUntil);
   }
 
   /** Stops taking members and fails those waiting (they were never claimed: nothing is lost). */
@@ -112,7 +152,14 @@ export class Batcher<T extends Waiting> {
     let lane = this.lanes.get(destination);
     if (!lane) {
       const bucket = new TokenBucket(pace.jobsPerDay, pace.burst, this.now());
-      lane = { bucket, maxFiles: pace.maxFiles, queue: [], running: false };
+      lane = {
+        bucket,
+        maxFiles: pace.maxFiles,
+        queue: [],
+        running: false,
+        heldUntil: 0,
+        holdMs: 0,
+      };
       this.lanes.set(destination, lane);
     }
     return lane;
@@ -131,6 +178,10 @@ export class Batcher<T extends Waiting> {
     lane.since ??= now;
     if (this.arriving(destination) && now - lane.since < GATHER_MS) {
       this.later(lane, destination, GATHER_STEP_MS);
+      return;
+    }
+    if (now < lane.heldUntil) {
+      this.later(lane, destination, lane.heldUntil - now);
       return;
     }
     if (lane.bucket.recover(now)) {

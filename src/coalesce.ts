@@ -58,8 +58,8 @@ interface Member extends Waiting {
   /** The claim version the next swap expects. */
   version: string;
   deadline: number;
-  /** A forced reload never joins another job: it goes again under its own id. */
-  forced: boolean;
+  /** A forced reload's job id prefix: it never joins another job, and goes again under its own id. */
+  forced?: string;
   finish(outcome: ObjectResult | 'again' | Error): void;
 }
 
@@ -76,12 +76,8 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
   // Objects per destination between their arrival and the queue (their claim and head being read).
   const arriving = new Map<string, number>();
   const batcher = new Batcher<Member>(
-    (table, members) => runJob(table, members, newJobId(members)),
-    (change: PaceChange) =>
-      log.warn(
-        { destination: change.destination, jobsPerDay: change.jobsPerDay },
-        `load jobs into ${change.destination} now paced at ${Math.round(change.jobsPerDay)} a day: ${change.reason}`,
-      ),
+    (table, members) => runJob(table, members, jobIdOf(members)),
+    (change: PaceChange) => log.warn(change, describePaceChange(change)),
     (table) => (arriving.get(table) ?? 0) > 0,
   );
   const paceOf = (item: BatchObject) => ({
@@ -145,7 +141,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         won.forEach((m) => m.finish(asError(error)));
         return;
       }
-      await settleJob(table, won, job, result);
+      await settleJob(table, won, job, result, claim.at);
     })().catch((error: unknown) => members.forEach((m) => m.finish(asError(error))));
     inFlight.set(jobId, run);
     try {
@@ -176,6 +172,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     won: Member[],
     job: LoadJob,
     result: ClaimedLoadResult,
+    started: number,
   ): Promise<void> {
     const { destination } = job;
     const pace = paceOf((won[0] as Member).item);
@@ -183,6 +180,12 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       members.filter((m) => m.forced).forEach((m) => m.finish('again'));
       const rest = members.filter((m) => !m.forced);
       if (rest.length > 0) batcher.add(table, pace, rest, { alone, front: true });
+    };
+    // Over a BigQuery limit a forced reload waits its turn in the queue too, still claimed.
+    const requeueOverLimit = (members: Member[]) => {
+      for (const m of members.filter((member) => member.forced))
+        batcher.add(table, pace, [m], { alone: true, front: true });
+      requeue(members.filter((m) => !m.forced));
     };
     switch (result.outcome) {
       case 'loaded':
@@ -198,6 +201,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
           done.badRecords = result.badRecords.count;
           done.reason = `${result.badRecords.count} bad rows skipped under maxBadRecords in the job; first: ${result.badRecords.first}`;
         }
+        batcher.succeeded(table);
         // Schema changes are told once, on the first member: each has the header that made them.
         const changes = result.outcome === 'loaded' ? result.schemaChanges : undefined;
         won.forEach((m, i) =>
@@ -241,8 +245,10 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         return;
       }
       case 'failed':
-        if (result.quota) batcher.slowDown(table, result.reason);
-        requeue(won);
+        if (result.quota === 'daily') batcher.slowDown(table, result.reason, started);
+        if (result.quota === 'shortTerm') batcher.holdOff(table, result.reason);
+        if (result.quota) requeueOverLimit(won);
+        else requeue(won);
         return;
     }
   }
@@ -321,11 +327,8 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     return { kind: 'again' };
   }
 
-  /**
-   * A member and the outcome its `finish` settles. A queued member (not a forced one) answers 503 when
-   * its time budget runs out first.
-   */
-  function newMember(item: BatchObject, version: string, deadline: number, forced: boolean) {
+  /** A member and the outcome its `finish` settles; it answers 503 when its time budget runs out first. */
+  function newMember(item: BatchObject, version: string, deadline: number, forced?: string) {
     let settle: (outcome: ObjectResult | 'again' | Error) => void = () => undefined;
     const outcome = new Promise<ObjectResult | 'again'>((resolve, reject_) => {
       settle = (result) => (result instanceof Error ? reject_(result) : resolve(result));
@@ -335,7 +338,7 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       table: tableId(item.destination),
       version,
       deadline,
-      forced,
+      ...(forced === undefined ? {} : { forced }),
       size: item.object.size,
       shape: item.head && headerShape(item.head),
       settled: false,
@@ -346,29 +349,31 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
         settle(result);
       },
     };
-    const timer = forced
-      ? undefined
-      : setTimeout(
-          () =>
-            member.finish(
-              new TransientError(
-                `${gsUri(item.object)}: no load job for ${member.table} finished within the time budget; redelivery will follow its claim`,
-              ),
-            ),
-          Math.max(0, deadline - Date.now()),
-        );
+    const timer = setTimeout(
+      () =>
+        member.finish(
+          new TransientError(
+            `${gsUri(item.object)}: no load job for ${member.table} finished within the time budget; redelivery will follow its claim`,
+          ),
+        ),
+      Math.max(0, deadline - Date.now()),
+    );
     return { member, outcome };
   }
 
   /** Waits in the queue for a job; 'again' when the member must read its claim again. */
   function enqueue(item: BatchObject, version: string, deadline: number) {
-    const { member, outcome } = newMember(item, version, deadline, false);
+    const { member, outcome } = newMember(item, version, deadline);
+    queue(member);
+    return outcome;
+  }
+
+  function queue(member: Member, options: { alone?: boolean } = {}): void {
     try {
-      batcher.add(member.table, paceOf(item), [member]);
+      batcher.add(member.table, paceOf(member.item), [member], options);
     } catch (error) {
       member.finish(asError(error));
     }
-    return outcome;
   }
 
   async function load(
@@ -486,17 +491,24 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
     return swap?.kind ?? 'lost';
   }
 
-  /** A forced reload: its own job at once, counted against the pace, claimed over any earlier claim. */
+  /**
+   * A forced reload: its own job, claimed over any earlier claim. It starts at once, counted against
+   * the pace, unless BigQuery said the destination is over a limit: then it waits its turn.
+   */
   async function runForced(
     item: BatchObject,
     forcedBy: string,
     version: string,
     deadline: number,
   ): Promise<ObjectResult | 'again'> {
-    const { member, outcome } = newMember(item, version, deadline, true);
+    const { member, outcome } = newMember(item, version, deadline, forcedPrefix(item, forcedBy));
+    if (batcher.throttled(member.table)) {
+      queue(member, { alone: true });
+      return outcome;
+    }
     batcher.debit(member.table, paceOf(item));
-    const jobId = `${forcedPrefix(item, forcedBy)}_${randomBytes(4).toString('hex')}`;
-    void runJob(member.table, [member], jobId).then(() => member.finish('again'));
+    // Every way a job ends finishes its members or queues them again (over a limit).
+    void runJob(member.table, [member], jobIdOf([member]));
     return outcome;
   }
 
@@ -532,6 +544,19 @@ export function createBatches(services: BatchServices, log: BatchLog): Batches {
       );
     },
   };
+}
+
+/** A forced reload's own job id, or a coalesced job's. */
+function jobIdOf(members: Member[]): string {
+  const forced = members[0]?.forced;
+  return forced === undefined ? newJobId(members) : `${forced}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Says how BigQuery's limits changed a destination's pace. */
+function describePaceChange({ destination, jobsPerDay, reason, heldMs }: PaceChange): string {
+  if (heldMs !== undefined)
+    return `load jobs into ${destination} held for ${heldMs / 1000} s (the pace stays at ${Math.round(jobsPerDay)} a day): ${reason}`;
+  return `load jobs into ${destination} now paced at ${Math.round(jobsPerDay)} a day: ${reason}`;
 }
 
 /** A coalesced job's id: its members and destination, and a nonce, since the same set may go again. */

@@ -55,14 +55,26 @@ export class TokenBucket {
     return Math.ceil(((1 - this.tokens) * DAY_MS) / this.rate);
   }
 
-  /** After a quota error: half the pace and no saved tokens. Returns the new pace. */
-  slowDown(now: number): number {
+  /** Whether a quota error has cut the pace and a day without one has not yet restored it. */
+  get cut(): boolean {
+    return this.lastCut !== undefined;
+  }
+
+  /**
+   * After a quota error: half the pace and no saved tokens. A job started before the last cut brings
+   * no news (jobs that ran side by side fail together): nothing changes. Returns the new pace, or
+   * undefined when it did not change.
+   */
+  slowDown(now: number, jobStarted = now): number | undefined {
     this.refill(now);
-    const base = Number.isFinite(this.rate) ? this.rate : this.jobsPerDay;
-    this.rate = Math.max(MIN_JOBS_PER_DAY, base / 2);
     this.tokens = Math.min(this.tokens, 0);
+    if (this.lastCut !== undefined && jobStarted < this.lastCut) return undefined;
     this.lastCut = now;
-    return this.rate;
+    const base = Number.isFinite(this.rate) ? this.rate : this.jobsPerDay;
+    const rate = Math.max(MIN_JOBS_PER_DAY, base / 2);
+    if (rate === this.rate) return undefined;
+    this.rate = rate;
+    return rate;
   }
 
   /** Doubles a cut pace back once a day has passed without a quota error; true when it changed. */

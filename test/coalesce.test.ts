@@ -1,12 +1,13 @@
 import { expect } from 'chai';
+import * as sinon from 'sinon';
 import { CLAIM_METADATA_KEY, formatClaim, parseClaim } from '../src/claims';
 import { loadConfig } from '../src/config';
 import { TransientError } from '../src/errors';
 import type { IngestRequest, ObjectRef } from '../src/events';
 import { ingest } from '../src/ingest';
-import type { ObjectResult } from '../src/outcomes';
+import type { IngestResult, ObjectResult } from '../src/outcomes';
 import { jobIdFor } from '../src/routing';
-import type { LoadJob } from '../src/warehouses/warehouse';
+import type { ClaimedLoadResult, LoadJob } from '../src/warehouses/warehouse';
 import { MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 
 const TABLE = 'my-proj.ingest.events';
@@ -183,7 +184,7 @@ describe('coalesced loads', () => {
             jobId: job.jobId,
             reason:
               'quotaExceeded: Quota exceeded: Your table exceeded quota for imports or query appends per table',
-            quota: true,
+            quota: 'daily',
           }
         : undefined;
     const result = await event(put(1));
@@ -353,5 +354,101 @@ describe('coalesced loads', () => {
     await run({ objects });
     expect(warehouse.jobs.map((j) => j.sources.length)).to.deep.equal([1, 1, 1, 1, 1]);
     expect(warehouse.claimedJobs.size).to.equal(0);
+  });
+});
+
+describe('pacing under BigQuery limits', () => {
+  let clock: sinon.SinonFakeTimers;
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({
+      now: Date.parse('2025-03-01T00:00:00Z'),
+      toFake: ['Date', 'setTimeout', 'clearTimeout'],
+    });
+  });
+  afterEach(() => clock.restore());
+  const DAILY = 'Quota exceeded: Your table exceeded quota for imports or query appends per table';
+  const SHORT_TERM = 'Exceeded rate limits: too many table update operations for this table';
+  /** Jobs that BigQuery refuses for one of its limits. */
+  const failing =
+    (reason: string, message: string, limit: 'daily' | 'shortTerm') =>
+    (job: LoadJob): ClaimedLoadResult => ({
+      outcome: 'failed',
+      jobId: job.jobId,
+      reason: `${reason}: ${message}`,
+      quota: limit,
+    });
+  /** The request's result, or the 503 its transient failure makes. */
+  const answerOf = (request: Promise<IngestResult>) =>
+    request.catch((error: Error) => ({ status: 503, error: error.message }));
+  /** Moves the clock on by `ms`, letting the real I/O between timers (reading heads) run. */
+  async function advance(ms: number): Promise<void> {
+    for (let passed = 0; passed < ms; passed += 250) {
+      await clock.tickAsync(250);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  it('holds a table a few seconds on rateLimitExceeded and keeps the daily pace: 40 files at 1/s load within 240 s', async () => {
+    const { warehouse, warnings, run, put } = setup('{jobsPerDay: 1000, burst: 10}');
+    // Every third job meets the short-term limit on table metadata updates.
+    let jobs = 0;
+    const limited = failing('rateLimitExceeded', SHORT_TERM, 'shortTerm');
+    warehouse.script = (job) => (++jobs % 3 === 1 ? limited(job) : undefined);
+    const answers: Promise<unknown>[] = [];
+    for (let i = 0; i < 40; i++) {
+      answers.push(answerOf(run({ objects: [put(i)] }, 240_000)));
+      await advance(1000);
+    }
+    await advance(200_000);
+    const results = await Promise.all(answers);
+    const outcomes = results.map((r) => (r as IngestResult).objects?.[0]?.outcome ?? '503');
+    expect(
+      outcomes.filter((o) => o === 'loaded'),
+      outcomes.join(),
+    ).to.have.length(40);
+    expect(warnings.filter((w) => /paced at/.test(w))).to.deep.equal([]);
+    expect(warnings.length).to.be.at.least(1);
+    for (const w of warnings)
+      expect(w).to.match(
+        /^load jobs into my-proj\.ingest\.events held for 5 s \(the pace stays at 1000 a day\): rateLimitExceeded/,
+      );
+  });
+
+  it('a forced reprocess under an exhausted daily quota inserts once per object, warns once, keeps the claims and answers 503', async () => {
+    const { warehouse, warnings, run, put, claimOf } = setup('{jobsPerDay: 1000, burst: 10}');
+    warehouse.script = failing('quotaExceeded', DAILY, 'daily');
+    const objects = Array.from({ length: 20 }, (_, i) => put(i));
+    const answer = answerOf(run({ objects, force: true, forceId: 'm-8' }, 30_000));
+    await advance(31_000);
+    expect(await answer).to.include({ status: 503 });
+    // At most one job per object: those that came after the first refusal waited for a token.
+    const inserted = warehouse.jobs.length;
+    expect(inserted).to.be.within(1, 20);
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(/now paced at 500 a day: quotaExceeded/);
+    // Each object a refused job took stays claimed for that job; the others were never claimed.
+    for (const job of warehouse.jobs) {
+      const name = job.sources[0]?.name ?? '';
+      expect(claimOf(name)?.jobId, name)
+        .to.equal(job.jobId)
+        .and.match(/_rm-8_[0-9a-f]{8}$/);
+    }
+    // Its redelivery waits in the queue too, under the claims it left.
+    const again = answerOf(run({ objects, force: true, forceId: 'm-8' }, 30_000));
+    await advance(31_000);
+    expect(await again).to.include({ status: 503 });
+    expect(warehouse.jobs).to.have.length(inserted);
+    expect(warnings).to.have.length(1);
+  });
+
+  it('loads a forced reprocess held by a rate limit once the hold is over', async () => {
+    const { warehouse, run, put } = setup('{jobsPerDay: 1000, burst: 10}');
+    let jobs = 0;
+    const limited = failing('rateLimitExceeded', SHORT_TERM, 'shortTerm');
+    warehouse.script = (job) => (++jobs === 1 ? limited(job) : undefined);
+    const answer = answerOf(run({ objects: [put(1)], force: true, forceId: 'm-9' }, 60_000));
+    await advance(60_000);
+    expect(((await answer) as IngestResult).objects?.[0]?.outcome).to.equal('loaded');
+    expect(warehouse.jobs).to.have.length(2);
   });
 });

@@ -10,12 +10,15 @@ import {
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError } from '../google-errors';
 import { mapLimit } from '../map-limit';
+import { withTimeout } from '../timeout';
 import { gsUri, type StoredObject } from './store';
 
 // Longer than an insert call may take (the warehouse gives up on one after 60 s) plus clock skew.
 const GRACE_MS = 120_000;
 // A job's members are claimed before it is inserted: this bounds how long that takes for 10,000.
 const PARALLEL_SWAPS = 64;
+// Longest wait for one call, its retries included (the client tries for up to 60 s each time).
+const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
  * Claims kept in each object's custom metadata. A swap is `objects.patch` with `ifGenerationMatch`
@@ -23,15 +26,28 @@ const PARALLEL_SWAPS = 64;
  * applies at most one of two racing swaps. Metadata updates raise `metadataUpdated`, never
  * `finalized`, so a claim triggers nothing.
  */
-export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStore {
+export function createGcsClaims(
+  storage: Storage,
+  graceMs = GRACE_MS,
+  requestTimeoutMs = REQUEST_TIMEOUT_MS,
+): ClaimStore {
+  const call = <T>(work: Promise<T>, uri: string): Promise<T> =>
+    withTimeout(
+      work,
+      requestTimeoutMs,
+      `Cloud Storage claiming ${uri}: no answer within ${requestTimeoutMs} ms`,
+    );
   async function swapOne({ object, claim, version }: ClaimSwap): Promise<SwapResult> {
     const value = formatClaim(claim, object);
     const file = storage.bucket(object.bucket).file(object.name);
     const uri = `${gsUri(object)}#${object.generation}`;
     try {
-      const [updated] = await file.setMetadata(
-        { metadata: { [CLAIM_METADATA_KEY]: value } },
-        { ifGenerationMatch: object.generation, ifMetagenerationMatch: version },
+      const [updated] = await call(
+        file.setMetadata(
+          { metadata: { [CLAIM_METADATA_KEY]: value } },
+          { ifGenerationMatch: object.generation, ifMetagenerationMatch: version },
+        ),
+        uri,
       );
       return { kind: 'won', state: { claim, version: String(updated.metageneration) } };
     } catch (error) {
@@ -40,7 +56,7 @@ export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStor
       if (status !== 412) throw claimError(error, uri);
       // The client retries a conditional update whose answer was lost; the retry then finds our
       // own change and fails its precondition. Read which claim stands.
-      const [current] = await file.getMetadata().catch((e: unknown) => {
+      const [current] = await call(file.getMetadata(), uri).catch((e: unknown) => {
         if (httpStatusOf(e) === 404) return [undefined];
         throw claimError(e, uri);
       });
@@ -55,13 +71,12 @@ export function createGcsClaims(storage: Storage, graceMs = GRACE_MS): ClaimStor
     async read(object, destination) {
       let snapshot: Pick<StoredObject, 'metadata' | 'metageneration'> = object;
       if (object.metageneration === undefined) {
-        const [metadata] = await storage
+        const file = storage
           .bucket(object.bucket)
-          .file(object.name, { generation: object.generation })
-          .getMetadata()
-          .catch((error: unknown) => {
-            throw claimError(error, gsUri(object));
-          });
+          .file(object.name, { generation: object.generation });
+        const [metadata] = await call(file.getMetadata(), gsUri(object)).catch((error: unknown) => {
+          throw claimError(error, gsUri(object));
+        });
         snapshot = { metadata: { [CLAIM_METADATA_KEY]: metadataValue(metadata) ?? '' } };
         snapshot.metageneration = String(metadata.metageneration);
       }
@@ -78,6 +93,7 @@ function metadataValue(metadata: FileMetadata): string | undefined {
 }
 
 function claimError(error: unknown, uri: string): Error {
+  if (error instanceof TransientError) return error;
   const status = httpStatusOf(error);
   const message = `Cloud Storage claiming ${uri}: ${status === undefined ? 'network error' : `HTTP ${status}`}: ${errorMessage(error)}`;
   return isTransientGoogleError(error)

@@ -1,6 +1,7 @@
 import { Storage, type CopyOptions, type File, type FileMetadata } from '@google-cloud/storage';
 import { TransientError, errorMessage } from '../errors';
 import { httpStatusOf, isTransientGoogleError } from '../google-errors';
+import { withTimeout } from '../timeout';
 import {
   BucketNotFoundError,
   ObjectGoneError,
@@ -12,7 +13,11 @@ import {
 export interface GcsStoreOptions {
   /** A configured client; default `new Storage()`, which honours STORAGE_EMULATOR_HOST. */
   storage?: Storage;
+  /** Longest wait for one call (its retries included) before it fails as transient; default 60 s. */
+  requestTimeoutMs?: number;
 }
+
+const REQUEST_TIMEOUT_MS = 60_000;
 
 // objects.list returns at most 1,000 items a page.
 const PAGE_SIZE = 1000;
@@ -26,11 +31,19 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
   const storage = options.storage ?? new Storage();
   const file = (bucket: string, name: string, generation?: string): File =>
     storage.bucket(bucket).file(name, generation === undefined ? {} : { generation });
+  const ms = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const call = <T>(work: Promise<T>, action: string, uri: string): Promise<T> =>
+    withTimeout(work, ms, `Cloud Storage ${action} ${uri}: no answer within ${ms} ms`);
 
   return {
     async stat(bucket, name) {
       try {
-        const [metadata] = await file(bucket, name).getMetadata();
+        const uri = `gs://${bucket}/${name}`;
+        const [metadata] = await call(
+          file(bucket, name).getMetadata(),
+          'reading the metadata of',
+          uri,
+        );
         return toStoredObject(metadata, bucket, name);
       } catch (error) {
         if (httpStatusOf(error) === 404) return undefined;
@@ -48,16 +61,11 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
         decompress: false,
         validation: false,
       });
-      const chunks: Buffer[] = [];
-      let length = 0;
+      const reading = readUpTo(stream, maxBytes);
+      // Once the wait is over the stream is destroyed: the read then fails, and no one waits for it.
+      reading.catch(() => undefined);
       try {
-        // Stop at maxBytes even if the server ignored the range (GCS does for transcoded objects).
-        for await (const chunk of stream) {
-          const bytes = chunk as Buffer;
-          chunks.push(bytes.subarray(0, maxBytes - length));
-          length += Math.min(bytes.length, maxBytes - length);
-          if (length >= maxBytes) break;
-        }
+        return await call(reading, 'reading', uri);
       } catch (error) {
         const status = httpStatusOf(error);
         if (status === 404) throw new ObjectGoneError(`${uri} no longer exists`, { cause: error });
@@ -66,7 +74,6 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
       } finally {
         stream.destroy();
       }
-      return Buffer.concat(chunks, length);
     },
 
     async *list(bucket, prefix) {
@@ -81,7 +88,8 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
             pageToken,
             fields: LIST_FIELDS,
           };
-          const [page, next] = await storage.bucket(bucket).getFiles(query);
+          const listing = storage.bucket(bucket).getFiles(query);
+          const [page, next] = await call(listing, 'listing', `gs://${bucket}/${prefix}`);
           // With `fields` set, the client hands back the raw object resources, not File instances.
           items = page as unknown[];
           pageToken = next && 'pageToken' in next ? next.pageToken : undefined;
@@ -99,10 +107,11 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
       const uri = `${gsUri(object)}#${object.generation}`;
       try {
         // The precondition makes the update idempotent, so the client retries it itself.
-        await file(object.bucket, object.name).setMetadata(
+        const update = file(object.bucket, object.name).setMetadata(
           { metadata },
           { ifGenerationMatch: object.generation },
         );
+        await call(update, 'updating the metadata of', uri);
       } catch (error) {
         const status = httpStatusOf(error);
         if (status === 404 || status === 412)
@@ -115,11 +124,10 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
       const uri = `${gsUri(object)}#${object.generation}`;
       const source = file(object.bucket, object.name, object.generation);
       try {
-        const [current] = await source.getMetadata();
-        await source.copy(
-          storage.bucket(object.bucket).file(targetName),
-          copyOptions(current, metadata),
-        );
+        const action = `copying to gs://${object.bucket}/${targetName}`;
+        const [current] = await call(source.getMetadata(), action, uri);
+        const target = storage.bucket(object.bucket).file(targetName);
+        await call(source.copy(target, copyOptions(current, metadata)), action, uri);
       } catch (error) {
         if (httpStatusOf(error) === 404)
           throw new ObjectGoneError(`${uri} no longer exists`, { cause: error });
@@ -127,6 +135,19 @@ export function createGcsStore(options: GcsStoreOptions = {}): ObjectStore {
       }
     },
   };
+}
+
+/** At most `maxBytes` of the stream, even if the server ignored the range (GCS does for transcoded objects). */
+async function readUpTo(stream: NodeJS.ReadableStream, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of stream) {
+    const bytes = chunk as Buffer;
+    chunks.push(bytes.subarray(0, maxBytes - length));
+    length += Math.min(bytes.length, maxBytes - length);
+    if (length >= maxBytes) break;
+  }
+  return Buffer.concat(chunks, length);
 }
 
 /**
@@ -185,6 +206,7 @@ function isTransient(error: unknown): boolean {
 }
 
 function toStoreError(error: unknown, action: string, uri: string): Error {
+  if (error instanceof TransientError) return error;
   const status = httpStatusOf(error);
   if (isTransient(error)) {
     const what = status === undefined ? 'network error' : `HTTP ${status}`;

@@ -21,6 +21,7 @@ import { httpStatusOf, isTransientGoogleError, reasonsOf } from '../google-error
 import { gsUri, type StoredObject } from '../stores/store';
 import { removeCopies, stageSources } from './staging';
 import { sourceUri, unloadableName, withOriginalUris, originalUri } from './source-uris';
+import { withTimeout } from '../timeout';
 import {
   tableId,
   type BadRecords,
@@ -28,6 +29,7 @@ import {
   type Destination,
   type LoadJob,
   type LoadResult,
+  type QuotaLimit,
   type SourceHead,
   type TableInfo,
   type Warehouse,
@@ -109,11 +111,25 @@ const TRANSIENT_JOB_REASONS = new Set([
 ]);
 const CONTENT_REASONS = new Set(['invalid', 'invalidQuery', 'notFound']);
 /*
- * A table's daily load jobs (1,500, failed ones included) ends a job with quotaExceeded, location
- * `load_job_per_table.long`; jobs.insert itself answers 403 rateLimitExceeded or quotaExceeded when the
- * project inserts too fast. Either slows a coalescing destination's pace (batcher.ts).
+ * BigQuery's limits come in two kinds, told apart by the reason
+ * (https://cloud.google.com/bigquery/docs/troubleshoot-quotas, "Overview"): `rateLimitExceeded` is a
+ * short-term limit, to be retried after a few seconds with exponential back-off (e.g. "Exceeded rate
+ * limits: too many table update operations for this table", the table metadata updates per 10 s of
+ * https://cloud.google.com/bigquery/quotas#standard_tables); `quotaExceeded` a longer-term one (e.g.
+ * the load jobs per table per day, 1,500 with failed jobs counted, location `load_job_per_table.long`:
+ * https://cloud.google.com/bigquery/quotas#load_jobs). A message that begins "Exceeded rate limits"
+ * is taken as short-term whatever its reason. A daily quota slows a coalescing destination's pace; a
+ * rate limit holds its jobs a few seconds (batcher.ts).
  */
 const QUOTA_REASONS = new Set(['quotaExceeded', 'rateLimitExceeded']);
+
+/** Which limit an error's reason and message name, or undefined when it is none of BigQuery's limits. */
+export function quotaLimitOf(reason: string, message: string): QuotaLimit | undefined {
+  if (!QUOTA_REASONS.has(reason)) return undefined;
+  return reason === 'rateLimitExceeded' || /exceeded rate limits/i.test(message)
+    ? 'shortTerm'
+    : 'daily';
+}
 // Load jobs per table per day a batching route may run: headroom under BigQuery's 1,500 for other writers.
 const DEFAULT_JOBS_PER_DAY = 1000;
 const TRANSIENT_HTTP_REASONS = new Set([
@@ -158,7 +174,8 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   const running = new Set<Promise<unknown>>();
   const call = <T>(work: Promise<T>, what: string, deadline = Infinity): Promise<T> => {
     const ms = Math.min(requestTimeoutMs, Math.max(deadline - Date.now(), MIN_REQUEST_TIMEOUT_MS));
-    return unlessStopped(withTimeout(work, ms, what), stopping.signal);
+    const timeout = `${what}: no answer from BigQuery within ${ms} ms`;
+    return unlessStopped(withTimeout(work, ms, timeout), stopping.signal);
   };
   const pause = (ms: number) => unlessStopped(sleep(ms), stopping.signal);
   // The client substitutes its project for this token when it sends a request.
@@ -188,7 +205,7 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   type Inserted =
     | { kind: 'inserted' | 'existing'; job: JobResource }
     | { kind: 'invalid'; reason: string }
-    | { kind: 'quota'; reason: string };
+    | { kind: 'quota'; reason: string; limit: QuotaLimit };
 
   async function insert(job: LoadJob, jobId: string, plan: Planned): Promise<Inserted> {
     return insertJob(job, jobId, toJobConfiguration(job, defaultProject, plan.plan, stagingPrefix));
@@ -214,7 +231,11 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
       // A configuration BigQuery refuses comes from the object's route and name (e.g. a partition
       // date that is no date): the object is rejected, as for content errors.
       const quota = reasonsOf(error).find((reason) => QUOTA_REASONS.has(reason));
-      if (quota) return { kind: 'quota', reason: `${quota}: ${errorMessage(error)}` };
+      if (quota) {
+        const message = errorMessage(error);
+        const limit = quotaLimitOf(quota, message) ?? 'daily';
+        return { kind: 'quota', reason: `${quota}: ${message}`, limit };
+      }
       if (httpStatusOf(error) === 400 && reasonsOf(error).includes('invalid')) {
         return {
           kind: 'invalid',
@@ -342,7 +363,12 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
     if (inserted.kind === 'invalid')
       return ended(job, { outcome: 'rejected', jobId: job.jobId, reason: inserted.reason });
     if (inserted.kind === 'quota')
-      return { outcome: 'failed', jobId: job.jobId, reason: inserted.reason, quota: true };
+      return {
+        outcome: 'failed',
+        jobId: job.jobId,
+        reason: inserted.reason,
+        quota: inserted.limit,
+      };
     // Its id is new, so an existing job is this very insert, retried after a lost answer.
     const done = await awaitDone(inserted.job, job.jobId, job);
     if (schemaDisagrees(done)) {
@@ -486,8 +512,9 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
         toJobConfiguration(part, defaultProject, plan, stagingPrefix),
       async run(configuration, jobId) {
         const inserted = await insertJob(job, jobId, configuration);
-        if (inserted.kind === 'invalid' || inserted.kind === 'quota')
-          return { refused: inserted.reason };
+        if (inserted.kind === 'quota')
+          throw new TransientError(`inserting BigQuery job ${jobId}: ${inserted.reason}`);
+        if (inserted.kind === 'invalid') return { refused: inserted.reason };
         const done = await awaitDone(inserted.job, jobId, job);
         return { job: done, existing: inserted.kind === 'existing' };
       },
@@ -738,12 +765,12 @@ function claimedResult(job: JobResource, jobId: string): ClaimedLoadResult {
   if (result?.outcome === 'loaded' && inputBytes !== undefined && inputBytes !== null)
     return { ...result, inputBytes: Number(inputBytes) };
   if (result) return result;
-  const reason = job.status?.errorResult?.reason ?? '';
+  const { reason = '', message = '' } = job.status?.errorResult ?? {};
   return {
     outcome: 'failed',
     jobId,
     reason: describe(job.status?.errorResult),
-    quota: QUOTA_REASONS.has(reason),
+    quota: quotaLimitOf(reason ?? '', message ?? '') ?? false,
   };
 }
 
@@ -839,17 +866,6 @@ function toWarehouseError(error: unknown, action: string): Error {
   return isTransientGoogleError(error, TRANSIENT_HTTP_REASONS)
     ? new TransientError(message, { cause: error })
     : new Error(message, { cause: error });
-}
-
-function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TransientError(`${what}: no answer from BigQuery within ${ms} ms`)),
-      ms,
-    );
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

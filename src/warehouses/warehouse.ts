@@ -96,8 +96,14 @@ export type LoadResult =
 /** What a coalesced job came to: a transient failure is an outcome too, its members are claimed again. */
 export type ClaimedLoadResult =
   | LoadResult
-  /** `quota`: BigQuery's quotaExceeded or rateLimitExceeded, which slows the destination's pace. */
-  | { outcome: 'failed'; jobId: string; reason: string; quota: boolean };
+  /**
+   * `quota`: which of BigQuery's limits refused the job. A daily quota (quotaExceeded) slows the
+   * destination's pace; a short-term rate limit (rateLimitExceeded) holds its jobs a few seconds.
+   */
+  | { outcome: 'failed'; jobId: string; reason: string; quota: QuotaLimit | false };
+
+/** A daily quota (load jobs per table per day), or a short-term rate limit (operations per 10 s). */
+export type QuotaLimit = 'daily' | 'shortTerm';
 
 /** A job a claim names, as the warehouse knows it now, with the URIs it read. */
 export interface FollowedJob {

@@ -69,6 +69,12 @@ export interface BigQueryServerOptions {
    * over it ends with errorResult quotaExceeded at `load_job_per_table.long`. Unset: no limit.
    */
   loadJobsPerTable?: { limit: number; dayMs: number };
+  /**
+   * BigQuery's short-term limit on table metadata updates (5 per 10 s, a load job being one): a job
+   * that makes more than `limit` within `windowMs` ends with errorResult rateLimitExceeded, "Exceeded
+   * rate limits: too many table update operations for this table". Unset: no limit.
+   */
+  tableUpdateRate?: { limit: number; windowMs: number };
   /** jobs.query answers `jobComplete: false`, so that the client fetches rows with getQueryResults. */
   slowQueries?: boolean;
 }
@@ -499,7 +505,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     sendJson(res, 200, resource(state));
   }
 
-  /** Counts the job against its table's quota; the quotaExceeded script when it is over. */
+  /** Counts the job against its table's limits; the rateLimitExceeded or quotaExceeded script when over one. */
   function overQuota(projectId: string, body: JobBody, now: number): JobScript | undefined {
     const ref = body.configuration?.load?.destinationTable as
       { projectId?: string; datasetId: string; tableId: string } | undefined;
@@ -508,6 +514,11 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     const times = tableJobs.get(key) ?? [];
     tableJobs.set(key, times);
     times.push(now);
+    const rate = options.tableUpdateRate;
+    if (rate && times.filter((t) => t > now - rate.windowMs).length > rate.limit) {
+      const message = 'Exceeded rate limits: too many table update operations for this table';
+      return { durationMs: 0, errorResult: { reason: 'rateLimitExceeded', message } };
+    }
     const quota = options.loadJobsPerTable;
     if (!quota) return undefined;
     const inWindow = times.filter((t) => t > now - quota.dayMs).length;

@@ -41,6 +41,8 @@ export interface Fault {
   delayMs?: number;
   /** Handle the request, then destroy the connection instead of answering: the answer is lost. */
   loseAnswer?: boolean;
+  /** Never answer: the connection stays open, silent, until the server closes. */
+  hang?: boolean;
 }
 
 export interface VirtualContent {
@@ -709,6 +711,7 @@ export async function applyFault(
   fault.times = (fault.times ?? 1) - 1;
   if (fault.times <= 0) faults.splice(index, 1);
   if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+  if (fault.hang) return true;
   if (fault.loseAnswer) {
     res.end = ((): http.ServerResponse => {
       res.socket?.destroy();

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { TransientError } from '../../src/errors';
 import { createGcsStore } from '../../src/stores/gcs';
+import { createGcsClaims } from '../../src/stores/gcs-claims';
 import { ObjectGoneError, type ObjectStore, type StoredObject } from '../../src/stores/store';
 import { testObjectStore } from '../contract/store-contract';
 import {
@@ -308,4 +309,47 @@ describe('createGcsStore', () => {
     expect(await retrying.stat(BUCKET, 'in/r.csv')).to.include({ name: 'in/r.csv' });
     expect(server.count((r) => r.path === `/b/${BUCKET}/o/in/r.csv`)).to.equal(2);
   });
+});
+
+describe('Cloud Storage calls that never answer', () => {
+  let server: GcsServer;
+  let object: StoredObject;
+  beforeEach(async () => {
+    server = await startGcsServer();
+    object = toStored(server.put(BUCKET, 'in/h.csv', 'a,b\n1,2\n'));
+  });
+  afterEach(() => server.close());
+
+  // The client's own retries included: each call gives up after the store's timeout.
+  const store = () => createGcsStore({ storage: storageClient(server), requestTimeoutMs: 300 });
+  const claims = () => createGcsClaims(storageClient(server), 120_000, 300);
+  const calls: [string, () => Promise<unknown>][] = [
+    ['stat', () => store().stat(BUCKET, 'in/h.csv')],
+    ['readHead', () => store().readHead(object, 100)],
+    ['list', () => drain(store().list(BUCKET, 'in/'))],
+    ['annotate', () => store().annotate?.(object, { k: 'v' }) ?? Promise.resolve()],
+    ['copyTo', () => store().copyTo(object, '_quarantine/in/h.csv', {})],
+    ['claims.read', () => claims().read(object, 'p.d.t')],
+    [
+      'claims.swap',
+      () =>
+        claims().swap([
+          {
+            object,
+            claim: { jobId: 'ingest_x', at: Date.now(), destination: 'p.d.t' },
+            version: '1',
+          },
+        ]),
+    ],
+  ];
+  for (const [name, run] of calls) {
+    it(`${name}: a hung call is a TransientError once the timeout has passed`, async () => {
+      server.fail({ hang: true, times: 100 });
+      const error = await caught(run());
+      expect(error, String(error)).to.be.instanceOf(TransientError);
+      expect((error as Error).message)
+        .to.match(/no answer within 300 ms/)
+        .and.include(`gs://${BUCKET}/`);
+    });
+  }
 });

@@ -573,6 +573,49 @@ describe('createBigQueryWarehouse', () => {
       });
     }
 
+    // https://cloud.google.com/bigquery/docs/troubleshoot-quotas: the reason tells a short-term
+    // limit (rateLimitExceeded) from a longer-term quota (quotaExceeded).
+    const SHORT_TERM = 'Exceeded rate limits: too many table update operations for this table';
+    const DAILY =
+      'Quota exceeded: Your table exceeded quota for imports or query appends per table';
+    const limits: [string, (jobId: string) => void, 'shortTerm' | 'daily'][] = [
+      [
+        'jobs.insert answering 403 rateLimitExceeded',
+        () =>
+          bq.fail({
+            status: 403,
+            reason: 'rateLimitExceeded',
+            message: SHORT_TERM,
+            match: isInsert,
+          }),
+        'shortTerm',
+      ],
+      [
+        'jobs.insert answering 403 quotaExceeded',
+        () => bq.fail({ status: 403, reason: 'quotaExceeded', message: DAILY, match: isInsert }),
+        'daily',
+      ],
+      [
+        'a job ending in rateLimitExceeded',
+        (jobId) =>
+          bq.script(jobId, { errorResult: { reason: 'rateLimitExceeded', message: SHORT_TERM } }),
+        'shortTerm',
+      ],
+      [
+        'a job ending in quotaExceeded',
+        (jobId) => bq.script(jobId, { errorResult: { reason: 'quotaExceeded', message: DAILY } }),
+        'daily',
+      ],
+    ];
+    for (const [what, arrange, limit] of limits) {
+      it(`a coalesced job: ${what} fails it for a ${limit} limit`, async () => {
+        const load = job([csvObject(1)]);
+        arrange(load.jobId);
+        const result = await warehouse.loadClaimed(load);
+        expect(result).to.include({ outcome: 'failed', quota: limit });
+      });
+    }
+
     it('jobs.get answering 503 while the job runs is a TransientError', async () => {
       const load = job([csvObject(1)]);
       bq.script(load.jobId, { durationMs: 200 });
