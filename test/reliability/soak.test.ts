@@ -65,7 +65,10 @@ describe('soak: 2,000 events at 50 concurrent requests on the local backend', fu
         { object, expected: 'new' },
       );
       events.push({ object: await write(`skip/${i}.txt`, 'not a csv'), expected: 'skipped' });
-      events.push({ object: await write(`bad/${i}.csv`, 'id,value\n'), expected: 'rejected' });
+      events.push({
+        object: await write(`bad/${i}.csv`, 'id,value\n1,\u0000\n'),
+        expected: 'rejected',
+      });
     }
     expect(events).to.have.length(EVENTS);
     // A fixed shuffle, so that duplicates race their first load.
