@@ -185,7 +185,7 @@ export function testDrift(name: string, setup: () => Promise<DriftFixture>): voi
         .to.match(/\bid\b/)
         .and.match(/INT64/)
         .and.match(/three/);
-      expect(reason).to.match(/line 3|location \d+/);
+      expect(reason).to.match(/line 3|row 2 |location \d+/);
       expect(await rows('id', 'name')).to.deep.equal([['1', 'a']]);
     });
 

@@ -189,7 +189,7 @@ describe('DuckDB warehouse', function () {
           { name: 'id', type: 'INT64' },
           { name: 'n', type: 'INT64' },
         ],
-        reason: /could not parse "x" as INT64 for column "n" \(line 3 of /,
+        reason: /could not parse "x" as INT64 for column "n" \(row 2 of /,
       },
       {
         what: 'a missing REQUIRED value',
@@ -241,7 +241,7 @@ describe('DuckDB warehouse', function () {
           { name: 'a', type: 'INT64' },
           { name: 'b', type: 'INT64' },
         ],
-        reason: /too many bad rows: 2, more than maxBadRecords 1; first: .*"x".*line 3/,
+        reason: /too many bad rows: 2, more than maxBadRecords 1; first: .*"x".*row 2 of/,
       },
       { what: 'gzip that is not gzip', content: 'a,b\n1,2\n', reason: /gzip/i },
     ];
@@ -380,6 +380,43 @@ describe('DuckDB warehouse', function () {
       expect(early, JSON.stringify(early)).to.deep.include({ outcome: 'loaded', rows: 3401 });
     });
 
+    it('rejects a late value that does not fit the type its first rows gave, never changing it', async () => {
+      const rows = (value: (i: number) => string) =>
+        Array.from({ length: 3000 }, (_, i) => `${value(i)},x`).join('\n');
+      const late = [
+        ['INT64', rows((i) => String(i)), '2.5'],
+        ['DATE', rows(() => '2024-01-02'), '2024-01-02 10:00:00'],
+        ['TIMESTAMP', rows(() => '2024-01-02 10:00:00+01:00'), 'soon'],
+      ];
+      for (const [type, head, value] of late) {
+        const result = await loadText(`v,s\n${head}\n${value},x\n`, { table: `t_${type}` });
+        expect(result.outcome === 'rejected' && result.reason, JSON.stringify(result)).to.include(
+          `could not parse "${value}" as ${type} for column "v"`,
+        );
+      }
+    });
+
+    it('stores each TIMESTAMP form BigQuery reads as the instant it names', async () => {
+      const values = [
+        '2018-07-05 12:54:00 UTC',
+        '2018-08-19 07:11:35.220 -05:00',
+        '2018/08/19 12:11',
+        '2018-08-19T12:11:35.220Z',
+        '1534680695.5',
+      ];
+      const schema: SchemaField[] = [{ name: 'ts', type: 'TIMESTAMP' }];
+      const result = await loadText(`ts\n${values.join('\n')}\n`, { schema });
+      expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 5 });
+      const stored = await rowsOf('SELECT CAST(ts AS VARCHAR) FROM ds.t ORDER BY ts');
+      expect(stored.map((row) => row[0])).to.deep.equal([
+        '2018-07-05 12:54:00+00',
+        '2018-08-19 12:11:00+00',
+        '2018-08-19 12:11:35.22+00',
+        '2018-08-19 12:11:35.22+00',
+        '2018-08-19 12:11:35.5+00',
+      ]);
+    });
+
     it('maps every BigQuery type of a schema', async () => {
       const schema: SchemaField[] = [
         { name: 's', type: 'STRING' },
@@ -447,11 +484,11 @@ describe('DuckDB warehouse', function () {
       ]);
     });
 
-    it("rejects a value that does not convert to the table's type, naming line and column", async () => {
+    it("rejects a value that does not convert to the table's type, naming row and column", async () => {
       expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
       const result = await loadText('a,b\n3,4\n5,five\n', { name: 'in/other.csv' });
       expect(result.outcome === 'rejected' && result.reason).to.match(
-        /could not parse "five" as INT64 for column "b" \(line 3 of gs:\/\/b\/in\/other\.csv\)/,
+        /could not parse "five" as INT64 for column "b" \(row 2 of gs:\/\/b\/in\/other\.csv\)/,
       );
       expect(await rowsOf('SELECT count(*) FROM ds.t')).to.deep.equal([[1n]]);
     });
@@ -824,7 +861,7 @@ describe('DuckDB warehouse', function () {
     expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 30_001 });
     const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
     expect(bad?.count).to.equal(1);
-    expect(bad?.first).to.match(/"x".*\(line 30003 of gs:\/\/b\/in\/data\.csv\)$/);
+    expect(bad?.first).to.match(/"x".*\(row 30002 of gs:\/\/b\/in\/data\.csv\)$/);
   });
 
   describe('a source that changes while it loads', () => {

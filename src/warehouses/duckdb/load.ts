@@ -1,15 +1,24 @@
-import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { TransientError, errorMessage } from '../../errors';
 import type { StoredObject } from '../../stores/store';
 import type { BadRecords, ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
 import { PARTITION_COLUMN, alterTable, createTable } from './catalog';
-import { DROP_REJECTS, badRows, compressionOf, readCsvOptions, selectExpression } from './csv';
+import {
+  DROP_REJECTS,
+  PROBLEM_COLUMN,
+  STAGED,
+  badRows,
+  combine,
+  firstRefused,
+  refusedRows,
+} from './bad-rows';
+import { compressionOf, locateRefused, readCsvOptions, rowProblem, selectExpression } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
 import { openSources } from './sources';
 import type { Stop } from './session';
-import { quote, targetOf, type Target } from './sql';
+import { literal, quote, targetOf, type Target } from './sql';
 
 /**
  * Loads a job in one transaction with its ledger row, or records why its data cannot load. A job id
@@ -61,7 +70,10 @@ export async function loadJob(
     // DuckDB's message about a source that changed, or a gzip cut short, would blame the wrong thing.
     const replaced = error instanceof Replaced ? error.message : await sources.changed();
     if (replaced !== undefined) return { outcome: 'replaced', jobId: job.jobId, reason: replaced };
-    const reason = (await sources.brokenGzip()) ?? rejectionReason(error, job, sources.paths);
+    const reason =
+      (await sources.brokenGzip()) ??
+      (error instanceof Refused ? await error.locate() : undefined) ??
+      rejectionReason(error, job, sources.paths);
     if (reason === undefined) throw asWarehouseError(error, job, target);
     // A coalesced job's failure is recorded per rejected member, by the caller.
     if (!job.claimed) await insertRejection(c, job, reason);
@@ -69,6 +81,41 @@ export async function loadJob(
   } finally {
     await sources.close();
   }
+}
+
+/**
+ * A value BigQuery would refuse stopped the insert. Where it is can only be asked once the failed
+ * transaction has been rolled back.
+ */
+class Refused extends Error {
+  constructor(
+    message: string,
+    readonly locate: () => Promise<string | undefined>,
+  ) {
+    super(message);
+  }
+}
+
+/** The error `selectExpression` raises for a value BigQuery would refuse. */
+function isRefusal(error: unknown): boolean {
+  return /^Invalid Input Error: could not parse "/.test(errorMessage(error));
+}
+
+/**
+ * Reads the group into a temporary table with why each row cannot load, then inserts the rows that
+ * can: BigQuery skips and counts rows whose values it refuses under maxBadRecords.
+ */
+async function insertGoodRows(
+  c: DuckDBConnection,
+  insert: string,
+  read: { group: string[]; options: string },
+  problem: string,
+): Promise<number> {
+  await c.run(
+    `CREATE OR REPLACE TEMP TABLE ${STAGED} AS SELECT *, ${problem} AS ${PROBLEM_COLUMN} FROM read_csv($1, ${read.options})`,
+    [listValue(read.group)],
+  );
+  return (await c.run(`${insert} FROM temp.${STAGED} WHERE ${PROBLEM_COLUMN} IS NULL`)).rowsChanged;
 }
 
 /** A member's claim names another job now: this one must not commit. */
@@ -99,27 +146,41 @@ async function writeRows(
   }
   const into = columns.map((column) => column.name);
   const select = columns.map(selectExpression);
-  const params: DuckDBValue[] = [listValue([])];
   if (date !== undefined) {
     await c.run(`DELETE FROM ${target.sql} WHERE ${quote(PARTITION_COLUMN)} = CAST($1 AS DATE)`, [
       date,
     ]);
     into.push(PARTITION_COLUMN);
-    select.push('CAST($2 AS DATE)');
-    params.push(date);
+    select.push(`CAST(${literal(date)} AS DATE)`);
   }
+  const insert = `INSERT INTO ${target.sql} (${into.map(quote).join(', ')}) SELECT ${select.join(', ')}`;
+  const lenient = job.csv.maxBadRecords > 0;
   let rows = 0;
+  const skipped: BadRecords[] = [];
   // One statement per compression: the descriptor paths carry no extension to infer it from.
   for (const compression of ['none', 'gzip'] as const) {
     const group = paths.filter((_, i) => compressionOf(job.sources[i]) === compression);
     if (group.length === 0) continue;
-    params[0] = listValue(group);
-    const sql =
-      `INSERT INTO ${target.sql} (${into.map(quote).join(', ')}) ` +
-      `SELECT ${select.join(', ')} FROM read_csv($1, ${readCsvOptions(job, columns, compression)})`;
-    rows += (await c.run(sql, params)).rowsChanged;
+    const read = { group, options: readCsvOptions(job, columns, compression) };
+    const locate = locateRefused(job, columns, compression, group);
+    if (lenient) {
+      const written = await insertGoodRows(c, insert, read, rowProblem(columns));
+      rows += written;
+      skipped.push(await refusedRows(c, job, paths, locate));
+      await c.run(`DROP TABLE temp.${STAGED}`);
+      continue;
+    }
+    try {
+      rows += (await c.run(`${insert} FROM read_csv($1, ${read.options})`, [listValue(group)]))
+        .rowsChanged;
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+      throw new Refused(errorMessage(error), () => firstRefused(c, job, paths, locate));
+    }
   }
-  const bad = job.csv.maxBadRecords > 0 ? await badRows(c, job, paths) : { count: 0, first: '' };
+  const bad = lenient
+    ? combine([await badRows(c, job, paths), ...skipped])
+    : { count: 0, first: '' };
   if (bad.count > job.csv.maxBadRecords) {
     throw new Rejection(
       `too many bad rows: ${bad.count}, more than maxBadRecords ${job.csv.maxBadRecords}; first: ${bad.first}`,
