@@ -203,7 +203,12 @@ describe('DuckDB warehouse', function () {
       {
         what: 'invalid UTF-8',
         content: Buffer.from('a,b\n1,caf\xe9\n', 'latin1'),
-        reason: /utf-8|unicode/i,
+        reason: /^not valid UTF-8.*; set csv\.encoding: ISO-8859-1 for Latin-1 files/,
+      },
+      {
+        what: 'invalid UTF-8 past the head the header check reads',
+        content: Buffer.from(`a,b\n${'1,x\n'.repeat(40_000)}1,caf\xe9\n`, 'latin1'),
+        reason: /unicode.*; set csv\.encoding: ISO-8859-1 for Latin-1 files$/i,
       },
       {
         what: 'invalid UTF-8 in the header',
