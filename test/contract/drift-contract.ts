@@ -6,10 +6,7 @@ import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult } from '../../src/warehouses/warehouse';
 import { contractJob, type WarehouseFixture } from './warehouse-contract';
 
-/** A warehouse fixture that can also show a table's rows, each value as text (null for NULL). */
-export interface DriftFixture extends WarehouseFixture {
-  rows(dataset: string, table: string): Promise<Record<string, string | null>[]>;
-}
+export type DriftFixture = WarehouseFixture;
 
 const BUCKET = 'drift-bucket';
 const DATASET = 'drift';

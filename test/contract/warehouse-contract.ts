@@ -10,6 +10,8 @@ export interface WarehouseFixture {
   warehouse: Warehouse;
   /** Stores an object where the warehouse can read it. */
   put(bucket: string, name: string, content: Buffer | string): Promise<StoredObject>;
+  /** A table's rows, each value as text (null for NULL). */
+  rows(dataset: string, table: string): Promise<Record<string, string | null>[]>;
   /** Another warehouse over the same data, as a restarted process builds it; closed by teardown. */
   reopen?(): Promise<Warehouse>;
   teardown(): Promise<void>;
@@ -304,6 +306,31 @@ export function testWarehouse(
     it('records a rejection without failing', async () => {
       const object = await fixture.put(BUCKET, 'in/items.csv', csvRows(1));
       await warehouse.recordRejection(contractJob([object]), 'header does not match the schema');
+    });
+
+    describe('ISO-8859-1 text', () => {
+      // Each byte is the code point of the same number, 0x80-0x9F too (Windows-1252's curly quotes,
+      // euro sign and dashes), as BigQuery reads ISO-8859-1.
+      const text = 'caf\xe9 \x80 \x93\x94 \x96 \x9f \xff';
+      const schema: SchemaField[] = [
+        { name: 'id', type: 'INT64' },
+        { name: 'name', type: 'STRING' },
+      ];
+      for (const gzip of [false, true]) {
+        it(`stores every byte as the code point of the same number${gzip ? ' (gzip)' : ''}`, async () => {
+          const content = Buffer.from(`id,name\n1,${text}\n2,"${text}"\n`, 'latin1');
+          const name = gzip ? 'in/latin1.csv.gz' : 'in/latin1.csv';
+          const object = await fixture.put(BUCKET, name, gzip ? gzipSync(content) : content);
+          const csv = { ...DEFAULT_CSV, encoding: 'ISO-8859-1' as const };
+          const destination = { dataset: DATASET, table: 'latin1' };
+          expectLoaded(
+            await warehouse.load(contractJob([object], { schema, csv, destination })),
+            2,
+          );
+          const names = (await fixture.rows(DATASET, 'latin1')).map((row) => row.name);
+          expect(names).to.deep.equal([text, text]);
+        });
+      }
     });
 
     describe('values BigQuery reads as each type', () => {

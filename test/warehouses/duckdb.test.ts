@@ -12,6 +12,7 @@ import {
   DEFAULT_CSV,
   type ColumnRules,
   type CsvOptions,
+  ENCODINGS,
   type SchemaField,
 } from '../../src/config';
 import { TransientError } from '../../src/errors';
@@ -25,7 +26,7 @@ import {
 } from '../../src/warehouses/duckdb';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { testDrift } from '../contract/drift-contract';
-import { contractJob, testWarehouse } from '../contract/warehouse-contract';
+import { contractJob, testWarehouse, type WarehouseFixture } from '../contract/warehouse-contract';
 import { holdLock } from '../helpers/duckdb';
 import { gzipCutAfter } from '../helpers/gzip';
 
@@ -77,6 +78,16 @@ async function query(file: string, sql: string): Promise<unknown[][]> {
   }
 }
 
+/** A table's rows as the status page previews them. */
+function tableRows(local: Local): WarehouseFixture['rows'] {
+  return async (dataset, table) => {
+    const preview = await local.warehouse.inspector.preview(`${dataset}.${table}`, 1000);
+    return (preview?.rows ?? []).map((row) =>
+      Object.fromEntries(preview!.columns.map((column, i) => [column, row[i] ?? null])),
+    );
+  };
+}
+
 testWarehouse(
   'DuckDB',
   async () => {
@@ -88,6 +99,7 @@ testWarehouse(
         expect(bucket).to.be.a('string');
         return local.put(name, content);
       },
+      rows: tableRows(local),
       reopen: async () => {
         const warehouse = createDuckDbWarehouse({ file: local.file, objectPath: local.objectPath });
         reopened.push(warehouse);
@@ -107,12 +119,7 @@ testDrift('DuckDB', async () => {
   return {
     warehouse: local.warehouse,
     put: (_bucket, name, content) => local.put(name, content),
-    rows: async (dataset, table) => {
-      const preview = await local.warehouse.inspector.preview(`${dataset}.${table}`, 1000);
-      return (preview?.rows ?? []).map((row) =>
-        Object.fromEntries(preview!.columns.map((column, i) => [column, row[i] ?? null])),
-      );
-    },
+    rows: tableRows(local),
     teardown: () => local.cleanup(),
   };
 });
@@ -820,9 +827,12 @@ describe('DuckDB warehouse', function () {
         reason: /not a valid gzip file: unexpected end of file/,
       },
     ];
-    for (const c of cases) {
-      it(`rejects a gzip ${c.what}, writing and recording nothing else`, async () => {
-        const result = await loadText(await c.content(), { name: 'in/data.csv.gz' });
+    for (const [c, encoding] of cases.flatMap((c) => ENCODINGS.map((e) => [c, e] as const))) {
+      it(`rejects a gzip ${c.what}, writing and recording nothing else (${encoding})`, async () => {
+        const result = await loadText(await c.content(), {
+          name: 'in/data.csv.gz',
+          csv: { encoding },
+        });
         expect(result.outcome, JSON.stringify(result)).to.equal('rejected');
         const reason = result.outcome === 'rejected' ? result.reason : '';
         expect(reason).to.match(c.reason);
@@ -867,6 +877,72 @@ describe('DuckDB warehouse', function () {
     const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
     expect(bad?.count).to.equal(1);
     expect(bad?.first).to.match(/"x".*\(row 30002 of gs:\/\/b\/in\/data\.csv\)$/);
+  });
+
+  describe('ISO-8859-1 sources, read through UTF-8 copies', () => {
+    const latin1 = (rows: number) =>
+      Buffer.from(`id,name\n${'1,caf\xe9 \x93quoted\x94 \x80\n'.repeat(rows)}`, 'latin1');
+    let copies: string[];
+    let stopWhenCopying: boolean;
+    let mkdtemp: sinon.SinonStub;
+    beforeEach(() => {
+      copies = [];
+      stopWhenCopying = false;
+      const real = fs.mkdtemp.bind(fs);
+      mkdtemp = sinon.stub(fs, 'mkdtemp').callsFake(async (prefix: string) => {
+        const folder = await real(prefix);
+        copies.push(folder);
+        if (stopWhenCopying) void local.warehouse.abort('shutting down');
+        return folder;
+      });
+    });
+    afterEach(() => mkdtemp.restore());
+
+    async function expectRemoved(): Promise<void> {
+      expect(copies).to.have.length(1);
+      for (const folder of copies) {
+        expect(await fs.stat(folder).catch(() => 'gone'), folder).to.equal('gone');
+      }
+    }
+
+    const cases: { what: string; content: Buffer; name?: string; outcome: string }[] = [
+      { what: 'a load', content: latin1(3), outcome: 'loaded' },
+      { what: 'a gzip load', content: gzipSync(latin1(3)), name: 'in/x.csv.gz', outcome: 'loaded' },
+      {
+        what: 'a rejection',
+        content: Buffer.from('id\n1\nx\xe9\n', 'latin1'),
+        outcome: 'rejected',
+      },
+      {
+        what: 'a broken gzip',
+        content: gzipSync(latin1(3)).subarray(0, 30),
+        name: 'in/x.csv.gz',
+        outcome: 'rejected',
+      },
+    ];
+    for (const c of cases) {
+      it(`are removed after ${c.what}`, async () => {
+        const schema: SchemaField[] = [{ name: 'id', type: 'INT64' }];
+        if (c.what !== 'a rejection') schema.push({ name: 'name', type: 'STRING' });
+        const result = await loadText(c.content, {
+          name: c.name,
+          schema,
+          csv: { encoding: 'ISO-8859-1' },
+        });
+        expect(result.outcome, JSON.stringify(result)).to.equal(c.outcome);
+        await expectRemoved();
+      });
+    }
+
+    it('are removed when a load is stopped while it copies', async () => {
+      const object = await local.put('in/big.csv', latin1(500_000));
+      stopWhenCopying = true;
+      const csv = { ...DEFAULT_CSV, encoding: 'ISO-8859-1' as const };
+      const stopped = await local.warehouse.load(contractJob([object], { csv })).catch((e) => e);
+      expect(stopped).to.be.instanceOf(TransientError);
+      expect((stopped as Error).message).to.match(/shutting down/);
+      await expectRemoved();
+    });
   });
 
   describe('a source that changes while it loads', () => {

@@ -38,6 +38,15 @@ export function duckColumn(column: TableColumn): Column {
 
 export type Compression = 'none' | 'gzip';
 
+/**
+ * What DuckDB reads, one path per source, and how each is compressed. The text is UTF-8: sources.ts
+ * copies the sources of an ISO-8859-1 route as UTF-8.
+ */
+export interface Reads {
+  paths: string[];
+  compressions: Compression[];
+}
+
 export function compressionOf(source: StoredObject | undefined): Compression {
   return source?.name.endsWith('.gz') ? 'gzip' : 'none';
 }
@@ -58,12 +67,12 @@ const SNIFF_BUFFER_BYTES = 4 * 1024 * 1024;
 export async function sniffTypes(
   c: DuckDBConnection,
   job: LoadJob,
-  paths: string[],
+  { paths, compressions }: Reads,
   count: number,
 ): Promise<string[]> {
   const csv = job.csv;
   const sql =
-    `SELECT Columns, TimestampFormat FROM sniff_csv($1, ${dialectOptions(csv, compressionOf(job.sources[0]))}, ` +
+    `SELECT Columns, TimestampFormat FROM sniff_csv($1, ${dialectOptions(csv, compressions[0] ?? 'none')}, ` +
     `null_padding=true, strict_mode=false, ignore_errors=true, dateformat='%Y-%m-%d', ` +
     `sample_size=${SNIFF_ROWS}, buffer_size=${SNIFF_BUFFER_BYTES})`;
   let row: Record<string, unknown> | undefined;
@@ -90,7 +99,7 @@ function dialectOptions(csv: CsvOptions, compression: Compression): string {
     `escape=${literal(csv.quote)}`,
     "comment=''",
     `nullstr=${literal(csv.nullMarker)}`,
-    `encoding=${literal(csv.encoding === 'UTF-8' ? 'utf-8' : 'latin-1')}`,
+    "encoding='utf-8'", // see Reads
     `compression=${literal(compression)}`,
   ].join(', ');
 }

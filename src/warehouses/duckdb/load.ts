@@ -12,11 +12,11 @@ import {
   firstRefused,
   refusedRows,
 } from './bad-rows';
-import { compressionOf, locateRefused, readCsvOptions, rowProblem, selectExpression } from './csv';
+import { locateRefused, readCsvOptions, rowProblem, selectExpression } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
-import { openSources } from './sources';
+import { openSources, type Sources } from './sources';
 import type { Stop } from './session';
 import { literal, quote, targetOf, type Target } from './sql';
 
@@ -38,16 +38,19 @@ export async function loadJob(
   if (Date.now() > job.deadline) {
     throw new TransientError(`job ${job.jobId} waited past its deadline for the DuckDB warehouse`);
   }
-  const sources = await openSources(job, objectPath, target);
+  const sources = await openSources(job, objectPath, target, signal).catch((error: unknown) => {
+    throwIfAborted(signal, error);
+    throw error;
+  });
   let inTransaction = false;
   try {
     // Planning only reads, outside the transaction: a failed sniff would abort a transaction.
-    const plan = await planWrite(c, job, target, sources.paths);
+    const plan = await planWrite(c, job, target, sources);
     if (job.csv.maxBadRecords > 0) await c.run(DROP_REJECTS);
     throwIfAborted(signal);
     await c.run('BEGIN TRANSACTION');
     inTransaction = true;
-    const { rows, bad } = await writeRows(c, job, target, sources.paths, plan);
+    const { rows, bad } = await writeRows(c, job, target, sources, plan);
     const replaced = await sources.changed();
     if (replaced !== undefined) throw new Replaced(replaced);
     const broken = await sources.brokenGzip();
@@ -133,7 +136,7 @@ async function writeRows(
   c: DuckDBConnection,
   job: LoadJob,
   target: Target,
-  paths: string[],
+  { paths, compressions }: Sources,
   plan: WritePlan,
 ): Promise<{ rows: number; bad: BadRecords }> {
   const { columns, date } = plan;
@@ -159,7 +162,7 @@ async function writeRows(
   const skipped: BadRecords[] = [];
   // One statement per compression: the descriptor paths carry no extension to infer it from.
   for (const compression of ['none', 'gzip'] as const) {
-    const group = paths.filter((_, i) => compressionOf(job.sources[i]) === compression);
+    const group = paths.filter((_, i) => compressions[i] === compression);
     if (group.length === 0) continue;
     const read = { group, options: readCsvOptions(job, columns, compression) };
     const locate = locateRefused(job, columns, compression, group);

@@ -3,7 +3,7 @@ import { planLoad, schemaChanges, type TableColumn } from '../../columns';
 import { headerShape } from '../../jobs';
 import type { LoadJob } from '../warehouse';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
-import { duckColumn, sniffTypes } from './csv';
+import { duckColumn, sniffTypes, type Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 import { sourceHead } from './header';
 import type { Target } from './sql';
@@ -29,7 +29,7 @@ export async function planWrite(
   c: DuckDBConnection,
   job: LoadJob,
   target: Target,
-  paths: string[],
+  reads: Reads,
 ): Promise<WritePlan> {
   const date = job.write === 'partition' ? partitionDate(job.destination.partition) : undefined;
   const existing = await tableColumns(c, target);
@@ -46,13 +46,13 @@ export async function planWrite(
     );
   }
   const before = existing?.filter((column) => column.name !== PARTITION_COLUMN).map(toBigQuery);
-  const head = await sameHeader(job, paths);
+  const head = await sameHeader(job, reads);
   const plan = planLoad(head, job, before, target.id);
   if (plan !== 'fromFile' && 'rejected' in plan) throw new Rejection(plan.rejected);
   const replace = existing !== undefined;
   if (plan === 'fromFile') {
     // BigQuery-style autodetect: names from the header row, types sniffed by DuckDB.
-    const types = await sniffTypes(c, job, paths, head.header.length);
+    const types = await sniffTypes(c, job, reads, head.header.length);
     const columns = head.header.map((name, i) => ({
       name,
       type: types[i] ?? 'VARCHAR',
@@ -82,10 +82,10 @@ export async function planWrite(
  * The first source's head; every other source must have the same header to share its job. A
  * coalesced job's members were grouped by header already.
  */
-async function sameHeader(job: LoadJob, paths: string[]) {
-  const first = job.head ?? (await sourceHead(job, paths, 0));
+async function sameHeader(job: LoadJob, reads: Reads) {
+  const first = job.head ?? (await sourceHead(job, reads, 0));
   for (let i = 1; i < (job.claimed ? 0 : job.sources.length); i++) {
-    const other = await sourceHead(job, paths, i);
+    const other = await sourceHead(job, reads, i);
     if (headerShape(other) !== headerShape(first)) {
       throw new Rejection(
         `the header of ${uriOf(job, i)} (${other.header.join(',')}) differs from that of ${uriOf(job, 0)} (${first.header.join(',')}) in the same job`,
