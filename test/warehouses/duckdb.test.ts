@@ -864,6 +864,55 @@ describe('DuckDB warehouse', function () {
     });
   });
 
+  describe('malformed rows and refused values under maxBadRecords count together', () => {
+    const typed: SchemaField[] = [
+      { name: 'a', type: 'INT64' },
+      { name: 'b', type: 'STRING' },
+    ];
+    const text: SchemaField[] = [
+      { name: 'a', type: 'STRING' },
+      { name: 'b', type: 'STRING' },
+    ];
+    // Two bad rows each, the first on line 3.
+    const cases = [
+      {
+        what: 'a short row and a refused value',
+        content: 'a,b\n1,x\n2\ny,z\n3,w\n',
+        schema: typed,
+      },
+      {
+        what: 'long rows (STRING columns only)',
+        content: 'a,b\n1,x\n2,y,z\n3,w\n4,v,u\n',
+        schema: text,
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.what}: skipped within the limit`, async () => {
+        const result = await loadText(c.content, {
+          csv: { maxBadRecords: 2 },
+          schema: c.schema,
+        });
+        expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 2 });
+        const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
+        expect(bad?.count).to.equal(2);
+        expect(bad?.first).to.match(/line 3 of gs:\/\/b\/in\/data\.csv/);
+      });
+
+      it(`${c.what}: over the limit, rejected with nothing written`, async () => {
+        const result = await loadText(c.content, {
+          csv: { maxBadRecords: 1 },
+          schema: c.schema,
+        });
+        expect(result.outcome === 'rejected' && result.reason).to.match(
+          /^too many bad rows: 2, more than maxBadRecords 1; first: .*line 3 of/,
+        );
+        expect(
+          await rowsOf("SELECT * FROM information_schema.tables WHERE table_schema = 'ds'"),
+        ).to.deep.equal([]);
+      });
+    }
+  });
+
   it('reports the row skipped under maxBadRecords among 30,002', async () => {
     const good = Array.from({ length: 30_001 }, (_, i) => `${i},${i}\n`).join('');
     const result = await loadText(`a,b\n${good}x,1\n`, {

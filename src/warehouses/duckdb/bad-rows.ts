@@ -1,16 +1,10 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import type { BadRecords, LoadJob } from '../warehouse';
+import { REJECTS_SCAN, REJECTS_TABLE, type Locate } from './csv';
 import { uriForPath } from './errors';
 
-export const REJECTS_TABLE = '_ingest_reject_errors';
-export const REJECTS_SCAN = '_ingest_reject_scans';
-/** The rows of a read with `maxBadRecords`, each with why it cannot load (or NULL) and its file. */
-export const STAGED = '_ingest_staged_rows';
-export const PROBLEM_COLUMN = '_ingest_row_problem';
-export const FILE_COLUMN = '_ingest_source_file';
-
 /** Clears what the last read with `maxBadRecords` left behind. */
-export const DROP_REJECTS = [REJECTS_TABLE, REJECTS_SCAN, STAGED]
+export const DROP_REJECTS = [REJECTS_TABLE, REJECTS_SCAN]
   .map((table) => `DROP TABLE IF EXISTS temp.${table};`)
   .join(' ');
 
@@ -31,27 +25,16 @@ export async function badRows(
   return { count: Number(count), first: `${String(message)} (line ${String(line)} of ${uri})` };
 }
 
-/** The staged rows whose values cannot load, and where the first of them is. */
+/** The rows of the group whose values cannot load, and where the first of them is. */
 export async function refusedRows(
   c: DuckDBConnection,
   job: LoadJob,
   paths: string[],
   locate: Locate,
 ): Promise<BadRecords> {
-  const reader = await c.runAndReadAll(
-    `SELECT count(*) FROM temp.${STAGED} WHERE ${PROBLEM_COLUMN} IS NOT NULL`,
-  );
+  const reader = await c.runAndReadAll(locate.count, [listValue(locate.group)]);
   const count = Number(reader.getRowsJS()[0]?.[0] ?? 0);
   return { count, first: count > 0 ? ((await firstRefused(c, job, paths, locate)) ?? '') : '' };
-}
-
-/**
- * Sources to search, and the SQL that reads one (`$1`) in file order: `n` numbers its rows,
- * `problem` says why one cannot load.
- */
-export interface Locate {
-  group: string[];
-  sql: string;
 }
 
 /**

@@ -4,7 +4,6 @@ import type { CsvOptions, FieldType } from '../../config';
 import type { StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import type { Column } from './catalog';
-import { FILE_COLUMN, REJECTS_SCAN, REJECTS_TABLE, type Locate } from './bad-rows';
 import { literal, quote } from './sql';
 import { convertedValue, isChecked, refusal } from './values';
 
@@ -104,6 +103,9 @@ function dialectOptions(csv: CsvOptions, compression: Compression): string {
   ].join(', ');
 }
 
+export const REJECTS_TABLE = '_ingest_reject_errors';
+export const REJECTS_SCAN = '_ingest_reject_scans';
+
 /**
  * How a read treats a malformed row: `fail` the statement, `store` it in the rejects tables (for
  * maxBadRecords), or `skip` it.
@@ -115,7 +117,7 @@ export function readCsvOptions(
   job: LoadJob,
   columns: Column[],
   compression: Compression,
-  malformed: MalformedRows = job.csv.maxBadRecords > 0 ? 'store' : 'fail',
+  malformed: MalformedRows,
 ): string {
   const csv = job.csv;
   const types = columns.map((col) => `${literal(col.name)}: ${literal(readType(col.type))}`);
@@ -130,7 +132,6 @@ export function readCsvOptions(
   if (malformed === 'store') {
     options.push(
       `ignore_errors=true, store_rejects=true, rejects_table='${REJECTS_TABLE}', rejects_scan='${REJECTS_SCAN}'`,
-      `filename='${FILE_COLUMN}'`,
     );
   }
   return options.join(', ');
@@ -183,6 +184,13 @@ export function selectExpression(column: Column): string {
   return `CASE ${cases.join(' ')} ELSE ${value} END`;
 }
 
+/** The value to insert from a row `rowProblem` found no problem with. */
+export function checkedExpression(column: Column): string {
+  const name = quote(column.name);
+  if (column.type === 'BLOB') return `from_base64(${name})`;
+  return convertedValue(name, column.type, true);
+}
+
 /** Why a row read with these columns cannot load (SQL text, NULL when it can), for maxBadRecords. */
 export function rowProblem(columns: Column[]): string {
   const checks = columns.flatMap((column) => [...valueProblems(column), ...rowChecks(column)]);
@@ -190,14 +198,29 @@ export function rowProblem(columns: Column[]): string {
   return `CASE ${checks.map(([when, why]) => `WHEN ${when} THEN ${why}`).join(' ')} END`;
 }
 
-/** Reads `$1` in file order, numbering its rows (`n`) and saying why one cannot load (`problem`). */
+/**
+ * Sources of one compression, the SQL that reads one (`$1`) in file order (`n` numbers its rows,
+ * `problem` says why one cannot load), and the SQL that counts the rows of them all (`$1`) with a
+ * value that cannot load, storing the malformed ones in the rejects tables.
+ */
+export interface Locate {
+  group: string[];
+  compression: Compression;
+  sql: string;
+  count: string;
+}
+
+/** The reads that count and find the rows of these sources with a value that cannot load. */
 export function locateRefused(
   job: LoadJob,
   columns: Column[],
   compression: Compression,
   group: string[],
 ): Locate {
-  const options = `${readCsvOptions(job, columns, compression, 'skip')}, parallel=false`;
-  const sql = `SELECT row_number() OVER () AS n, ${rowProblem(columns)} AS problem FROM read_csv($1, ${options})`;
-  return { group, sql };
+  const problem = rowProblem(columns);
+  const options = (malformed: MalformedRows) =>
+    readCsvOptions(job, columns, compression, malformed);
+  const sql = `SELECT row_number() OVER () AS n, ${problem} AS problem FROM read_csv($1, ${options('skip')}, parallel=false)`;
+  const count = `SELECT count(*) FROM read_csv($1, ${options('store')}) WHERE ${problem} IS NOT NULL`;
+  return { group, compression, sql, count };
 }

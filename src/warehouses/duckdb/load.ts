@@ -2,17 +2,16 @@ import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import { TransientError, errorMessage } from '../../errors';
 import type { StoredObject } from '../../stores/store';
 import type { BadRecords, ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
-import { PARTITION_COLUMN, alterTable, createTable } from './catalog';
+import { PARTITION_COLUMN, alterTable, createTable, type Column } from './catalog';
+import { DROP_REJECTS, badRows, combine, firstRefused, refusedRows } from './bad-rows';
 import {
-  DROP_REJECTS,
-  PROBLEM_COLUMN,
-  STAGED,
-  badRows,
-  combine,
-  firstRefused,
-  refusedRows,
-} from './bad-rows';
-import { locateRefused, readCsvOptions, rowProblem, selectExpression } from './csv';
+  checkedExpression,
+  locateRefused,
+  readCsvOptions,
+  rowProblem,
+  selectExpression,
+  type Locate,
+} from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
 import { planWrite, type WritePlan } from './plan';
@@ -104,23 +103,6 @@ function isRefusal(error: unknown): boolean {
   return /^Invalid Input Error: could not parse "/.test(errorMessage(error));
 }
 
-/**
- * Reads the group into a temporary table with why each row cannot load, then inserts the rows that
- * can: BigQuery skips and counts rows whose values it refuses under maxBadRecords.
- */
-async function insertGoodRows(
-  c: DuckDBConnection,
-  insert: string,
-  read: { group: string[]; options: string },
-  problem: string,
-): Promise<number> {
-  await c.run(
-    `CREATE OR REPLACE TEMP TABLE ${STAGED} AS SELECT *, ${problem} AS ${PROBLEM_COLUMN} FROM read_csv($1, ${read.options})`,
-    [listValue(read.group)],
-  );
-  return (await c.run(`${insert} FROM temp.${STAGED} WHERE ${PROBLEM_COLUMN} IS NULL`)).rowsChanged;
-}
-
 /** A member's claim names another job now: this one must not commit. */
 class ClaimMoved extends Error {}
 
@@ -130,6 +112,28 @@ class Replaced extends Error {}
 /** Stops a load that `abort` interrupted (DuckDB's error, when it was interrupted, is the cause). */
 function throwIfAborted(signal: AbortSignal, cause?: unknown): void {
   if (signal.aborted) throw new TransientError(errorMessage(signal.reason), { cause });
+}
+
+/**
+ * Under maxBadRecords BigQuery skips and counts malformed rows and rows with a value it refuses.
+ * Counting them before the insert spares it for a file over the limit (rejected here), and spares
+ * the insert the filter when no value is refused. `refused` counts per group.
+ */
+async function countBad(
+  c: DuckDBConnection,
+  job: LoadJob,
+  paths: string[],
+  locates: Locate[],
+): Promise<{ bad: BadRecords; refused: number[] }> {
+  const refused: BadRecords[] = [];
+  for (const locate of locates) refused.push(await refusedRows(c, job, paths, locate));
+  const bad = combine([await badRows(c, job, paths), ...refused]);
+  if (bad.count > job.csv.maxBadRecords) {
+    throw new Rejection(
+      `too many bad rows: ${bad.count}, more than maxBadRecords ${job.csv.maxBadRecords}; first: ${bad.first}`,
+    );
+  }
+  return { bad, refused: refused.map((r) => r.count) };
 }
 
 async function writeRows(
@@ -147,47 +151,42 @@ async function writeRows(
     await alterTable(c, target, plan.add, plan.relax);
     if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
   }
-  const into = columns.map((column) => column.name);
-  const select = columns.map(selectExpression);
+  const into = columns.map((column) => quote(column.name));
+  const partition: string[] = [];
   if (date !== undefined) {
     await c.run(`DELETE FROM ${target.sql} WHERE ${quote(PARTITION_COLUMN)} = CAST($1 AS DATE)`, [
       date,
     ]);
-    into.push(PARTITION_COLUMN);
-    select.push(`CAST(${literal(date)} AS DATE)`);
+    into.push(quote(PARTITION_COLUMN));
+    partition.push(`CAST(${literal(date)} AS DATE)`);
   }
-  const insert = `INSERT INTO ${target.sql} (${into.map(quote).join(', ')}) SELECT ${select.join(', ')}`;
-  const lenient = job.csv.maxBadRecords > 0;
-  let rows = 0;
-  const skipped: BadRecords[] = [];
+  const insert = (values: (column: Column) => string) =>
+    `INSERT INTO ${target.sql} (${into.join(', ')}) SELECT ${[...columns.map(values), ...partition].join(', ')}`;
   // One statement per compression: the descriptor paths carry no extension to infer it from.
-  for (const compression of ['none', 'gzip'] as const) {
-    const group = paths.filter((_, i) => compressions[i] === compression);
-    if (group.length === 0) continue;
-    const read = { group, options: readCsvOptions(job, columns, compression) };
-    const locate = locateRefused(job, columns, compression, group);
-    if (lenient) {
-      const written = await insertGoodRows(c, insert, read, rowProblem(columns));
-      rows += written;
-      skipped.push(await refusedRows(c, job, paths, locate));
-      await c.run(`DROP TABLE temp.${STAGED}`);
-      continue;
-    }
+  const locates = (['none', 'gzip'] as const)
+    .map((compression) => {
+      const group = paths.filter((_, i) => compressions[i] === compression);
+      return locateRefused(job, columns, compression, group);
+    })
+    .filter((locate) => locate.group.length > 0);
+  const lenient = job.csv.maxBadRecords > 0;
+  const { bad, refused } = lenient
+    ? await countBad(c, job, paths, locates)
+    : { bad: { count: 0, first: '' }, refused: [] };
+  let rows = 0;
+  for (const [i, locate] of locates.entries()) {
+    const options = readCsvOptions(job, columns, locate.compression, lenient ? 'skip' : 'fail');
+    // Rows with a refused value are left out, and the others need no second check.
+    const sql =
+      (refused[i] ?? 0) > 0
+        ? `${insert(checkedExpression)} FROM read_csv($1, ${options}) WHERE ${rowProblem(columns)} IS NULL`
+        : `${insert(selectExpression)} FROM read_csv($1, ${options})`;
     try {
-      rows += (await c.run(`${insert} FROM read_csv($1, ${read.options})`, [listValue(group)]))
-        .rowsChanged;
+      rows += (await c.run(sql, [listValue(locate.group)])).rowsChanged;
     } catch (error) {
       if (!isRefusal(error)) throw error;
       throw new Refused(errorMessage(error), () => firstRefused(c, job, paths, locate));
     }
-  }
-  const bad = lenient
-    ? combine([await badRows(c, job, paths), ...skipped])
-    : { count: 0, first: '' };
-  if (bad.count > job.csv.maxBadRecords) {
-    throw new Rejection(
-      `too many bad rows: ${bad.count}, more than maxBadRecords ${job.csv.maxBadRecords}; first: ${bad.first}`,
-    );
   }
   if (rows === 0)
     throw new Rejection(

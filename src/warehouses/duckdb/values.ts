@@ -34,12 +34,14 @@ export function isChecked(type: string): boolean {
  * The value of `name` (text) as `type`, or NULL when it is not what BigQuery reads as that type.
  * A TIMESTAMP's text is brought to a form DuckDB casts: `-` between date parts, no `UTC` or `Z`
  * (DuckDB, without its ICU extension, reads a time without a zone as UTC, as BigQuery does) and no
- * space before an offset.
+ * space before an offset. `matches`: the text is known to be in such a form.
  */
-export function convertedValue(name: string, type: string): string {
+export function convertedValue(name: string, type: string, matches = false): string {
   const form = FORMS[bigQueryType(type)];
   if (form === undefined) return name;
-  const matched = `CASE WHEN regexp_full_match(${name}, ${literal(form)}) THEN ${name} END`;
+  const matched = matches
+    ? name
+    : `CASE WHEN regexp_full_match(${name}, ${literal(form)}) THEN ${name} END`;
   if (bigQueryType(type) !== 'TIMESTAMP') return `TRY_CAST(${matched} AS ${type})`;
   const text = `regexp_replace(replace(${matched}, '/', '-'), '^([^ T]+[ T][0-9:.]+) ?(Z|UTC)? ?', '\\1')`;
   const epoch = `make_timestamp(CAST(TRY_CAST(${matched} AS DECIMAL(38,6)) * 1000000 AS BIGINT))`;
