@@ -10,6 +10,8 @@ export type WriteMode = (typeof WRITE_MODES)[number];
 export const BACKENDS = ['local', 'gcp'] as const;
 export type Backend = (typeof BACKENDS)[number];
 export const ENCODINGS = ['UTF-8', 'ISO-8859-1'] as const;
+/** What a reason about text that is not UTF-8 suggests. */
+export const LATIN1_HINT = 'set csv.encoding: ISO-8859-1 for Latin-1 files';
 export const FIELD_TYPES = [
   'STRING',
   'INT64',

@@ -1,6 +1,6 @@
 import { parse } from 'fast-csv';
 import * as zlib from 'node:zlib';
-import type { CsvOptions } from './config';
+import { LATIN1_HINT, type CsvOptions } from './config';
 
 /** How much of an object the service reads itself: the rest is read by the warehouse. */
 export const HEAD_BYTES = 64 * 1024;
@@ -110,7 +110,9 @@ export function decode(
   while (offset > good - 3 && offset > 0 && !decodesAsUtf8(bytes.subarray(0, offset), true))
     offset--;
   const line = bytes.subarray(0, offset).toString('latin1').split('\n').length;
-  return { error: `not valid UTF-8: invalid byte sequence at offset ${offset} (line ${line})` };
+  return {
+    error: `not valid UTF-8: invalid byte sequence at offset ${offset} (line ${line}); ${LATIN1_HINT}`,
+  };
 }
 
 /** Unless `complete`, a head cut inside a multi-byte character is not an error. */

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { gzipSync } from 'node:zlib';
-import { DEFAULT_COLUMNS, DEFAULT_CSV, type SchemaField } from '../../src/config';
+import { DEFAULT_COLUMNS, DEFAULT_CSV, type FieldType, type SchemaField } from '../../src/config';
 import { TransientError } from '../../src/errors';
 import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
@@ -10,6 +10,8 @@ export interface WarehouseFixture {
   warehouse: Warehouse;
   /** Stores an object where the warehouse can read it. */
   put(bucket: string, name: string, content: Buffer | string): Promise<StoredObject>;
+  /** A table's rows, each value as text (null for NULL). */
+  rows(dataset: string, table: string): Promise<Record<string, string | null>[]>;
   /** Another warehouse over the same data, as a restarted process builds it; closed by teardown. */
   reopen?(): Promise<Warehouse>;
   teardown(): Promise<void>;
@@ -51,6 +53,63 @@ export function contractJob(sources: StoredObject[], overrides: Partial<LoadJob>
     ...overrides,
   };
 }
+
+/**
+ * Per type, text BigQuery's CSV loader reads and text it refuses ("Details of loading CSV data",
+ * https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-csv); NUMERIC holds 38 digits,
+ * 9 after the point.
+ */
+export const TYPE_CASES: { type: FieldType; valid: string[]; invalid: string[] }[] = [
+  {
+    type: 'INT64',
+    valid: ['0', '-12', '+7', '9223372036854775807'],
+    invalid: ['2.5', '-1.5', '0x10', '1_000', '1e3', '9223372036854775808', 'ten'],
+  },
+  {
+    type: 'FLOAT64',
+    valid: ['1.5', '-2', '.5', '1e3', '2.5E-3', 'inf', 'NaN'],
+    invalid: ['1_0.5', '0x10', '1,5', 'abc'],
+  },
+  {
+    type: 'NUMERIC',
+    valid: ['2.50', '-3', '.123456789', '12345678901234567890123456789.123456789'],
+    invalid: ['1.1234567891', '1e3', '1_000', '123456789012345678901234567890'],
+  },
+  {
+    type: 'BOOL',
+    valid: ['true', 'FALSE', 't', 'F', 'yes', 'No', 'y', 'N', '1', '0'],
+    invalid: ['on', '2', 'maybe'],
+  },
+  {
+    type: 'DATE',
+    valid: ['2024-01-31', '2024-02-29'],
+    invalid: ['2024-01-01 10:00', '2024/01/01', '20240101', '2024-02-30', '2023-02-29'],
+  },
+  {
+    type: 'DATETIME',
+    valid: ['2024-01-01 10:00:00', '2024-01-01 10:00:00.123456', '2024-01-01T23:59:59'],
+    invalid: ['2024-01-01', '2024-01-01 10:00', '2024-01-01 10:00:00+02:00', '2024-01-01 25:00:00'],
+  },
+  {
+    type: 'TIME',
+    valid: ['00:00:00', '23:59:59.999999'],
+    invalid: ['12:11', '24:00:00', '12:11:35+02', 'noon'],
+  },
+  {
+    type: 'TIMESTAMP',
+    valid: [
+      '2018-08-19 12:11',
+      '2018-08-19 12:11:35',
+      '2018-08-19 12:11:35.22',
+      '2018/08/19 12:11',
+      '2018-07-05 12:54:00 UTC',
+      '2018-08-19 07:11:35.220 -05:00',
+      '2018-08-19T12:11:35.220Z',
+      '1534680695',
+    ],
+    invalid: ['nonsense', '2024-01-01', '2024-13-01 00:00:00', '2024-01-01 10:00 PST'],
+  },
+];
 
 function dataRows(count: number, start = 0): string {
   return Array.from(
@@ -286,6 +345,73 @@ export function testWarehouse(
     it('records a rejection without failing', async () => {
       const object = await fixture.put(BUCKET, 'in/items.csv', csvRows(1));
       await warehouse.recordRejection(contractJob([object]), 'header does not match the schema');
+    });
+
+    describe('ISO-8859-1 text', () => {
+      // Each byte is the code point of the same number, 0x80-0x9F too (Windows-1252's curly quotes,
+      // euro sign and dashes), as BigQuery reads ISO-8859-1.
+      const text = 'caf\xe9 \x80 \x93\x94 \x96 \x9f \xff';
+      const schema: SchemaField[] = [
+        { name: 'id', type: 'INT64' },
+        { name: 'name', type: 'STRING' },
+      ];
+      for (const gzip of [false, true]) {
+        it(`stores every byte as the code point of the same number${gzip ? ' (gzip)' : ''}`, async () => {
+          const content = Buffer.from(`id,name\n1,${text}\n2,"${text}"\n`, 'latin1');
+          const name = gzip ? 'in/latin1.csv.gz' : 'in/latin1.csv';
+          const object = await fixture.put(BUCKET, name, gzip ? gzipSync(content) : content);
+          const csv = { ...DEFAULT_CSV, encoding: 'ISO-8859-1' as const };
+          const destination = { dataset: DATASET, table: 'latin1' };
+          expectLoaded(
+            await warehouse.load(contractJob([object], { schema, csv, destination })),
+            2,
+          );
+          const names = (await fixture.rows(DATASET, 'latin1')).map((row) => row.name);
+          expect(names).to.deep.equal([text, text]);
+        });
+      }
+    });
+
+    describe('values BigQuery reads as each type', () => {
+      for (const { type, valid, invalid } of TYPE_CASES) {
+        const table = { dataset: DATASET, table: `typed_${type.toLowerCase()}` };
+        const schema: SchemaField[] = [
+          { name: 'id', type: 'INT64' },
+          { name: 'value', type },
+        ];
+        const file = (values: string[]) =>
+          `id,value\n${values.map((v, i) => `${i},"${v}"`).join('\n')}\n`;
+
+        when(options.badRecords)(
+          `${type}: loads what BigQuery reads, skips and counts what it refuses`,
+          async () => {
+            const object = await fixture.put(BUCKET, 'in/mixed.csv', file([...valid, ...invalid]));
+            const csv = { ...DEFAULT_CSV, maxBadRecords: invalid.length };
+            const result = await warehouse.load(
+              contractJob([object], { schema, csv, destination: table }),
+            );
+            expectLoaded(result, valid.length);
+            const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
+            expect(bad?.count, JSON.stringify(result)).to.equal(invalid.length);
+          },
+        );
+
+        it(`${type}: rejects a file with a value BigQuery refuses, leaving the table as it was`, async () => {
+          const good = await fixture.put(BUCKET, 'in/good.csv', file(valid));
+          expectLoaded(
+            await warehouse.load(contractJob([good], { schema, destination: table })),
+            valid.length,
+          );
+          for (const value of invalid) {
+            const object = await fixture.put(BUCKET, 'in/bad.csv', file([valid[0] ?? '', value]));
+            const reason = expectRejected(
+              await warehouse.load(contractJob([object], { schema, destination: table })),
+            );
+            expect(reason, value).to.include('value');
+          }
+          expect(await rowsIn(table.table)).to.equal(valid.length);
+        });
+      }
     });
 
     describe('rows skipped under maxBadRecords', () => {

@@ -1153,17 +1153,50 @@ function autodetect(records: CsvRecord[], skip: number): TableState['schema'] {
   }));
 }
 
-const VALUE_CHECKS: Record<string, RegExp> = {
-  INTEGER: /^[+-]?\d+$/,
+// What the loader reads as each type: "Details of loading CSV data" in
+// https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-csv; NUMERIC holds 38 digits, 9
+// after the point, BIGNUMERIC 38 after it (https://cloud.google.com/bigquery/docs/reference/standard-sql/data-types).
+const DATE_FORM = String.raw`\d{4}-\d{1,2}-\d{1,2}`;
+const VALUE_FORMS: Record<string, RegExp> = {
   INT64: /^[+-]?\d+$/,
-  FLOAT: /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$/i,
   FLOAT64: /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$/i,
-  NUMERIC: /^[+-]?(\d+\.?\d*|\.\d+)$/,
-  BIGNUMERIC: /^[+-]?(\d+\.?\d*|\.\d+)$/,
+  NUMERIC: /^[+-]?(\d{1,29}(\.\d{0,9})?|\.\d{1,9})$/,
+  BIGNUMERIC: /^[+-]?(\d{1,38}(\.\d{0,38})?|\.\d{1,38})$/,
   BOOL: /^(true|false|t|f|yes|no|y|n|1|0)$/i,
-  BOOLEAN: /^(true|false|t|f|yes|no|y|n|1|0)$/i,
-  DATE: /^\d{4}-\d{1,2}-\d{1,2}$/,
+  DATE: new RegExp(`^${DATE_FORM}$`),
+  DATETIME: new RegExp(String.raw`^${DATE_FORM}[ T]\d{1,2}:\d{2}:\d{2}(\.\d{1,6})?$`),
+  TIME: /^\d{1,2}:\d{2}:\d{2}(\.\d{1,6})?$/,
+  // A date and a time with an optional zone; with a schema also seconds since the Unix epoch.
+  TIMESTAMP: new RegExp(
+    String.raw`^(${DATE_FORM}|\d{4}/\d{1,2}/\d{1,2})[ T]\d{1,2}:\d{2}(:\d{2}(\.\d{1,6})?)?( ?(Z|UTC)| ?[+-]\d{1,2}(:?\d{2})?)?$` +
+      String.raw`|^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`,
+  ),
 };
+
+/** Whether BigQuery reads `value` as `type` (a type it does not check here reads anything). */
+function readsAs(type: string, value: string): boolean {
+  const form = VALUE_FORMS[canonical(type)];
+  if (!form) return true;
+  if (!form.test(value)) return false;
+  if (canonical(type) === 'INT64')
+    return BigInt(value) >= -(2n ** 63n) && BigInt(value) < 2n ** 63n;
+  return realDate(value) && realTime(value);
+}
+
+/** A Y-M-D in the value, if any, is a day of the calendar. */
+function realDate(value: string): boolean {
+  const [, y, m, d] = /^(\d{4})[-/](\d{1,2})[-/](\d{1,2})/.exec(value) ?? [];
+  if (y === undefined) return true;
+  const date = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
+  return date.getUTCMonth() === Number(m) - 1 && date.getUTCDate() === Number(d);
+}
+
+/** An H:M[:S] in the value, if any, is a time of day. */
+function realTime(value: string): boolean {
+  const [, h, m, s] = /(?:^|[ T])(\d{1,2}):(\d{2})(?::(\d{2}))?/.exec(value) ?? [];
+  if (h === undefined) return true;
+  return Number(h) < 24 && Number(m) < 60 && Number(s ?? 0) < 60;
+}
 
 /** For each CSV column in header order, the schema field it loads into; or why it cannot load. */
 function columnsByName(header: string[], schema: Field[]): string[] | string {
@@ -1244,8 +1277,7 @@ function readRow(
   for (const [position, column] of columns.entries()) {
     const value = row[column];
     const type = types.get(column) ?? 'STRING';
-    const check = VALUE_CHECKS[type];
-    if (value !== null && value !== undefined && check && !check.test(value)) {
+    if (value !== null && value !== undefined && !readsAs(type, value)) {
       return `Could not parse '${value}' as ${type} for field ${column} (position ${position}) starting at location ${rec.offset}  with message 'Unable to parse'`;
     }
   }

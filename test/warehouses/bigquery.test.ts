@@ -14,7 +14,7 @@ import {
 } from '../../src/warehouses/bigquery';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { testDrift } from '../contract/drift-contract';
-import { contractJob, testWarehouse } from '../contract/warehouse-contract';
+import { contractJob, testWarehouse, type WarehouseFixture } from '../contract/warehouse-contract';
 import {
   LOAD_FIELDS,
   bigQueryClient,
@@ -44,6 +44,12 @@ function toStored(resource: ObjectResource): StoredObject {
   };
 }
 
+/** A table's rows as the test server stored them. */
+function tableRows(bq: BigQueryServer): WarehouseFixture['rows'] {
+  return async (dataset, table) =>
+    [...(bq.table(PROJECT, dataset, table)?.rows.values() ?? [])].flat();
+}
+
 async function caught(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
     () => undefined,
@@ -67,6 +73,7 @@ for (const jobDurationMs of [0, 30]) {
       return {
         warehouse: open(),
         put: async (bucket, name, content) => toStored(gcs.put(bucket, name, content)),
+        rows: tableRows(bq),
         reopen: async () => open(),
         teardown: async () => {
           await bq.close();
@@ -90,8 +97,7 @@ testDrift('BigQuery (REST test server)', async () => {
       retryDelayMs: 1,
     }),
     put: async (bucket, name, content) => toStored(gcs.put(bucket, name, content)),
-    rows: async (dataset, table) =>
-      [...(bq.table(PROJECT, dataset, table)?.rows.values() ?? [])].flat(),
+    rows: tableRows(bq),
     teardown: async () => {
       await bq.close();
       await gcs.close();

@@ -12,6 +12,7 @@ import {
   DEFAULT_CSV,
   type ColumnRules,
   type CsvOptions,
+  ENCODINGS,
   type SchemaField,
 } from '../../src/config';
 import { TransientError } from '../../src/errors';
@@ -28,7 +29,7 @@ import { readLedgerHistory } from '../../src/warehouses/duckdb/history';
 import { readSettled } from '../../src/warehouses/duckdb/ledger';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { testDrift } from '../contract/drift-contract';
-import { contractJob, testWarehouse } from '../contract/warehouse-contract';
+import { contractJob, testWarehouse, type WarehouseFixture } from '../contract/warehouse-contract';
 import { holdLock } from '../helpers/duckdb';
 import { gzipCutAfter } from '../helpers/gzip';
 
@@ -80,6 +81,16 @@ async function query(file: string, sql: string): Promise<unknown[][]> {
   }
 }
 
+/** A table's rows as the status page previews them. */
+function tableRows(local: Local): WarehouseFixture['rows'] {
+  return async (dataset, table) => {
+    const preview = await local.warehouse.inspector.preview(`${dataset}.${table}`, 1000);
+    return (preview?.rows ?? []).map((row) =>
+      Object.fromEntries(preview!.columns.map((column, i) => [column, row[i] ?? null])),
+    );
+  };
+}
+
 testWarehouse(
   'DuckDB',
   async () => {
@@ -91,6 +102,7 @@ testWarehouse(
         expect(bucket).to.be.a('string');
         return local.put(name, content);
       },
+      rows: tableRows(local),
       reopen: async () => {
         const warehouse = createDuckDbWarehouse({ file: local.file, objectPath: local.objectPath });
         reopened.push(warehouse);
@@ -110,12 +122,7 @@ testDrift('DuckDB', async () => {
   return {
     warehouse: local.warehouse,
     put: (_bucket, name, content) => local.put(name, content),
-    rows: async (dataset, table) => {
-      const preview = await local.warehouse.inspector.preview(`${dataset}.${table}`, 1000);
-      return (preview?.rows ?? []).map((row) =>
-        Object.fromEntries(preview!.columns.map((column, i) => [column, row[i] ?? null])),
-      );
-    },
+    rows: tableRows(local),
     teardown: () => local.cleanup(),
   };
 });
@@ -192,7 +199,7 @@ describe('DuckDB warehouse', function () {
           { name: 'id', type: 'INT64' },
           { name: 'n', type: 'INT64' },
         ],
-        reason: /could not parse "x" as INT64 for column "n" \(line 3 of /,
+        reason: /could not parse "x" as INT64 for column "n" \(row 2 of /,
       },
       {
         what: 'a missing REQUIRED value',
@@ -206,7 +213,12 @@ describe('DuckDB warehouse', function () {
       {
         what: 'invalid UTF-8',
         content: Buffer.from('a,b\n1,caf\xe9\n', 'latin1'),
-        reason: /utf-8|unicode/i,
+        reason: /^not valid UTF-8.*; set csv\.encoding: ISO-8859-1 for Latin-1 files/,
+      },
+      {
+        what: 'invalid UTF-8 past the head the header check reads',
+        content: Buffer.from(`a,b\n${'1,x\n'.repeat(40_000)}1,caf\xe9\n`, 'latin1'),
+        reason: /unicode.*; set csv\.encoding: ISO-8859-1 for Latin-1 files$/i,
       },
       {
         what: 'invalid UTF-8 in the header',
@@ -243,7 +255,7 @@ describe('DuckDB warehouse', function () {
           { name: 'a', type: 'INT64' },
           { name: 'b', type: 'INT64' },
         ],
-        reason: /too many bad rows: 2, more than maxBadRecords 1; first: .*"x".*line 3/,
+        reason: /too many bad rows: 2, more than maxBadRecords 1; first: .*"x".*row 2 of/,
       },
       { what: 'gzip that is not gzip', content: 'a,b\n1,2\n', reason: /gzip/i },
     ];
@@ -382,6 +394,43 @@ describe('DuckDB warehouse', function () {
       expect(early, JSON.stringify(early)).to.deep.include({ outcome: 'loaded', rows: 3401 });
     });
 
+    it('rejects a late value that does not fit the type its first rows gave, never changing it', async () => {
+      const rows = (value: (i: number) => string) =>
+        Array.from({ length: 3000 }, (_, i) => `${value(i)},x`).join('\n');
+      const late = [
+        ['INT64', rows((i) => String(i)), '2.5'],
+        ['DATE', rows(() => '2024-01-02'), '2024-01-02 10:00:00'],
+        ['TIMESTAMP', rows(() => '2024-01-02 10:00:00+01:00'), 'soon'],
+      ];
+      for (const [type, head, value] of late) {
+        const result = await loadText(`v,s\n${head}\n${value},x\n`, { table: `t_${type}` });
+        expect(result.outcome === 'rejected' && result.reason, JSON.stringify(result)).to.include(
+          `could not parse "${value}" as ${type} for column "v"`,
+        );
+      }
+    });
+
+    it('stores each TIMESTAMP form BigQuery reads as the instant it names', async () => {
+      const values = [
+        '2018-07-05 12:54:00 UTC',
+        '2018-08-19 07:11:35.220 -05:00',
+        '2018/08/19 12:11',
+        '2018-08-19T12:11:35.220Z',
+        '1534680695.5',
+      ];
+      const schema: SchemaField[] = [{ name: 'ts', type: 'TIMESTAMP' }];
+      const result = await loadText(`ts\n${values.join('\n')}\n`, { schema });
+      expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 5 });
+      const stored = await rowsOf('SELECT CAST(ts AS VARCHAR) FROM ds.t ORDER BY ts');
+      expect(stored.map((row) => row[0])).to.deep.equal([
+        '2018-07-05 12:54:00+00',
+        '2018-08-19 12:11:00+00',
+        '2018-08-19 12:11:35.22+00',
+        '2018-08-19 12:11:35.22+00',
+        '2018-08-19 12:11:35.5+00',
+      ]);
+    });
+
     it('maps every BigQuery type of a schema', async () => {
       const schema: SchemaField[] = [
         { name: 's', type: 'STRING' },
@@ -449,11 +498,11 @@ describe('DuckDB warehouse', function () {
       ]);
     });
 
-    it("rejects a value that does not convert to the table's type, naming line and column", async () => {
+    it("rejects a value that does not convert to the table's type, naming row and column", async () => {
       expect((await loadText('a,b\n1,2\n')).outcome).to.equal('loaded');
       const result = await loadText('a,b\n3,4\n5,five\n', { name: 'in/other.csv' });
       expect(result.outcome === 'rejected' && result.reason).to.match(
-        /could not parse "five" as INT64 for column "b" \(line 3 of gs:\/\/b\/in\/other\.csv\)/,
+        /could not parse "five" as INT64 for column "b" \(row 2 of gs:\/\/b\/in\/other\.csv\)/,
       );
       expect(await rowsOf('SELECT count(*) FROM ds.t')).to.deep.equal([[1n]]);
     });
@@ -799,9 +848,12 @@ describe('DuckDB warehouse', function () {
         reason: /not a valid gzip file: unexpected end of file/,
       },
     ];
-    for (const c of cases) {
-      it(`rejects a gzip ${c.what}, writing and recording nothing else`, async () => {
-        const result = await loadText(await c.content(), { name: 'in/data.csv.gz' });
+    for (const [c, encoding] of cases.flatMap((c) => ENCODINGS.map((e) => [c, e] as const))) {
+      it(`rejects a gzip ${c.what}, writing and recording nothing else (${encoding})`, async () => {
+        const result = await loadText(await c.content(), {
+          name: 'in/data.csv.gz',
+          csv: { encoding },
+        });
         expect(result.outcome, JSON.stringify(result)).to.equal('rejected');
         const reason = result.outcome === 'rejected' ? result.reason : '';
         expect(reason).to.match(c.reason);
@@ -833,6 +885,55 @@ describe('DuckDB warehouse', function () {
     });
   });
 
+  describe('malformed rows and refused values under maxBadRecords count together', () => {
+    const typed: SchemaField[] = [
+      { name: 'a', type: 'INT64' },
+      { name: 'b', type: 'STRING' },
+    ];
+    const text: SchemaField[] = [
+      { name: 'a', type: 'STRING' },
+      { name: 'b', type: 'STRING' },
+    ];
+    // Two bad rows each, the first on line 3.
+    const cases = [
+      {
+        what: 'a short row and a refused value',
+        content: 'a,b\n1,x\n2\ny,z\n3,w\n',
+        schema: typed,
+      },
+      {
+        what: 'long rows (STRING columns only)',
+        content: 'a,b\n1,x\n2,y,z\n3,w\n4,v,u\n',
+        schema: text,
+      },
+    ];
+    for (const c of cases) {
+      it(`${c.what}: skipped within the limit`, async () => {
+        const result = await loadText(c.content, {
+          csv: { maxBadRecords: 2 },
+          schema: c.schema,
+        });
+        expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 2 });
+        const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
+        expect(bad?.count).to.equal(2);
+        expect(bad?.first).to.match(/line 3 of gs:\/\/b\/in\/data\.csv/);
+      });
+
+      it(`${c.what}: over the limit, rejected with nothing written`, async () => {
+        const result = await loadText(c.content, {
+          csv: { maxBadRecords: 1 },
+          schema: c.schema,
+        });
+        expect(result.outcome === 'rejected' && result.reason).to.match(
+          /^too many bad rows: 2, more than maxBadRecords 1; first: .*line 3 of/,
+        );
+        expect(
+          await rowsOf("SELECT * FROM information_schema.tables WHERE table_schema = 'ds'"),
+        ).to.deep.equal([]);
+      });
+    }
+  });
+
   it('reports the row skipped under maxBadRecords among 30,002', async () => {
     const good = Array.from({ length: 30_001 }, (_, i) => `${i},${i}\n`).join('');
     const result = await loadText(`a,b\n${good}x,1\n`, {
@@ -845,7 +946,73 @@ describe('DuckDB warehouse', function () {
     expect(result, JSON.stringify(result)).to.deep.include({ outcome: 'loaded', rows: 30_001 });
     const bad = result.outcome === 'loaded' ? result.badRecords : undefined;
     expect(bad?.count).to.equal(1);
-    expect(bad?.first).to.match(/"x".*\(line 30003 of gs:\/\/b\/in\/data\.csv\)$/);
+    expect(bad?.first).to.match(/"x".*\(row 30002 of gs:\/\/b\/in\/data\.csv\)$/);
+  });
+
+  describe('ISO-8859-1 sources, read through UTF-8 copies', () => {
+    const latin1 = (rows: number) =>
+      Buffer.from(`id,name\n${'1,caf\xe9 \x93quoted\x94 \x80\n'.repeat(rows)}`, 'latin1');
+    let copies: string[];
+    let stopWhenCopying: boolean;
+    let mkdtemp: sinon.SinonStub;
+    beforeEach(() => {
+      copies = [];
+      stopWhenCopying = false;
+      const real = fs.mkdtemp.bind(fs);
+      mkdtemp = sinon.stub(fs, 'mkdtemp').callsFake(async (prefix: string) => {
+        const folder = await real(prefix);
+        copies.push(folder);
+        if (stopWhenCopying) void local.warehouse.abort('shutting down');
+        return folder;
+      });
+    });
+    afterEach(() => mkdtemp.restore());
+
+    async function expectRemoved(): Promise<void> {
+      expect(copies).to.have.length(1);
+      for (const folder of copies) {
+        expect(await fs.stat(folder).catch(() => 'gone'), folder).to.equal('gone');
+      }
+    }
+
+    const cases: { what: string; content: Buffer; name?: string; outcome: string }[] = [
+      { what: 'a load', content: latin1(3), outcome: 'loaded' },
+      { what: 'a gzip load', content: gzipSync(latin1(3)), name: 'in/x.csv.gz', outcome: 'loaded' },
+      {
+        what: 'a rejection',
+        content: Buffer.from('id\n1\nx\xe9\n', 'latin1'),
+        outcome: 'rejected',
+      },
+      {
+        what: 'a broken gzip',
+        content: gzipSync(latin1(3)).subarray(0, 30),
+        name: 'in/x.csv.gz',
+        outcome: 'rejected',
+      },
+    ];
+    for (const c of cases) {
+      it(`are removed after ${c.what}`, async () => {
+        const schema: SchemaField[] = [{ name: 'id', type: 'INT64' }];
+        if (c.what !== 'a rejection') schema.push({ name: 'name', type: 'STRING' });
+        const result = await loadText(c.content, {
+          name: c.name,
+          schema,
+          csv: { encoding: 'ISO-8859-1' },
+        });
+        expect(result.outcome, JSON.stringify(result)).to.equal(c.outcome);
+        await expectRemoved();
+      });
+    }
+
+    it('are removed when a load is stopped while it copies', async () => {
+      const object = await local.put('in/big.csv', latin1(500_000));
+      stopWhenCopying = true;
+      const csv = { ...DEFAULT_CSV, encoding: 'ISO-8859-1' as const };
+      const stopped = await local.warehouse.load(contractJob([object], { csv })).catch((e) => e);
+      expect(stopped).to.be.instanceOf(TransientError);
+      expect((stopped as Error).message).to.match(/shutting down/);
+      await expectRemoved();
+    });
   });
 
   it("counts each source's own rows in a job of several, gzip and skipped bad rows included", async () => {

@@ -4,14 +4,8 @@ import type { CsvOptions, FieldType } from '../../config';
 import type { StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import type { Column } from './catalog';
-import { uriForPath } from './errors';
 import { literal, quote } from './sql';
-
-const REJECTS_TABLE = '_ingest_reject_errors';
-const REJECTS_SCAN = '_ingest_reject_scans';
-
-/** Clears what the last read with `maxBadRecords` left behind. */
-export const DROP_REJECTS = `DROP TABLE IF EXISTS temp.${REJECTS_TABLE}; DROP TABLE IF EXISTS temp.${REJECTS_SCAN};`;
+import { convertedValue, isChecked, refusal } from './values';
 
 // DuckDB's DECIMAL is at most 38 digits wide, so BIGNUMERIC (76 digits in BigQuery) cannot fit whole.
 const DUCKDB_TYPES: Record<FieldType, string> = {
@@ -43,6 +37,15 @@ export function duckColumn(column: TableColumn): Column {
 
 export type Compression = 'none' | 'gzip';
 
+/**
+ * What DuckDB reads, one path per source, and how each is compressed. The text is UTF-8: sources.ts
+ * copies the sources of an ISO-8859-1 route as UTF-8.
+ */
+export interface Reads {
+  paths: string[];
+  compressions: Compression[];
+}
+
 export function compressionOf(source: StoredObject | undefined): Compression {
   return source?.name.endsWith('.gz') ? 'gzip' : 'none';
 }
@@ -63,12 +66,12 @@ const SNIFF_BUFFER_BYTES = 4 * 1024 * 1024;
 export async function sniffTypes(
   c: DuckDBConnection,
   job: LoadJob,
-  paths: string[],
+  { paths, compressions }: Reads,
   count: number,
 ): Promise<string[]> {
   const csv = job.csv;
   const sql =
-    `SELECT Columns, TimestampFormat FROM sniff_csv($1, ${dialectOptions(csv, compressionOf(job.sources[0]))}, ` +
+    `SELECT Columns, TimestampFormat FROM sniff_csv($1, ${dialectOptions(csv, compressions[0] ?? 'none')}, ` +
     `null_padding=true, strict_mode=false, ignore_errors=true, dateformat='%Y-%m-%d', ` +
     `sample_size=${SNIFF_ROWS}, buffer_size=${SNIFF_BUFFER_BYTES})`;
   let row: Record<string, unknown> | undefined;
@@ -95,13 +98,27 @@ function dialectOptions(csv: CsvOptions, compression: Compression): string {
     `escape=${literal(csv.quote)}`,
     "comment=''",
     `nullstr=${literal(csv.nullMarker)}`,
-    `encoding=${literal(csv.encoding === 'UTF-8' ? 'utf-8' : 'latin-1')}`,
+    "encoding='utf-8'", // see Reads
     `compression=${literal(compression)}`,
   ].join(', ');
 }
 
+export const REJECTS_TABLE = '_ingest_reject_errors';
+export const REJECTS_SCAN = '_ingest_reject_scans';
+
+/**
+ * How a read treats a malformed row: `fail` the statement, `store` it in the rejects tables (for
+ * maxBadRecords), or `skip` it.
+ */
+export type MalformedRows = 'fail' | 'store' | 'skip';
+
 /** The options of a strict `read_csv` with these columns. */
-export function readCsvOptions(job: LoadJob, columns: Column[], compression: Compression): string {
+export function readCsvOptions(
+  job: LoadJob,
+  columns: Column[],
+  compression: Compression,
+  malformed: MalformedRows,
+): string {
   const csv = job.csv;
   const types = columns.map((col) => `${literal(col.name)}: ${literal(readType(col.type))}`);
   const options = [
@@ -111,7 +128,8 @@ export function readCsvOptions(job: LoadJob, columns: Column[], compression: Com
     `null_padding=${csv.allowJaggedRows}`,
     `columns={${types.join(', ')}}`,
   ];
-  if (csv.maxBadRecords > 0) {
+  if (malformed === 'skip') options.push('ignore_errors=true');
+  if (malformed === 'store') {
     options.push(
       `ignore_errors=true, store_rejects=true, rejects_table='${REJECTS_TABLE}', rejects_scan='${REJECTS_SCAN}'`,
     );
@@ -119,42 +137,90 @@ export function readCsvOptions(job: LoadJob, columns: Column[], compression: Com
   return options.join(', ');
 }
 
-/** BigQuery reads BYTES from CSV as base64; every other type is read as itself. */
+/**
+ * The type the reader gives a column: BYTES is read as base64 text, and a type whose text is checked
+ * against what BigQuery reads (values.ts) is read as text and cast in the select.
+ */
 function readType(type: string): string {
-  return type === 'BLOB' ? 'VARCHAR' : type;
+  return type === 'BLOB' || isChecked(type) ? 'VARCHAR' : type;
 }
 
-/** The value to insert, with the checks BigQuery makes that the CSV reader does not. */
-export function selectExpression(column: Column): string {
+/** The value of a checked column that BigQuery would not read as its type, as [when, why] in SQL. */
+function valueProblems(column: Column): [string, string][] {
+  if (!isChecked(column.type)) return [];
+  const name = quote(column.name);
+  return [
+    [`${name} IS NOT NULL AND ${convertedValue(name, column.type)} IS NULL`, refusal(column, name)],
+  ];
+}
+
+/** The other checks BigQuery makes that the CSV reader does not, as [when, why] in SQL. */
+function rowChecks(column: Column): [string, string][] {
   const name = quote(column.name);
   const checks: [string, string][] = [];
-  if (column.required)
-    checks.push([`${name} IS NULL`, `column "${column.name}" is REQUIRED but a row has no value`]);
-  if (readType(column.type) === 'VARCHAR' || column.type === 'JSON') {
-    checks.push([
-      `contains(${name}, chr(0))`,
-      `column "${column.name}" contains a NUL character (ASCII 0)`,
-    ]);
+  if (column.required) {
+    const why = `column "${column.name}" is REQUIRED but a row has no value`;
+    checks.push([`${name} IS NULL`, literal(why)]);
   }
-  const value = column.type === 'BLOB' ? `from_base64(${name})` : name;
+  if (column.type === 'VARCHAR' || column.type === 'BLOB' || column.type === 'JSON') {
+    const why = `column "${column.name}" contains a NUL character (ASCII 0)`;
+    checks.push([`contains(${name}, chr(0))`, literal(why)]);
+  }
+  return checks;
+}
+
+/** The value to insert, failing the statement where BigQuery would reject the row. */
+export function selectExpression(column: Column): string {
+  const name = quote(column.name);
+  let value = column.type === 'BLOB' ? `from_base64(${name})` : name;
+  if (isChecked(column.type)) {
+    // COALESCE is lazy: the error is raised only for a value the cast refused.
+    const cast = `COALESCE(${convertedValue(name, column.type)}, error(${refusal(column, name)}))`;
+    value = `CASE WHEN ${name} IS NULL THEN NULL ELSE ${cast} END`;
+  }
+  const checks = rowChecks(column);
   if (checks.length === 0) return value;
-  const cases = checks.map(([when, problem]) => `WHEN ${when} THEN error(${literal(problem)})`);
+  const cases = checks.map(([when, why]) => `WHEN ${when} THEN error(${why})`);
   return `CASE ${cases.join(' ')} ELSE ${value} END`;
 }
 
-/** The rows the reads with `maxBadRecords` skipped, and the first of them. */
-export async function badRows(
-  c: DuckDBConnection,
+/** The value to insert from a row `rowProblem` found no problem with. */
+export function checkedExpression(column: Column): string {
+  const name = quote(column.name);
+  if (column.type === 'BLOB') return `from_base64(${name})`;
+  return convertedValue(name, column.type, true);
+}
+
+/** Why a row read with these columns cannot load (SQL text, NULL when it can), for maxBadRecords. */
+export function rowProblem(columns: Column[]): string {
+  const checks = columns.flatMap((column) => [...valueProblems(column), ...rowChecks(column)]);
+  if (checks.length === 0) return 'NULL';
+  return `CASE ${checks.map(([when, why]) => `WHEN ${when} THEN ${why}`).join(' ')} END`;
+}
+
+/**
+ * Sources of one compression, the SQL that reads one (`$1`) in file order (`n` numbers its rows,
+ * `problem` says why one cannot load), and the SQL that counts the rows of them all (`$1`) with a
+ * value that cannot load, storing the malformed ones in the rejects tables.
+ */
+export interface Locate {
+  group: string[];
+  compression: Compression;
+  sql: string;
+  count: string;
+}
+
+/** The reads that count and find the rows of these sources with a value that cannot load. */
+export function locateRefused(
   job: LoadJob,
-  paths: string[],
-): Promise<{ count: number; first: string }> {
-  const reader = await c.runAndReadAll(
-    `SELECT (SELECT count(*) FROM (SELECT DISTINCT scan_id, file_id, line FROM temp.${REJECTS_TABLE})) AS bad,
-            e.line, e.error_message, s.file_path
-     FROM temp.${REJECTS_TABLE} e JOIN temp.${REJECTS_SCAN} s USING (scan_id, file_id)
-     ORDER BY s.file_path, e.line LIMIT 1`,
-  );
-  const [count, line, message, file] = reader.getRowsJS()[0] ?? [0, 0, '', ''];
-  const uri = uriForPath(job, paths, String(file));
-  return { count: Number(count), first: `${String(message)} (line ${String(line)} of ${uri})` };
+  columns: Column[],
+  compression: Compression,
+  group: string[],
+): Locate {
+  const problem = rowProblem(columns);
+  const options = (malformed: MalformedRows) =>
+    readCsvOptions(job, columns, compression, malformed);
+  const sql = `SELECT row_number() OVER () AS n, ${problem} AS problem FROM read_csv($1, ${options('skip')}, parallel=false)`;
+  const count = `SELECT count(*) FROM read_csv($1, ${options('store')}) WHERE ${problem} IS NOT NULL`;
+  return { group, compression, sql, count };
 }

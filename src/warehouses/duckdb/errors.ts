@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import { LATIN1_HINT } from '../../config';
 import { TransientError, errorMessage, firstLine } from '../../errors';
 import { gsUri } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
@@ -38,7 +39,9 @@ function duckDbReason(message: string, job: LoadJob, paths: string[]): string {
     lines.find((l) => CSV_PROBLEM.test(l)) ??
     lines.slice(1).find((l) => l !== '' && !l.startsWith('Original Line:')) ??
     first;
-  return oneLine(`${inBigQueryTerms(detail)} (line ${line} of ${uri})`);
+  const hint =
+    job.csv.encoding === 'UTF-8' && /^Invalid unicode/.test(detail) ? `; ${LATIN1_HINT}` : '';
+  return oneLine(`${inBigQueryTerms(detail)} (line ${line} of ${uri})${hint}`);
 }
 
 /** A value that does not convert, named with the table's type as BigQuery names it. */

@@ -1,25 +1,21 @@
 import { open } from 'node:fs/promises';
 import { HEAD_BYTES, checkHead } from '../../header';
 import type { LoadJob, SourceHead } from '../warehouse';
-import { compressionOf } from './csv';
+import type { Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 
 // The header row is read here because DuckDB's sniffer guesses it, and a guess is not good enough.
 
 /** The column names and first rows of source `index`, checked as the service checks every head. */
-export async function sourceHead(
-  job: LoadJob,
-  paths: string[],
-  index: number,
-): Promise<SourceHead> {
-  const file = paths[index];
+export async function sourceHead(job: LoadJob, reads: Reads, index: number): Promise<SourceHead> {
+  const file = reads.paths[index];
   if (file === undefined) throw new Error(`job ${job.jobId} has no source ${index}`);
   const { bytes, complete } = await readPrefix(file, HEAD_BYTES);
   const head = await checkHead({
     head: bytes,
     complete,
-    gzip: compressionOf(job.sources[index]) === 'gzip',
-    csv: job.csv,
+    gzip: reads.compressions[index] === 'gzip',
+    csv: { ...job.csv, encoding: 'UTF-8' }, // see Reads
   });
   if ('problem' in head) throw new Rejection(`${head.problem} (${uriOf(job, index)})`);
   return head;

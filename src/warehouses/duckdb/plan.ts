@@ -8,7 +8,7 @@ import {
 } from '../../columns';
 import type { LoadJob, SourceHead } from '../warehouse';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
-import { duckColumn, sniffTypes } from './csv';
+import { duckColumn, sniffTypes, type Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 import { sourceHead } from './header';
 import type { Target } from './sql';
@@ -34,7 +34,7 @@ export async function planWrite(
   c: DuckDBConnection,
   job: LoadJob,
   target: Target,
-  paths: string[],
+  reads: Reads,
 ): Promise<WritePlan> {
   const date = job.write === 'partition' ? partitionDate(job.destination.partition) : undefined;
   const existing = await tableColumns(c, target);
@@ -51,7 +51,7 @@ export async function planWrite(
     );
   }
   const before = existing?.filter((column) => column.name !== PARTITION_COLUMN).map(toBigQuery);
-  const groups = groupByHeader(await sourceHeads(job, paths));
+  const groups = groupByHeader(await sourceHeads(job, reads));
   const plan = planGroups(groups, job, before, target.id);
   if (plan !== 'fromFile' && 'rejected' in plan) {
     const uris = plan.indexes.map((i) => uriOf(job, i)).join(', ');
@@ -61,7 +61,7 @@ export async function planWrite(
   if (plan === 'fromFile') {
     // BigQuery-style autodetect: names from the header row, types sniffed by DuckDB.
     const header = (groups[0] as SourceGroup).head.header;
-    const types = await sniffTypes(c, job, paths, header.length);
+    const types = await sniffTypes(c, job, reads, header.length);
     const columns = header.map((name, i) => ({
       name,
       type: types[i] ?? 'VARCHAR',
@@ -99,12 +99,12 @@ export async function planWrite(
 }
 
 /** Each source's head; a coalesced job's members were grouped by header already. */
-async function sourceHeads(job: LoadJob, paths: string[]): Promise<SourceHead[]> {
+async function sourceHeads(job: LoadJob, reads: Reads): Promise<SourceHead[]> {
   if (job.heads) return job.heads;
-  const first = job.head ?? (await sourceHead(job, paths, 0));
+  const first = job.head ?? (await sourceHead(job, reads, 0));
   const heads = [first];
   for (let i = 1; i < job.sources.length; i++) {
-    heads.push(job.claimed ? first : await sourceHead(job, paths, i));
+    heads.push(job.claimed ? first : await sourceHead(job, reads, i));
   }
   return heads;
 }

@@ -1,8 +1,7 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
 import type { LoadJob } from '../warehouse';
 import type { Column } from './catalog';
-import { compressionOf, readCsvOptions } from './csv';
-import { quote } from './sql';
+import { readCsvOptions, rowProblem, type Reads } from './csv';
 
 // A name no CSV column is likely to have: the read adds it next to the file's columns.
 const SOURCE_COLUMN = '_ingest_source_file';
@@ -15,28 +14,25 @@ const SOURCE_COLUMN = '_ingest_source_file';
 export async function rowsPerSource(
   c: DuckDBConnection,
   job: LoadJob,
-  paths: string[],
+  { paths, compressions }: Reads,
   groups: { indexes: number[]; columns: Column[] }[],
   written: number,
 ): Promise<number[] | undefined> {
   const counts = new Map<string, number>();
-  const counting = { ...job, csv: { ...job.csv, maxBadRecords: 0 } };
+  const lenient = job.csv.maxBadRecords > 0;
   for (const { indexes, columns } of groups) {
-    // Rows are skipped for a value that does not fit its column only where the columns are read.
-    const counted =
-      job.csv.maxBadRecords > 0
-        ? `count(row(${columns.map((column) => quote(column.name)).join(', ')}))`
-        : 'count(*)';
+    // Under maxBadRecords, malformed rows are skipped by the reader and refused values by the filter.
+    const kept = lenient ? ` WHERE ${rowProblem(columns)} IS NULL` : '';
     for (const compression of ['none', 'gzip'] as const) {
       const group = indexes
-        .filter((i) => compressionOf(job.sources[i]) === compression)
+        .filter((i) => compressions[i] === compression)
         .map((i) => paths[i] as string);
       if (group.length === 0) continue;
       const options =
-        readCsvOptions(counting, columns, compression) +
-        `, ignore_errors=${job.csv.maxBadRecords > 0}, filename='${SOURCE_COLUMN}'`;
+        readCsvOptions(job, columns, compression, lenient ? 'skip' : 'fail') +
+        `, filename='${SOURCE_COLUMN}'`;
       const reader = await c.runAndReadAll(
-        `SELECT ${SOURCE_COLUMN}, ${counted} FROM read_csv($1, ${options}) GROUP BY ALL`,
+        `SELECT ${SOURCE_COLUMN}, count(*) FROM read_csv($1, ${options})${kept} GROUP BY ALL`,
         [listValue(group)],
       );
       for (const [path, count] of reader.getRowsJS()) counts.set(String(path), Number(count));
