@@ -120,9 +120,12 @@ export function formatHistory(entries: HistoryEntry[], sinceMs: number): string 
     .join('\n');
 }
 
-/** `ingest_4ca1…` for a job id ending in a long hash: `--json` keeps it whole. */
+/**
+ * Every long hash or message id in a job id cut to its first 4 characters (`ingest_4ca1…`, a forced
+ * load's `ingest_4ca1…_r410d…_03e6137d`): `--json` keeps it whole.
+ */
 function shortJobId(jobId: string): string {
-  return jobId.replace(/([0-9a-f]{4})[0-9a-f]{12,}$/, '$1…');
+  return jobId.replace(/([0-9a-f]{4})[0-9a-f-]{12,}/g, '$1…');
 }
 
 function objectsText(objects: string[]): string {

@@ -148,4 +148,12 @@ describe('gcs-bq-ingest history (local backend)', function () {
     expect(line).to.match(/  ingest_4ca1…$/);
     expect(line).not.to.include(jobId);
   });
+
+  it('shortens the hash and the message id of a forced load in the table', () => {
+    const hash = '0123456789abcdef'.repeat(4);
+    const jobId = `ingest_${hash}_r410dba85-1ff3-4817-8abd-06b685dc1dc2_03e6137d`;
+    const entry = { time: '2026-01-02T03:04:05Z', objects: ['gs://b/a.csv'], outcome: 'loaded' };
+    const line = formatHistory([{ ...entry, jobId } as HistoryEntry], 86_400_000).split('\n')[1];
+    expect(line).to.match(/  ingest_0123…_r410d…_03e6137d$/);
+  });
 });
