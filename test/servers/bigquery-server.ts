@@ -1083,7 +1083,8 @@ function csvOptions(load: Record<string, unknown>): CsvOptions {
 function decode(content: Buffer, name: string, encoding: string): string {
   const gzip = name.endsWith('.gz') || (content[0] === 0x1f && content[1] === 0x8b);
   // Nothing documents that BigQuery fails a load whose gzip stream ends early (see the sources in
-  // src/warehouses/bigquery.ts), so this server takes the worst case: it loads what decompresses.
+  // src/warehouses/bigquery/job-results.ts), so this server takes the worst case: it loads what
+  // decompresses.
   const bytes = gzip
     ? zlib.gunzipSync(content, { finishFlush: zlib.constants.Z_SYNC_FLUSH })
     : content;
@@ -1255,7 +1256,8 @@ function canonical(type: string): string {
   );
 }
 
-// Messages worded as BigQuery words them (see the examples cited in src/warehouses/bigquery.ts).
+// Messages worded as BigQuery words them (see the examples cited in
+// src/warehouses/bigquery/job-results.ts).
 function readRow(
   rec: CsvRecord,
   columns: string[],

@@ -1,7 +1,7 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
 import { createHash } from 'node:crypto';
-import type { GroupsPlan, TableColumn } from '../columns';
-import type { Destination, LoadJob } from './warehouse';
+import type { GroupsPlan, TableColumn } from '../../columns';
+import type { Destination, LoadJob } from '../warehouse';
 
 type JobResource = bigquery.IJob;
 
@@ -31,7 +31,7 @@ export interface StagingCalls {
   createTable(destination: Destination, columns: TableColumn[], job: LoadJob): Promise<void>;
   patchSchema(destination: Destination, columns: TableColumn[]): Promise<void>;
   deleteTable(destination: Destination): Promise<void>;
-  /** The load configuration of `job` with this plan (bigquery.ts's toLoadConfiguration). */
+  /** The load configuration of `job` with this plan (load-config.ts's toLoadConfiguration). */
   loadConfiguration(job: LoadJob, plan: GroupsPlan | 'fromFile'): bigquery.IJobConfiguration;
   project: string;
 }

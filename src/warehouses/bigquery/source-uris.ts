@@ -1,4 +1,4 @@
-import { gsUri, type StoredObject } from '../stores/store';
+import { gsUri, type StoredObject } from '../../stores/store';
 
 /*
  * What a BigQuery load job's source URI means is not always the object it names:

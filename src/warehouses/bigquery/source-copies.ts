@@ -1,7 +1,7 @@
 import type { Storage } from '@google-cloud/storage';
-import { TransientError, errorMessage } from '../errors';
-import { httpStatusOf, isTransientGoogleError } from '../google-errors';
-import { gsUri, type StoredObject } from '../stores/store';
+import { TransientError, errorMessage } from '../../errors';
+import { httpStatusOf, isTransientGoogleError } from '../../google-errors';
+import { gsUri, type StoredObject } from '../../stores/store';
 import { copiesAmong, loadName } from './source-uris';
 
 type Call = <T>(work: Promise<T>, what: string) => Promise<T>;

@@ -1,0 +1,81 @@
+import {
+  groupByHeader,
+  planGroups,
+  schemaChanges,
+  type GroupsPlan,
+  type TableColumn,
+} from '../../columns';
+import { gsUri } from '../../stores/store';
+import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouse';
+import type { BigQueryContext } from './context';
+import { readHead } from './head';
+import { unloadable } from './job-copies';
+import type { ColumnCache } from './table-columns';
+
+/** A job's column plan and the table's columns it was made from. */
+export interface Planned {
+  plan: GroupsPlan | 'fromFile';
+  before: TableColumn[] | undefined;
+}
+
+/** How the job's files meet the table: its plan and the columns it was made from, or why not. */
+export async function planJob(
+  ctx: BigQueryContext,
+  columns: ColumnCache,
+  job: LoadJob,
+): Promise<Planned | { rejected: string }> {
+  const badName = unloadable(ctx, job);
+  if (badName) return { rejected: badName };
+  let heads = job.heads;
+  if (!heads) {
+    const first = job.head ?? (await readHead(ctx, job));
+    if ('problem' in first) return { rejected: first.problem };
+    heads = [first];
+    // A coalesced job's members were grouped by header already.
+    for (let i = 1; i < job.sources.length; i++) {
+      const head = job.claimed ? first : await readHead(ctx, job, i);
+      if ('problem' in head) return { rejected: head.problem };
+      heads.push(head);
+    }
+  }
+  const groups = groupByHeader(heads);
+  const id = tableId(job.destination);
+  const planWith = (table: TableColumn[] | undefined) => {
+    const plan = planGroups(groups, job, table, id);
+    if (plan === 'fromFile' || !('rejected' in plan) || groups.length === 1) return plan;
+    return {
+      rejected: `${plan.rejected} (${plan.indexes.map((i) => gsUri(job.sources[i]!)).join(', ')})`,
+    };
+  };
+  const before = await columns.tableColumns(job.destination);
+  const plan = planWith(before);
+  if (plan !== 'fromFile' && 'rejected' in plan) {
+    // A stale cache never rejects a file: ask the table itself.
+    const fresh = await columns.tableColumns(job.destination, true);
+    const again = planWith(fresh);
+    if (again !== 'fromFile' && 'rejected' in again) return again;
+    return { plan: again, before: fresh };
+  }
+  return { plan, before };
+}
+
+/** A loaded result with what the job changed in the table's schema, read back when it changed any. */
+export async function withChanges<R extends ClaimedLoadResult>(
+  columns: ColumnCache,
+  result: R,
+  job: LoadJob,
+  { plan, before }: Planned,
+): Promise<R> {
+  const changing =
+    plan === 'fromFile' ||
+    !before ||
+    job.write === 'replace' ||
+    plan.added.length > 0 ||
+    plan.relaxed.length > 0;
+  if (!changing) return result;
+  columns.forget(job.destination);
+  if (result.outcome !== 'loaded' || !before) return result;
+  const after = await columns.tableColumns(job.destination).catch(() => undefined);
+  const changes = after ? schemaChanges(before, after) : [];
+  return changes.length > 0 ? { ...result, schemaChanges: changes } : result;
+}
