@@ -1,5 +1,5 @@
 import type { ClaimStore } from './claims';
-import type { Batches } from './coalesce';
+import type { Batches } from './batching/types';
 import type { Config } from './config';
 import type { Publisher } from './publisher';
 import type { ObjectStore } from './stores/store';
