@@ -1,7 +1,7 @@
 import { HTTP, type CloudEvent } from 'cloudevents';
 import { z } from 'zod/v3';
 import { RequestError, errorMessage } from './errors';
-import { isBucketName } from './names';
+import { checkBucket, checkName, checkPrefix } from './object-names';
 
 export const EVENT_TYPES = {
   finalized: 'google.cloud.storage.object.v1.finalized',
@@ -10,6 +10,8 @@ export const EVENT_TYPES = {
 
 /** Set on messages fanned out from a forced prefix request, so that its redelivery does not load again. */
 export const FORCE_ID_ATTRIBUTE = 'ingestForceId';
+
+export { checkBucket, checkName, nameProblem } from './object-names';
 
 export interface ObjectRef {
   bucket: string;
@@ -242,47 +244,6 @@ function checkRef<T extends ObjectRef>(ref: T, where: string): ObjectRef {
   return out;
 }
 
-export function checkBucket(bucket: string, where: string): void {
-  if (!isBucketName(bucket)) {
-    throw new RequestError(`${where}: "${printable(bucket)}" is not a valid bucket name`);
-  }
-}
-
-/**
- * A name Cloud Storage cannot hold is a malformed field (400). Every name it can hold is accepted here,
- * on events and messages alike, as a prefix reprocess would list it: what a store cannot do with one
- * (the local folder cannot hold `a/../b.csv`) is that store's answer, never a 400 that a push
- * subscription would redeliver until the dead-letter topic.
- */
-export function checkName(name: string, where: string): void {
-  const problem = nameProblem(name);
-  if (problem) throw new RequestError(`${where}: object name "${printable(name)}" ${problem}`);
-}
-
-/**
- * Cloud Storage's object naming requirements (https://cloud.google.com/storage/docs/objects#naming):
- * 1-1,024 bytes of UTF-8, no carriage return or line feed, not "." or "..", not under
- * ".well-known/acme-challenge/".
- */
-export function nameProblem(name: string): string | undefined {
-  if (name === '') return 'is empty';
-  if (Buffer.byteLength(name, 'utf8') > 1024) return 'is longer than 1024 bytes';
-  if (/[\r\n]/.test(name)) return 'contains a line break, which Cloud Storage never allows';
-  if (name === '.' || name === '..') return 'is "." or ".."';
-  if (name.startsWith('.well-known/acme-challenge/'))
-    return 'starts with ".well-known/acme-challenge/"';
-  return undefined;
-}
-
-/** A prefix names no object itself: only what no object name can contain is refused. */
-function checkPrefix(prefix: string, where: string): void {
-  if (Buffer.byteLength(prefix, 'utf8') > 1024 || /[\r\n]/.test(prefix)) {
-    throw new RequestError(
-      `${where}: prefix "${printable(prefix)}" is longer than 1024 bytes or contains a carriage return or line feed`,
-    );
-  }
-}
-
 function decodeBase64(data: string, where: string): string {
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(data.replace(/\s/g, '')))
     throw new RequestError(`${where}: not base64`);
@@ -335,12 +296,4 @@ function lowerCaseHeaders(headers: HttpInput['headers']): Record<string, string>
       out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
-}
-
-function printable(text: string): string {
-  const shown = text.replace(
-    /[\u0000-\u001f\u007f]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return shown.length > 200 ? `${shown.slice(0, 200)}…` : shown;
 }
