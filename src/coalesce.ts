@@ -1,5 +1,6 @@
 import { Batcher, type PaceChange } from './batcher';
-import type { BatchContext, BatchServices } from './batching/context';
+import type { BatchContext } from './batching/context';
+import type { ObjectServices } from './object-services';
 import { jobIdOf } from './batching/job-ids';
 import { load } from './batching/load';
 import { claimAlone, followClaim } from './batching/lone';
@@ -9,10 +10,9 @@ import { TransientError } from './errors';
 import { createJobWatch } from './job-watch';
 import { gsUri } from './stores/store';
 
-export type { BatchServices } from './batching/context';
 export type { BatchLog, BatchObject, Batches, LoneObject } from './batching/types';
 
-export function createBatches(services: BatchServices, log: BatchLog): Batches {
+export function createBatches(services: ObjectServices, log: BatchLog): Batches {
   const { config, warehouse } = services;
   // Objects per destination between their arrival and the queue (their claim and head being read).
   const arriving = new Map<string, number>();

@@ -1,5 +1,10 @@
 import type { ColumnRules, SchemaField, WriteMode } from './config';
-import type { SourceHead } from './warehouses/warehouse';
+
+/** A source's column names (`string_field_N` without a header row) and the data rows of its head. */
+export interface SourceHead {
+  header: string[];
+  rows: string[][];
+}
 
 /** A table column as BigQuery describes it. */
 export interface TableColumn {

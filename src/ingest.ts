@@ -1,6 +1,6 @@
 import type { BatchObject } from './coalesce';
 import { RequestError, TransientError, errorMessage } from './errors';
-import type { IngestRequest, ObjectRef } from './events';
+import type { IngestRequest, ObjectRef } from './request';
 import { appendedAgain, loadBatch } from './load-batch';
 import { mapLimit } from './map-limit';
 import { identify, overallOutcome, type IngestResult, type ObjectResult } from './outcomes';

@@ -1,4 +1,4 @@
-import { planLoad } from './columns';
+import { planLoad, type SourceHead } from './columns';
 import type { Config, Route } from './config';
 import { HEAD_BYTES, checkHead } from './header';
 import type { ObjectResult } from './outcomes';
@@ -8,7 +8,6 @@ import {
   type Destination,
   type LoadJob,
   type LoadResult,
-  type SourceHead,
   type Warehouse,
 } from './warehouses/warehouse';
 

@@ -1,5 +1,5 @@
 import { TransientError } from './errors';
-import type { IngestRequest } from './events';
+import type { IngestRequest } from './request';
 import { batchLimitProblem } from './fanout';
 import { buildJob, checkObjectHead, headerShape, loadOutcome, memberRows } from './jobs';
 import { identify, type ObjectResult } from './outcomes';
@@ -8,7 +8,8 @@ import { reject } from './quarantine';
 import { jobIdFor } from './routing';
 import type { Services } from './services';
 import { gsUri, type StoredObject } from './stores/store';
-import { tableId, type LoadJob, type SourceHead } from './warehouses/warehouse';
+import { tableId, type LoadJob } from './warehouses/warehouse';
+import type { SourceHead } from './columns';
 
 export async function loadBatch(
   batch: Ready[],

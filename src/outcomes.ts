@@ -1,4 +1,4 @@
-import type { ObjectRef } from './events';
+import type { ObjectRef } from './request';
 import { gsUri } from './stores/store';
 
 export const OUTCOMES = ['loaded', 'duplicate', 'queued', 'skipped', 'rejected'] as const;

@@ -1,6 +1,6 @@
 import type { Route } from './config';
 import { TransientError } from './errors';
-import type { IngestRequest } from './events';
+import type { IngestRequest } from './request';
 import { batchLimitProblem } from './fanout';
 import { buildJob, loadOutcome, memberRows } from './jobs';
 import { identify, type ObjectResult } from './outcomes';

@@ -1,5 +1,5 @@
 import { RequestError } from './errors';
-import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './events';
+import { FORCE_ID_ATTRIBUTE, type IngestRequest, type ObjectRef } from './request';
 import { fanOutMessages, type FanOut } from './fanout';
 import type { Services } from './services';
 import { identify, type ObjectResult } from './outcomes';

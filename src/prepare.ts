@@ -1,5 +1,5 @@
 import type { Route } from './config';
-import type { ObjectRef } from './events';
+import type { ObjectRef } from './request';
 import { identify, type ObjectResult, type Outcome } from './outcomes';
 import { reject } from './quarantine';
 import { routeObject } from './routing';

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Services } from './services';
+import type { ObjectServices } from './object-services';
 import { identify, type ObjectResult } from './outcomes';
 import { ObjectGoneError, gsUri, type StoredObject } from './stores/store';
 import { tableId, type LoadJob } from './warehouses/warehouse';
@@ -9,7 +9,7 @@ export async function reject(
   object: StoredObject,
   reason: string,
   job: LoadJob | undefined,
-  { store, warehouse, config }: Pick<Services, 'store' | 'warehouse' | 'config'>,
+  { store, warehouse, config }: Pick<ObjectServices, 'store' | 'warehouse' | 'config'>,
   record = true,
 ): Promise<ObjectResult> {
   const target = quarantineName(object.name, config.quarantinePrefix);
@@ -64,7 +64,7 @@ export function quarantineName(name: string, prefix: string): string {
 async function holdsGeneration(
   object: StoredObject,
   target: string,
-  store: Services['store'],
+  store: ObjectServices['store'],
 ): Promise<boolean> {
   const copy = await store.stat(object.bucket, target);
   return (
@@ -83,7 +83,7 @@ export interface Quarantined {
 export async function quarantinedUnder(
   bucket: string,
   prefix: string,
-  { store, config }: Pick<Services, 'store' | 'config'>,
+  { store, config }: Pick<ObjectServices, 'store' | 'config'>,
 ): Promise<Map<string, Quarantined>> {
   const found = new Map<string, Quarantined>();
   for await (const copy of store.list(bucket, config.quarantinePrefix + prefix)) {

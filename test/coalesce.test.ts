@@ -3,7 +3,7 @@ import * as sinon from 'sinon';
 import { CLAIM_METADATA_KEY, formatClaim, parseClaim } from '../src/claims';
 import { loadConfig } from '../src/config';
 import { TransientError } from '../src/errors';
-import type { IngestRequest, ObjectRef } from '../src/events';
+import type { IngestRequest, ObjectRef } from '../src/request';
 import { ingest } from '../src/ingest';
 import type { IngestResult, ObjectResult } from '../src/outcomes';
 import { jobIdFor } from '../src/routing';

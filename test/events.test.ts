@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { RequestError } from '../src/errors';
-import { parseRequest, type IngestRequest } from '../src/events';
+import { parseRequest } from '../src/events';
+import type { IngestRequest } from '../src/request';
 import {
   PUBSUB_TYPE,
   STORAGE_TYPE,

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { loadConfig, type Config } from '../src/config';
 import { RequestError, TransientError } from '../src/errors';
-import type { IngestRequest, ObjectRef } from '../src/events';
+import type { IngestRequest, ObjectRef } from '../src/request';
 import { ingest, type Services } from '../src/ingest';
 import { overallOutcome } from '../src/outcomes';
 import type { StoredObject } from '../src/stores/store';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { DEFAULT_COLUMNS, loadConfig } from '../src/config';
-import type { IngestRequest, ObjectRef } from '../src/events';
+import type { IngestRequest, ObjectRef } from '../src/request';
 import { ingest, type Services } from '../src/ingest';
 import { listingPrefix } from '../src/partition';
 import type { StoredObject } from '../src/stores/store';

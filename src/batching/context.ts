@@ -1,15 +1,12 @@
 import type { Batcher, Pace } from '../batcher';
 import { errorMessage } from '../errors';
 import type { JobWatch } from '../job-watch';
-import type { Services } from '../services';
+import type { ObjectServices } from '../object-services';
 import type { BatchLog, BatchObject, Member } from './types';
-
-/** The services a batcher works with: all but itself. */
-export type BatchServices = Omit<Services, 'batches'>;
 
 /** What every part of one batcher shares: its services, queue, and the jobs in flight or followed. */
 export interface BatchContext {
-  services: BatchServices;
+  services: ObjectServices;
   log: BatchLog;
   batcher: Batcher<Member>;
   /** The jobs this instance is running, by id. */

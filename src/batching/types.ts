@@ -2,7 +2,8 @@ import type { Waiting } from '../batcher';
 import type { BatchOptions, Route } from '../config';
 import type { ObjectResult } from '../outcomes';
 import type { StoredObject } from '../stores/store';
-import type { Destination, SourceHead } from '../warehouses/warehouse';
+import type { Destination } from '../warehouses/warehouse';
+import type { SourceHead } from '../columns';
 
 /** One object of a batching route, as the use case hands it over. */
 export interface BatchObject {

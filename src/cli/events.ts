@@ -1,6 +1,6 @@
 import { CloudEvent, Mode, emitterFor, type Message } from 'cloudevents';
 import { randomUUID } from 'node:crypto';
-import { EVENT_TYPES } from '../events';
+import { EVENT_TYPES } from '../request';
 import type { StoredObject } from '../stores/store';
 import { errorMessage } from '../errors';
 import type { ObjectResult } from '../outcomes';

@@ -5,7 +5,7 @@
 import { z } from 'zod/v3';
 import { parseYamlText } from '../yaml-text';
 import { toConfigError } from '../errors';
-import { EVENT_TYPES } from '../events';
+import { EVENT_TYPES } from '../request';
 import { BUCKET_NAME } from '../names';
 import { REGION, substitute, type Values } from './placeholders';
 

@@ -1,7 +1,8 @@
 import { namesObject } from '../jobs';
 import { jobIdFor } from '../routing';
 import type { StoredObject } from '../stores/store';
-import type { LoadJob, SourceHead } from '../warehouses/warehouse';
+import type { LoadJob } from '../warehouses/warehouse';
+import type { SourceHead } from '../columns';
 import type { Day } from './day';
 
 /**

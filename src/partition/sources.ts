@@ -3,7 +3,7 @@ import { identify, type ObjectResult } from '../outcomes';
 import { reject, type Quarantined } from '../quarantine';
 import { jobIdFor } from '../routing';
 import { gsUri, type StoredObject } from '../stores/store';
-import type { SourceHead } from '../warehouses/warehouse';
+import type { SourceHead } from '../columns';
 import { isAmong, type Day } from './day';
 import type { Listing } from './members';
 

@@ -1,4 +1,4 @@
-import type { TableColumn } from '../columns';
+import type { SourceHead, TableColumn } from '../columns';
 import type { ColumnRules, CsvOptions, SchemaField, WriteMode, Route } from '../config';
 import type { StoredObject } from '../stores/store';
 
@@ -59,12 +59,6 @@ export interface RejectedSources {
   sources: StoredObject[];
   jobId?: string;
   destination?: Destination;
-}
-
-/** A source's column names (`string_field_N` without a header row) and the data rows of its head. */
-export interface SourceHead {
-  header: string[];
-  rows: string[][];
 }
 
 /** Rows a load skipped under `maxBadRecords`, and why the first of them was bad. */

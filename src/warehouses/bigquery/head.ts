@@ -1,7 +1,8 @@
 import { TransientError } from '../../errors';
 import { HEAD_BYTES, checkHead } from '../../header';
 import { gsUri, type StoredObject } from '../../stores/store';
-import type { LoadJob, SourceHead } from '../warehouse';
+import type { LoadJob } from '../warehouse';
+import type { SourceHead } from '../../columns';
 import type { BigQueryContext } from './context';
 import { toWarehouseError } from './errors';
 

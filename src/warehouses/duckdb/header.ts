@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { HEAD_BYTES, checkHead } from '../../header';
-import type { LoadJob, SourceHead } from '../warehouse';
+import type { LoadJob } from '../warehouse';
+import type { SourceHead } from '../../columns';
 import type { Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 

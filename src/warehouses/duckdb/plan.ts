@@ -6,7 +6,8 @@ import {
   type SourceGroup,
   type TableColumn,
 } from '../../columns';
-import type { LoadJob, SourceHead } from '../warehouse';
+import type { LoadJob } from '../warehouse';
+import type { SourceHead } from '../../columns';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
 import { duckColumn, sniffTypes, type Reads } from './csv';
 import { Rejection, uriOf } from './errors';
