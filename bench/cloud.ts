@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { finalizedEvent, sendEvent } from '../src/cli/events';
-import { HEAD_BYTES } from '../src/header';
+import { HEAD_BYTES } from '../src/schema/header';
 import { isInsert, isJobGet, startBigQueryServer } from '../test/servers/bigquery-server';
 import { startGcsServer, type ObjectResource } from '../test/servers/gcs-server';
 import {

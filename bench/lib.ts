@@ -293,7 +293,7 @@ export async function statLocal(root: string, bucket: string, name: string): Pro
 }
 
 /** Runs `work` over `items` with at most `limit` at a time. */
-export { mapLimit } from '../src/map-limit';
+export { mapLimit } from '../src/core/map-limit';
 
 export function seconds(fromMs: number): number {
   return (performance.now() - fromMs) / 1000;

@@ -1,12 +1,16 @@
 import * as functions from '@google-cloud/functions-framework';
 import * as fs from 'node:fs';
-import { createReceiver } from './app';
-import { createBackend, type Backend } from './backend';
+import { createReceiver } from './receiver/app';
+import { createBackend, type Backend } from './receiver/backend';
 import { loadConfig, type Config } from './config';
-import { ConfigError } from './errors';
-import { installJsonFinalHandler, serveWithoutDomains, takeOverShutdown } from './framework';
-import { createLogger } from './log';
-import { DEFAULT_GRACE_SECONDS, STEP_MS } from './shutdown';
+import { ConfigError } from './core/errors';
+import {
+  installJsonFinalHandler,
+  serveWithoutDomains,
+  takeOverShutdown,
+} from './receiver/framework';
+import { createLogger } from './receiver/log';
+import { DEFAULT_GRACE_SECONDS, STEP_MS } from './receiver/shutdown';
 import type * as StatusSite from './status/site';
 
 // The entry module: the Functions Framework loads it and serves the `ingest` target.

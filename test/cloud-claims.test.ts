@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CLAIM_METADATA_KEY, formatClaim } from '../src/claims';
+import { CLAIM_METADATA_KEY, formatClaim } from '../src/stores/claims';
 import { BUCKET, PROJECT, startCloudServices, type CloudServices } from './helpers/cloud-services';
 import { isJobGet } from './servers/bigquery-server';
 import { storageClient } from './servers/gcs-server';

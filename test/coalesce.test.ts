@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import * as sinon from 'sinon';
-import { CLAIM_METADATA_KEY, formatClaim, parseClaim } from '../src/claims';
+import { CLAIM_METADATA_KEY, formatClaim, parseClaim } from '../src/stores/claims';
 import { loadConfig } from '../src/config';
-import { TransientError } from '../src/errors';
-import type { IngestRequest, ObjectRef } from '../src/request';
+import { TransientError } from '../src/core/errors';
+import type { IngestRequest, ObjectRef } from '../src/objects/request';
 import { ingest } from '../src/ingest';
-import type { IngestResult, ObjectResult } from '../src/outcomes';
-import { jobIdFor } from '../src/routing';
+import type { IngestResult, ObjectResult } from '../src/objects/outcomes';
+import { jobIdFor } from '../src/objects/routing';
 import type { ClaimedLoadResult, LoadJob } from '../src/warehouses/warehouse';
 import { MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 

@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { badName, detectType, planLoad, schemaChanges, type TableColumn } from '../src/columns';
+import {
+  badName,
+  detectType,
+  planLoad,
+  schemaChanges,
+  type TableColumn,
+} from '../src/schema/columns';
 import { DEFAULT_COLUMNS, type ColumnRules } from '../src/config';
 
 const table: TableColumn[] = [

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { DEFAULT_CSV, loadConfig, type Env } from '../src/config';
-import { ConfigError } from '../src/errors';
+import { ConfigError } from '../src/core/errors';
 
 function files(map: Record<string, string>) {
   return (file: string): string => {

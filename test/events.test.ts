@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { RequestError } from '../src/errors';
-import { parseRequest } from '../src/events';
-import type { IngestRequest } from '../src/request';
+import { RequestError } from '../src/core/errors';
+import { parseRequest } from '../src/receiver/events';
+import type { IngestRequest } from '../src/objects/request';
 import {
   PUBSUB_TYPE,
   STORAGE_TYPE,

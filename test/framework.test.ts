@@ -5,7 +5,7 @@ import domain from 'node:domain';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import sinon from 'sinon';
-import { installJsonFinalHandler, serveWithoutDomains } from '../src/framework';
+import { installJsonFinalHandler, serveWithoutDomains } from '../src/receiver/framework';
 
 describe('the Functions Framework’s seams', () => {
   const servers: http.Server[] = [];

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as zlib from 'node:zlib';
 import { DEFAULT_CSV } from '../src/config';
-import { HEAD_BYTES, checkHead } from '../src/header';
+import { HEAD_BYTES, checkHead } from '../src/schema/header';
 
 function input(text: string | Buffer, overrides: Partial<Parameters<typeof checkHead>[0]> = {}) {
   const head = Buffer.isBuffer(text) ? text : Buffer.from(text);

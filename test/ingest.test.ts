@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { loadConfig, type Config } from '../src/config';
-import { RequestError, TransientError } from '../src/errors';
-import type { IngestRequest, ObjectRef } from '../src/request';
+import { RequestError, TransientError } from '../src/core/errors';
+import type { IngestRequest, ObjectRef } from '../src/objects/request';
 import { ingest, type Services } from '../src/ingest';
-import { overallOutcome } from '../src/outcomes';
+import { overallOutcome } from '../src/objects/outcomes';
 import type { StoredObject } from '../src/stores/store';
-import { jobIdFor } from '../src/routing';
+import { jobIdFor } from '../src/objects/routing';
 import { MemoryPublisher, MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
 
 const YAML = `

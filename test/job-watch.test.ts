@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { TransientError } from '../src/errors';
-import { createJobWatch } from '../src/job-watch';
+import { TransientError } from '../src/core/errors';
+import { createJobWatch } from '../src/batching/job-watch';
 import type { FollowedJob } from '../src/warehouses/warehouse';
 
 const LOADED: FollowedJob = {

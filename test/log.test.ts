@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
-import { createLogger, traceFields } from '../src/log';
+import { createLogger, traceFields } from '../src/receiver/log';
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { Batcher, type PaceChange } from '../src/batcher';
-import { TokenBucket } from '../src/token-bucket';
+import { Batcher, type PaceChange } from '../src/batching/batcher';
+import { TokenBucket } from '../src/batching/token-bucket';
 import { quotaLimitOf } from '../src/warehouses/bigquery';
 
 const DAY_MS = 86_400_000;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createBatches } from '../src/coalesce';
+import { createBatches } from '../src/batching';
 import type { Services } from '../src/ingest';
 import { createGcsStore } from '../src/stores/gcs';
 import { createGcsClaims } from '../src/stores/gcs-claims';

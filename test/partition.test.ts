@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { DEFAULT_COLUMNS, loadConfig } from '../src/config';
-import type { IngestRequest, ObjectRef } from '../src/request';
+import type { IngestRequest, ObjectRef } from '../src/objects/request';
 import { ingest, type Services } from '../src/ingest';
-import { listingPrefix } from '../src/partition';
+import { listingPrefix } from '../src/ingest/partition';
 import type { StoredObject } from '../src/stores/store';
 import { partitionedTableId, type LoadJob, type LoadResult } from '../src/warehouses/warehouse';
 import { MemoryStore, MemoryWarehouse, memoryServices } from './fakes/memory';
@@ -142,7 +142,7 @@ describe('partition rebuilds', () => {
     await event(p3); // {p2, p3}
     // The first delivery of p2's event listed {p2} before p3 existed, wrote it last, then died.
     const route = config.routes[0]!;
-    const { jobIdFor } = await import('../src/routing');
+    const { jobIdFor } = await import('../src/objects/routing');
     const destination = { dataset: 'sales', table: 'orders', partition: '20240301' };
     const staleId = jobIdFor([p2], destination, 'partition', undefined, { rebuiltFor: [p2] });
     await warehouse.load({ ...staleJob(p2, route.csv), jobId: staleId, destination });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { compilePattern, matchPattern } from '../src/pattern';
+import { compilePattern, matchPattern } from '../src/config/pattern';
 
 describe('route patterns', () => {
   const cases: [string, string, Record<string, string> | undefined][] = [

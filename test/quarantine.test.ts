@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { loadConfig } from '../src/config';
-import { quarantineName, quarantinedUnder, reject } from '../src/quarantine';
+import { quarantineName, quarantinedUnder, reject } from '../src/objects/quarantine';
 import { createGcsStore } from '../src/stores/gcs';
 import type { StoredObject } from '../src/stores/store';
 import type { Warehouse } from '../src/warehouses/warehouse';

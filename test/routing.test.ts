@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { loadConfig, type Config } from '../src/config';
-import { jobIdFor, routeObject, tableFromFileName, type Routing } from '../src/routing';
+import { jobIdFor, routeObject, tableFromFileName, type Routing } from '../src/objects/routing';
 
 const YAML = `
 project: my-project

@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import { finalizedEvent, sendEvent } from '../src/cli/events';
-import { CLOUD_RUN_KILL_MS, DEFAULT_GRACE_SECONDS, longestShutdownMs } from '../src/shutdown';
+import {
+  CLOUD_RUN_KILL_MS,
+  DEFAULT_GRACE_SECONDS,
+  longestShutdownMs,
+} from '../src/receiver/shutdown';
 import { startCloudReceiver, type CloudReceiver } from './helpers/cloud';
 
 describe('shutdown within Cloud Run’s 10 s from SIGTERM to SIGKILL', function () {

@@ -16,7 +16,7 @@ import {
   type Definition,
   type Plan,
   type Values,
-} from '../src/triggers';
+} from '../src/deploy';
 import {
   gcloudOrSkip,
   inBatches,

@@ -1,7 +1,7 @@
-import type { Batcher, Pace } from '../batcher';
-import { errorMessage } from '../errors';
-import type { JobWatch } from '../job-watch';
-import type { ObjectServices } from '../object-services';
+import type { Batcher, Pace } from './batcher';
+import { errorMessage } from '../core/errors';
+import type { JobWatch } from './job-watch';
+import type { ObjectServices } from '../objects/services';
 import type { BatchLog, BatchObject, Member } from './types';
 
 /** What every part of one batcher shares: its services, queue, and the jobs in flight or followed. */

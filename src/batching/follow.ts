@@ -1,7 +1,7 @@
-import type { Claim } from '../claims';
-import { buildJob, namesObject } from '../jobs';
-import { identify, type ObjectResult } from '../outcomes';
-import { reject } from '../quarantine';
+import type { Claim } from '../stores/claims';
+import { buildJob, namesObject } from '../objects/jobs';
+import { identify, type ObjectResult } from '../objects/outcomes';
+import { reject } from '../objects/quarantine';
 import { gsUri } from '../stores/store';
 import type { BatchContext } from './context';
 import type { BatchObject } from './types';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { jobIdFor } from '../routing';
+import { jobIdFor } from '../objects/routing';
 import { gsUri } from '../stores/store';
 import type { BatchObject, Member } from './types';
 

@@ -1,6 +1,6 @@
-import type { Claim } from '../claims';
-import { TransientError } from '../errors';
-import { identify, type ObjectResult } from '../outcomes';
+import type { Claim } from '../stores/claims';
+import { TransientError } from '../core/errors';
+import { identify, type ObjectResult } from '../objects/outcomes';
 import { gsUri } from '../stores/store';
 import { tableId } from '../warehouses/warehouse';
 import { sleep, type BatchContext } from './context';

@@ -1,6 +1,6 @@
-import { TransientError } from '../errors';
-import { headerShape } from '../jobs';
-import type { ObjectResult } from '../outcomes';
+import { TransientError } from '../core/errors';
+import { headerShape } from '../objects/jobs';
+import type { ObjectResult } from '../objects/outcomes';
 import { gsUri } from '../stores/store';
 import { tableId } from '../warehouses/warehouse';
 import { asError, type BatchContext } from './context';

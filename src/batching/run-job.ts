@@ -1,6 +1,6 @@
-import type { Claim } from '../claims';
-import { TransientError } from '../errors';
-import { buildJob } from '../jobs';
+import type { Claim } from '../stores/claims';
+import { TransientError } from '../core/errors';
+import { buildJob } from '../objects/jobs';
 import { gsUri } from '../stores/store';
 import type { ClaimedLoadResult, LoadJob } from '../warehouses/warehouse';
 import { asError, type BatchContext } from './context';

@@ -1,7 +1,7 @@
-import type { ObjectResult } from '../outcomes';
-import { identify } from '../outcomes';
-import { namesObject, memberRows } from '../jobs';
-import { reject } from '../quarantine';
+import type { ObjectResult } from '../objects/outcomes';
+import { identify } from '../objects/outcomes';
+import { namesObject, memberRows } from '../objects/jobs';
+import { reject } from '../objects/quarantine';
 import { gsUri } from '../stores/store';
 import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouses/warehouse';
 import { asError, type BatchContext } from './context';

@@ -1,9 +1,9 @@
-import type { Waiting } from '../batcher';
+import type { Waiting } from './batcher';
 import type { BatchOptions, Route } from '../config';
-import type { ObjectResult } from '../outcomes';
+import type { ObjectResult } from '../objects/outcomes';
 import type { StoredObject } from '../stores/store';
 import type { Destination } from '../warehouses/warehouse';
-import type { SourceHead } from '../columns';
+import type { SourceHead } from '../schema/columns';
 
 /** One object of a batching route, as the use case hands it over. */
 export interface BatchObject {

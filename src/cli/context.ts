@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createStore } from '../backend';
+import { createStore } from '../receiver/backend';
 import { loadConfig, type Config } from '../config';
 import { generationProblem } from '../stores/local';
 import type { StoredObject } from '../stores/store';

@@ -1,4 +1,4 @@
-import { errorMessage } from '../errors';
+import { errorMessage } from '../core/errors';
 import { gsUri, type StoredObject } from '../stores/store';
 import {
   answerOutcome,

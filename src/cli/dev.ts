@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { localWarehouseFile } from '../backend';
-import { errorMessage, firstLine } from '../errors';
+import { localWarehouseFile } from '../receiver/backend';
+import { errorMessage, firstLine } from '../core/errors';
 import { readConfig } from './context';
 import { claimDataDir } from './dev-lock';
 import { startLocalEventarc, type ScanSummary } from './local-eventarc';

@@ -1,9 +1,9 @@
 import { CloudEvent, Mode, emitterFor, type Message } from 'cloudevents';
 import { randomUUID } from 'node:crypto';
-import { EVENT_TYPES } from '../request';
+import { EVENT_TYPES } from '../objects/request';
 import type { StoredObject } from '../stores/store';
-import { errorMessage } from '../errors';
-import type { ObjectResult } from '../outcomes';
+import { errorMessage } from '../core/errors';
+import type { ObjectResult } from '../objects/outcomes';
 
 export interface EventAnswer {
   status: number;

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { planGrants } from '../grants';
-import { renderScript, resolveValues, requireValues, type Env } from '../triggers';
+import { planGrants } from '../deploy/grants';
+import { renderScript, resolveValues, requireValues, type Env } from '../deploy';
 import { readConfig } from './context';
 
 export interface GrantsDeps {

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { localWarehouseFile } from '../backend';
+import { localWarehouseFile } from '../receiver/backend';
 import type { Config } from '../config';
 import {
   HISTORY_OUTCOMES,
@@ -82,7 +82,7 @@ async function readHistory(config: Config, since: Date): Promise<HistoryEntry[]>
   }
   const [{ BigQuery }, { createStore }, { readCloudHistory }] = await Promise.all([
     import('@google-cloud/bigquery'),
-    import('../backend'),
+    import('../receiver/backend'),
     import('../history/cloud'),
   ]);
   return readCloudHistory({

@@ -1,7 +1,7 @@
 import { lstatSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { errorMessage } from '../errors';
-import { nameProblem } from '../object-names';
+import { errorMessage } from '../core/errors';
+import { nameProblem } from '../objects/object-names';
 import { createLocalStore, generationProblem } from '../stores/local';
 import type { StoredObject } from '../stores/store';
 import { createDelivery } from './delivery';

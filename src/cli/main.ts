@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { ConfigError, errorMessage, firstLine } from '../errors';
+import { ConfigError, errorMessage, firstLine } from '../core/errors';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
 import { grantsCommand } from './grants';

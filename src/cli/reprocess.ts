@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { fanOutMessages } from '../fanout';
-import { createPubSubPublisher, type OutgoingMessage } from '../publisher';
+import { fanOutMessages } from '../objects/fanout';
+import { createPubSubPublisher, type OutgoingMessage } from '../objects/publisher';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
-import { createStore } from '../backend';
+import { createStore } from '../receiver/backend';
 import type { Backend } from '../config';
-import { errorMessage, firstLine } from '../errors';
+import { errorMessage, firstLine } from '../core/errors';
 import { readConfig } from './context';
 
 interface Options {

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createBackend, localWarehouseFile } from '../backend';
+import { createBackend, localWarehouseFile } from '../receiver/backend';
 import type { TableInfo } from '../warehouses/warehouse';
 import { readConfig } from './context';
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command, Option } from 'commander';
-import { errorMessage, firstLine } from '../errors';
+import { errorMessage, firstLine } from '../core/errors';
 import {
   AGENT_RETRY_SECONDS,
   checkDefinition,
@@ -16,7 +16,7 @@ import {
   resolveValues,
   type Env,
   type Plan,
-} from '../triggers';
+} from '../deploy';
 
 export interface RunResult {
   code: number;

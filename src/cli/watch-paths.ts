@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { BUCKET_RULE, isBucketName } from '../names';
+import { BUCKET_RULE, isBucketName } from '../core/names';
 
 export type WatchPath =
   | { kind: 'watch' }

@@ -1,5 +1,5 @@
-import { ConfigError, errorMessage } from '../errors';
-import { compilePattern, type CompiledPattern } from '../pattern';
+import { ConfigError, errorMessage } from '../core/errors';
+import { compilePattern, type CompiledPattern } from './pattern';
 import { DEFAULT_PARTITION, placeholders } from './templates';
 import type { WriteMode } from './yaml-schema';
 

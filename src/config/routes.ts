@@ -1,5 +1,5 @@
 import type { z } from 'zod/v3';
-import { ConfigError } from '../errors';
+import { ConfigError } from '../core/errors';
 import { routePattern } from './patterns';
 import { readSchema, type ReadFile } from './schema-files';
 import { DEFAULT_PARTITION, placeholders, templateProblem, type TemplateKind } from './templates';

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { z } from 'zod/v3';
-import { ConfigError, describeIssue, errorMessage, fieldPath } from '../errors';
+import { ConfigError, describeIssue, errorMessage, fieldPath } from '../core/errors';
 
 export const FIELD_TYPES = [
   'STRING',

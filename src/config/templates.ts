@@ -1,4 +1,4 @@
-import { BIGQUERY_NAME, isPartitionDate } from '../names';
+import { BIGQUERY_NAME, isPartitionDate } from '../core/names';
 
 export const DEFAULT_PARTITION = '{yyyy}{mm}{dd}';
 

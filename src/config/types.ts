@@ -1,5 +1,5 @@
 import type { z } from 'zod/v3';
-import type { CompiledPattern } from '../pattern';
+import type { CompiledPattern } from './pattern';
 import type { Backend, LogLevel } from './env';
 import type { SchemaField } from './schema-files';
 import type { CsvOptions, timePartitioningSchema, WriteMode } from './yaml-schema';

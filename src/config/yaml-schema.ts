@@ -1,5 +1,5 @@
 import { z } from 'zod/v3';
-import { BUCKET_NAME, DOMAIN_PROJECT_ID } from '../names';
+import { BUCKET_NAME, DOMAIN_PROJECT_ID } from '../core/names';
 
 export const WRITE_MODES = ['append', 'truncate', 'replace', 'partition'] as const;
 export type WriteMode = (typeof WRITE_MODES)[number];

@@ -3,10 +3,10 @@
  * its Cloud Run destination and its subscription's retry and dead-letter policy. Pure: no I/O.
  */
 import { z } from 'zod/v3';
-import { parseYamlText } from '../yaml-text';
-import { toConfigError } from '../errors';
-import { EVENT_TYPES } from '../request';
-import { BUCKET_NAME } from '../names';
+import { parseYamlText } from '../config/yaml-text';
+import { toConfigError } from '../core/errors';
+import { EVENT_TYPES } from '../objects/request';
+import { BUCKET_NAME } from '../core/names';
 import { REGION, substitute, type Values } from './placeholders';
 
 const PUBSUB_ID = /^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;

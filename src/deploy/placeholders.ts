@@ -2,8 +2,8 @@
  * The `${NAME}` placeholders of the eventarc/*.yaml definitions: where their values come from (flags,
  * then the environment), which of them a set of documents needs, and filling them in. Pure: no I/O.
  */
-import { ConfigError, fieldPath } from '../errors';
-import { BUCKET_NAME, PROJECT_ID } from '../names';
+import { ConfigError, fieldPath } from '../core/errors';
+import { BUCKET_NAME, PROJECT_ID } from '../core/names';
 
 /** The values a definition may leave to the environment, written `${NAME}`. */
 export const PLACEHOLDERS = ['PROJECT_ID', 'REGION', 'BUCKET'] as const;

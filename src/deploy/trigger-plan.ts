@@ -2,7 +2,7 @@
  * Checked trigger definitions -> the Plan that creates them and sets the retry and dead-letter policy
  * of the Pub/Sub subscription each trigger delivers through. Pure: no I/O.
  */
-import { EVENT_TYPES } from '../request';
+import { EVENT_TYPES } from '../objects/request';
 import type { Definition } from './definition';
 import type { Plan, Step, Word } from './plan';
 

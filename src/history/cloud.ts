@@ -1,7 +1,7 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod/v3';
-import { httpStatusOf } from '../google-errors';
+import { httpStatusOf } from '../core/google-errors';
 import { originalUri } from '../warehouses/bigquery/source-uris';
 import { BucketNotFoundError, type ObjectStore } from '../stores/store';
 import type { HistoryEntry } from './entry';

@@ -1,5 +1,5 @@
 import type { HistoryEntry } from '../history/entry';
-import type { IngestResult } from '../outcomes';
+import type { IngestResult } from '../objects/outcomes';
 
 /** One object's outcome as the status page lists it. */
 export interface OutcomeRow {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { Pages } from '../app';
-import type { Backend } from '../backend';
+import type { Pages } from '../receiver/app';
+import type { Backend } from '../receiver/backend';
 import type { Config } from '../config';
-import { errorMessage } from '../errors';
+import { errorMessage } from '../core/errors';
 import { createOutcomeLog } from './outcomes';
 import { statusPage } from './page';
 import { mergeRejected, readQuarantine, type RejectedRow } from './rejected';

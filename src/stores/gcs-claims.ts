@@ -6,11 +6,11 @@ import {
   type ClaimStore,
   type ClaimSwap,
   type SwapResult,
-} from '../claims';
-import { TransientError, errorMessage } from '../errors';
-import { httpStatusOf, isTransientGoogleError } from '../google-errors';
-import { mapLimit } from '../map-limit';
-import { withTimeout } from '../timeout';
+} from './claims';
+import { TransientError, errorMessage } from '../core/errors';
+import { httpStatusOf, isTransientGoogleError } from '../core/google-errors';
+import { mapLimit } from '../core/map-limit';
+import { withTimeout } from '../core/timeout';
 import { gsUri, type StoredObject } from './store';
 
 // Longer than an insert call may take (the warehouse gives up on one after 60 s) plus clock skew.

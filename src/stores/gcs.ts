@@ -1,7 +1,7 @@
 import { Storage, type CopyOptions, type File, type FileMetadata } from '@google-cloud/storage';
-import { TransientError, errorMessage } from '../errors';
-import { httpStatusOf, isTransientGoogleError } from '../google-errors';
-import { withTimeout } from '../timeout';
+import { TransientError, errorMessage } from '../core/errors';
+import { httpStatusOf, isTransientGoogleError } from '../core/google-errors';
+import { withTimeout } from '../core/timeout';
 import {
   BucketNotFoundError,
   ObjectGoneError,

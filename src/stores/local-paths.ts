@@ -1,6 +1,6 @@
 import { lstatSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
-import { RequestError } from '../errors';
+import { RequestError } from '../core/errors';
 import { UnsupportedNameError } from './store';
 
 export interface ObjectPath {

@@ -1,4 +1,4 @@
-import type { SourceHead, TableColumn } from '../columns';
+import type { SourceHead, TableColumn } from '../schema/columns';
 import type { ColumnRules, CsvOptions, SchemaField, WriteMode, Route } from '../config';
 import type { StoredObject } from '../stores/store';
 

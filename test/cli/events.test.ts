@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { describeAnswer } from '../../src/cli/events';
-import type { ObjectResult } from '../../src/outcomes';
+import type { ObjectResult } from '../../src/objects/outcomes';
 
 describe('the terminal line of an outcome', () => {
   const line = (object: ObjectResult) =>

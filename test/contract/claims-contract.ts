@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { Claim, ClaimStore } from '../../src/claims';
+import type { Claim, ClaimStore } from '../../src/stores/claims';
 import type { StoredObject } from '../../src/stores/store';
 
 export interface ClaimsFixture {

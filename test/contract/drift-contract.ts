@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { gzipSync } from 'node:zlib';
-import type { TableColumn } from '../../src/columns';
+import type { TableColumn } from '../../src/schema/columns';
 import { DEFAULT_COLUMNS, type ColumnRules, type SchemaField } from '../../src/config';
 import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult } from '../../src/warehouses/warehouse';

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadConfig, type Config } from '../../src/config';
 import { ingest, type Services } from '../../src/ingest';
-import type { ObjectResult } from '../../src/outcomes';
+import type { ObjectResult } from '../../src/objects/outcomes';
 import type { StoredObject } from '../../src/stores/store';
 
 /** The README's example partition route, with its schema file. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { gzipSync } from 'node:zlib';
 import { DEFAULT_COLUMNS, DEFAULT_CSV, type FieldType, type SchemaField } from '../../src/config';
-import { TransientError } from '../../src/errors';
+import { TransientError } from '../../src/core/errors';
 import type { StoredObject } from '../../src/stores/store';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { gzipCutAfter } from '../helpers/gzip';

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { finalizedEvent } from '../../src/cli/events';
-import type { ObjectResult } from '../../src/outcomes';
+import type { ObjectResult } from '../../src/objects/outcomes';
 import { createLocalStore } from '../../src/stores/local';
 import type { StoredObject } from '../../src/stores/store';
 import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';

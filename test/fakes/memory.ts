@@ -4,11 +4,11 @@ import {
   parseClaim,
   type ClaimStore,
   type SwapResult,
-} from '../../src/claims';
-import { createBatches, type BatchLog } from '../../src/coalesce';
+} from '../../src/stores/claims';
+import { createBatches, type BatchLog } from '../../src/batching';
 import type { Config } from '../../src/config';
-import type { OutgoingMessage, Publisher } from '../../src/publisher';
-import type { Services } from '../../src/services';
+import type { OutgoingMessage, Publisher } from '../../src/objects/publisher';
+import type { Services } from '../../src/ingest/services';
 import {
   BucketNotFoundError,
   ObjectGoneError,
@@ -16,7 +16,7 @@ import {
   type ObjectStore,
   type StoredObject,
 } from '../../src/stores/store';
-import type { TableColumn } from '../../src/columns';
+import type { TableColumn } from '../../src/schema/columns';
 import {
   tableId,
   type ClaimedLoadResult,

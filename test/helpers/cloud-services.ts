@@ -1,8 +1,8 @@
-import { createBatches } from '../../src/coalesce';
+import { createBatches } from '../../src/batching';
 import { loadConfig } from '../../src/config';
 import { ingest } from '../../src/ingest';
-import type { ObjectResult } from '../../src/outcomes';
-import type { Services } from '../../src/services';
+import type { ObjectResult } from '../../src/objects/outcomes';
+import type { Services } from '../../src/ingest/services';
 import { createGcsStore } from '../../src/stores/gcs';
 import { createGcsClaims } from '../../src/stores/gcs-claims';
 import type { StoredObject } from '../../src/stores/store';

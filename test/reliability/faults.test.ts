@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { jobIdFor } from '../../src/routing';
+import { jobIdFor } from '../../src/objects/routing';
 import { STORAGE_TYPE, binaryEvent } from '../helpers/events';
 import { startCloudReceiver, type CloudReceiver } from '../helpers/cloud';
 import { post, type RunningServer } from '../helpers/server';

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { Writable } from 'node:stream';
-import { createReceiver } from '../../src/app';
+import { createReceiver } from '../../src/receiver/app';
 import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/log';
+import { createLogger } from '../../src/receiver/log';
 import type { ObjectStore, StoredObject } from '../../src/stores/store';
 import { MemoryStore, MemoryWarehouse, memoryServices } from '../fakes/memory';
 import { PUBSUB_TYPE, STORAGE_TYPE } from '../helpers/events';

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { TransientError } from '../../src/errors';
+import { TransientError } from '../../src/core/errors';
 import { createGcsStore } from '../../src/stores/gcs';
 import { createGcsClaims } from '../../src/stores/gcs-claims';
 import { ObjectGoneError, type ObjectStore, type StoredObject } from '../../src/stores/store';

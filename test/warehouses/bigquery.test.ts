@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as ts from 'typescript';
 import { DEFAULT_CSV, FIELD_TYPES, WRITE_MODES } from '../../src/config';
-import { TransientError } from '../../src/errors';
+import { TransientError } from '../../src/core/errors';
 import type { StoredObject } from '../../src/stores/store';
 import {
   createBigQueryWarehouse,

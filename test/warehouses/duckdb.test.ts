@@ -15,7 +15,7 @@ import {
   ENCODINGS,
   type SchemaField,
 } from '../../src/config';
-import { TransientError } from '../../src/errors';
+import { TransientError } from '../../src/core/errors';
 import { createLocalStore, localObjectPath } from '../../src/stores/local';
 import type { StoredObject } from '../../src/stores/store';
 import {

@@ -1,7 +1,7 @@
 import { BigQuery } from '@google-cloud/bigquery';
 import { Storage } from '@google-cloud/storage';
 import { setMaxListeners } from 'node:events';
-import { withTimeout } from '../../timeout';
+import { withTimeout } from '../../core/timeout';
 import type { LoadJob } from '../warehouse';
 import { DEFAULT_STAGING_PREFIX } from './load-config';
 

@@ -1,5 +1,5 @@
-import { TransientError, errorMessage } from '../../errors';
-import { isTransientGoogleError, httpStatusOf } from '../../google-errors';
+import { TransientError, errorMessage } from '../../core/errors';
+import { isTransientGoogleError, httpStatusOf } from '../../core/google-errors';
 
 const TRANSIENT_HTTP_REASONS = new Set([
   'backendError',

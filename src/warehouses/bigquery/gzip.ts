@@ -2,7 +2,7 @@ import type { Storage } from '@google-cloud/storage';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { TransientError, errorMessage } from '../../errors';
+import { TransientError, errorMessage } from '../../core/errors';
 import { gsUri, type StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import type { BigQueryContext } from './context';

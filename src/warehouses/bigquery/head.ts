@@ -1,8 +1,8 @@
-import { TransientError } from '../../errors';
-import { HEAD_BYTES, checkHead } from '../../header';
+import { TransientError } from '../../core/errors';
+import { HEAD_BYTES, checkHead } from '../../schema/header';
 import { gsUri, type StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
-import type { SourceHead } from '../../columns';
+import type { SourceHead } from '../../schema/columns';
 import type { BigQueryContext } from './context';
 import { toWarehouseError } from './errors';
 

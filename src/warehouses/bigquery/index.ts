@@ -1,4 +1,4 @@
-import { TransientError } from '../../errors';
+import { TransientError } from '../../core/errors';
 import type { Warehouse } from '../warehouse';
 import { createContext, type BigQueryWarehouseOptions } from './context';
 import { toWarehouseError } from './errors';

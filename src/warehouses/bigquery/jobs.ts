@@ -1,6 +1,6 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
-import { TransientError, errorMessage } from '../../errors';
-import { httpStatusOf, reasonsOf } from '../../google-errors';
+import { TransientError, errorMessage } from '../../core/errors';
+import { httpStatusOf, reasonsOf } from '../../core/google-errors';
 import type { QuotaLimit } from '../warehouse';
 import type { BigQueryContext, Where } from './context';
 import { toWarehouseError } from './errors';

@@ -1,5 +1,5 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
-import type { ColumnPlan, TableColumn } from '../../columns';
+import type { ColumnPlan, TableColumn } from '../../schema/columns';
 import type { SchemaField } from '../../config';
 import type { LoadJob } from '../warehouse';
 import { sourceUri } from './source-uris';

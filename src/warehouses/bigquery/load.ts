@@ -1,4 +1,4 @@
-import { TransientError } from '../../errors';
+import { TransientError } from '../../core/errors';
 import type { ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
 import type { BigQueryContext } from './context';
 import { truncatedGzip } from './gzip';

@@ -4,7 +4,7 @@ import {
   schemaChanges,
   type GroupsPlan,
   type TableColumn,
-} from '../../columns';
+} from '../../schema/columns';
 import { gsUri } from '../../stores/store';
 import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouse';
 import type { BigQueryContext } from './context';

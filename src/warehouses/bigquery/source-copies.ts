@@ -1,6 +1,6 @@
 import type { Storage } from '@google-cloud/storage';
-import { TransientError, errorMessage } from '../../errors';
-import { httpStatusOf, isTransientGoogleError } from '../../google-errors';
+import { TransientError, errorMessage } from '../../core/errors';
+import { httpStatusOf, isTransientGoogleError } from '../../core/google-errors';
 import { gsUri, type StoredObject } from '../../stores/store';
 import { copiesAmong, loadName } from './source-uris';
 

@@ -1,6 +1,6 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
-import type { TableColumn } from '../../columns';
-import { TransientError } from '../../errors';
+import type { TableColumn } from '../../schema/columns';
+import { TransientError } from '../../core/errors';
 import { tableId, type Destination, type LoadJob } from '../warehouse';
 import type { BigQueryContext } from './context';
 import { toWarehouseError } from './errors';

@@ -1,6 +1,6 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
 import { createHash } from 'node:crypto';
-import type { GroupsPlan, TableColumn } from '../../columns';
+import type { GroupsPlan, TableColumn } from '../../schema/columns';
 import type { Destination, LoadJob } from '../warehouse';
 
 type JobResource = bigquery.IJob;

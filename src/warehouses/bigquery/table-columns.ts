@@ -1,7 +1,7 @@
 import type bigquery from '@google-cloud/bigquery/build/src/types';
-import type { TableColumn } from '../../columns';
-import { TransientError } from '../../errors';
-import { httpStatusOf } from '../../google-errors';
+import type { TableColumn } from '../../schema/columns';
+import { TransientError } from '../../core/errors';
+import { httpStatusOf } from '../../core/google-errors';
 import { tableId, type Destination } from '../warehouse';
 import type { BigQueryContext } from './context';
 import { toWarehouseError } from './errors';

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { TableColumn } from '../../columns';
+import type { TableColumn } from '../../schema/columns';
 import type { TableInfo } from '../warehouse';
 import { identifier, quote, type Target } from './sql';
 

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { TableColumn } from '../../columns';
+import type { TableColumn } from '../../schema/columns';
 import type { CsvOptions, FieldType } from '../../config';
 import type { StoredObject } from '../../stores/store';
 import type { LoadJob } from '../warehouse';

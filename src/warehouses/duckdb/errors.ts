@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { LATIN1_HINT } from '../../config';
-import { TransientError, errorMessage, firstLine } from '../../errors';
+import { TransientError, errorMessage, firstLine } from '../../core/errors';
 import { gsUri } from '../../stores/store';
 import type { LoadJob } from '../warehouse';
 import { bigQueryType } from './catalog';

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
-import { HEAD_BYTES, checkHead } from '../../header';
+import { HEAD_BYTES, checkHead } from '../../schema/header';
 import type { LoadJob } from '../warehouse';
-import type { SourceHead } from '../../columns';
+import type { SourceHead } from '../../schema/columns';
 import type { Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 

@@ -2,9 +2,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { gsUri, type StoredObject } from '../../stores/store';
-import type { ClaimStore, SwapResult } from '../../claims';
+import type { ClaimStore, SwapResult } from '../../stores/claims';
 import type { WarehouseInspector } from '../inspector';
-import type { TableColumn } from '../../columns';
+import type { TableColumn } from '../../schema/columns';
 import {
   tableId,
   type ClaimedLoadResult,

@@ -1,5 +1,5 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
-import type { Claim } from '../../claims';
+import type { Claim } from '../../stores/claims';
 import { gsUri, type StoredObject } from '../../stores/store';
 import { partitionedTableId, tableId, type LoadJob, type RejectedSources } from '../warehouse';
 

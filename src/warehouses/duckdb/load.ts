@@ -1,5 +1,5 @@
 import { listValue, type DuckDBConnection } from '@duckdb/node-api';
-import { TransientError, errorMessage } from '../../errors';
+import { TransientError, errorMessage } from '../../core/errors';
 import type { StoredObject } from '../../stores/store';
 import type { BadRecords, ClaimedLoadResult, LoadJob, LoadResult } from '../warehouse';
 import { PARTITION_COLUMN, alterTable, createTable, type Column } from './catalog';

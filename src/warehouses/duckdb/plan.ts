@@ -5,9 +5,9 @@ import {
   schemaChanges,
   type SourceGroup,
   type TableColumn,
-} from '../../columns';
+} from '../../schema/columns';
 import type { LoadJob } from '../warehouse';
-import type { SourceHead } from '../../columns';
+import type { SourceHead } from '../../schema/columns';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
 import { duckColumn, sniffTypes, type Reads } from './csv';
 import { Rejection, uriOf } from './errors';

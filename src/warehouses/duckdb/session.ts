@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { TransientError, errorMessage, firstLine } from '../../errors';
+import { TransientError, errorMessage, firstLine } from '../../core/errors';
 import { LEDGER_DDL } from './ledger';
 
 export interface Session {

@@ -1,0 +1,8 @@
+import type { Batches } from '../batching/types';
+import type { ObjectServices } from '../objects/services';
+
+/** What the use case works with: the object services and the batches of coalesced loads. */
+export interface Services extends ObjectServices {
+  /** Paces and coalesces the load jobs of batching routes. */
+  batches: Batches;
+}

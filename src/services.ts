@@ -1,8 +1,0 @@
-import type { Batches } from './batching/types';
-import type { ObjectServices } from './object-services';
-
-/** What the use case works with: the object services and the batches of coalesced loads. */
-export interface Services extends ObjectServices {
-  /** Paces and coalesces the load jobs of batching routes. */
-  batches: Batches;
-}
