@@ -83,7 +83,7 @@ async function readHistory(config: Config, since: Date): Promise<HistoryEntry[]>
   const [{ BigQuery }, { createStore }, { readCloudHistory }] = await Promise.all([
     import('@google-cloud/bigquery'),
     import('../receiver/backend'),
-    import('../history/cloud'),
+    import('../warehouses/bigquery/history'),
   ]);
   return readCloudHistory({
     bigquery: new BigQuery({ projectId: config.project, location: config.location }),

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { jobsQuery, parseJobRows, readCloudHistory } from '../../src/history/cloud';
+import { jobsQuery, parseJobRows, readCloudHistory } from '../../src/warehouses/bigquery/history';
 import type { HistoryEntry } from '../../src/history/entry';
 import { createGcsStore } from '../../src/stores/gcs';
 import { runCli } from '../helpers/cli';

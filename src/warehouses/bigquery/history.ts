@@ -1,10 +1,10 @@
 import type { BigQuery } from '@google-cloud/bigquery';
 import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod/v3';
-import { httpStatusOf } from '../core/google-errors';
-import { originalUri } from '../warehouses/bigquery/source-uris';
-import { BucketNotFoundError, type ObjectStore } from '../stores/store';
-import type { HistoryEntry } from './entry';
+import { httpStatusOf } from '../../core/google-errors';
+import { originalUri } from './source-uris';
+import { BucketNotFoundError, type ObjectStore } from '../../stores/store';
+import type { HistoryEntry } from '../../history/entry';
 
 /**
  * Load history on Google Cloud: the service's load jobs from BigQuery's INFORMATION_SCHEMA, found by
