@@ -1,6 +1,6 @@
 import type { ObjectResult } from '../objects/outcomes';
 import { identify } from '../objects/outcomes';
-import { namesObject, memberRows } from '../objects/jobs';
+import { namesObject, memberRows, replacedOf, supersededReason } from '../objects/jobs';
 import { reject } from '../objects/quarantine';
 import { gsUri } from '../stores/store';
 import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouses/warehouse';
@@ -52,6 +52,7 @@ export async function settleJob(
           ...identify(m.item.object),
           ...done,
           ...memberRows(result, i, won.length),
+          ...replacedOf(result, i),
           ...(i === 0 && changes?.length ? { schemaChanges: changes } : {}),
         }),
       );
@@ -86,6 +87,20 @@ export async function settleJob(
       const named = won.filter((m) => namesObject(result.reason, m.item.object));
       named.forEach((m) => m.finish('again'));
       requeue(won.filter((m) => !named.includes(m)));
+      return;
+    }
+    case 'superseded': {
+      const stale = won.filter((m) => gsUri(m.item.object) in result.newer);
+      for (const m of stale) {
+        const newer = result.newer[gsUri(m.item.object)];
+        m.finish({
+          ...identify(m.item.object),
+          outcome: 'skipped',
+          destination: tableId(destination),
+          reason: supersededReason(newer),
+        });
+      }
+      requeue(won.filter((m) => !stale.includes(m)));
       return;
     }
     case 'failed':

@@ -135,5 +135,6 @@ function rowsText(o: ObjectResult): string | undefined {
   else if (o.rows === undefined) return undefined;
   else if ((o.jobObjects ?? 1) > 1) rows = `job of ${o.jobObjects} objects, ${o.rows} rows`;
   else rows = `${o.rows} rows`;
+  if (o.replacedRows !== undefined) rows += `, replaced ${o.replacedRows}`;
   return o.appendedAgain ? `(${rows}, appended again: forced)` : `(${rows})`;
 }

@@ -105,7 +105,7 @@ export function formatHistory(entries: HistoryEntry[], sinceMs: number): string 
     objectsText(e.objects),
     e.outcome,
     e.destination ?? '',
-    e.rows === undefined ? '' : String(e.rows),
+    rowsText(e),
     shortJobId(e.jobId ?? ''),
     e.reason ?? '',
   ]);
@@ -156,4 +156,9 @@ function outcomeArg(value: string): HistoryOutcome {
       `one of ${HISTORY_OUTCOMES.join(', ')} (skipped and duplicate objects leave no history)`,
     );
   return value;
+}
+
+function rowsText(e: HistoryEntry): string {
+  if (e.rows === undefined) return '';
+  return e.replacedRows ? `${e.rows} (replaced ${e.replacedRows})` : String(e.rows);
 }

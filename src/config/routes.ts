@@ -80,6 +80,7 @@ export function buildRoutes(
       timePartitioning: r.timePartitioning,
       clustering: r.clustering,
       batch: batchOptions(write, defaults.batch, r.batch),
+      lineage: r.lineage ?? defaults.lineage ?? false,
       columns: {
         match,
         newColumns:

@@ -48,6 +48,11 @@ export interface Route {
   /** False: one load job per object. Only `append` routes batch. */
   batch: BatchOptions | false;
   columns: ColumnRules;
+  /**
+   * Every row carries its object (LINEAGE_COLUMNS), and loading an object again replaces its rows
+   * instead of adding them.
+   */
+  lineage: boolean;
 }
 
 export interface Config {

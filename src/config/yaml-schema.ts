@@ -78,6 +78,7 @@ const loadOptionsShape = {
   columns: z.enum(['byName', 'byPosition']),
   newColumns: z.enum(['add', 'reject']),
   relaxColumns: z.boolean(),
+  lineage: z.boolean(),
 };
 const defaultsSchema = z
   .object({
@@ -90,6 +91,7 @@ const defaultsSchema = z
     columns: loadOptionsShape.columns,
     newColumns: loadOptionsShape.newColumns,
     relaxColumns: loadOptionsShape.relaxColumns,
+    lineage: loadOptionsShape.lineage,
   })
   .partial()
   .strict();
@@ -109,6 +111,7 @@ export const routeSchema = z
     columns: loadOptionsShape.columns.optional(),
     newColumns: loadOptionsShape.newColumns.optional(),
     relaxColumns: loadOptionsShape.relaxColumns.optional(),
+    lineage: loadOptionsShape.lineage.optional(),
   })
   .strict();
 export const fileSchema = z

@@ -18,6 +18,8 @@ export interface HistoryEntry {
   outcome: HistoryOutcome;
   destination?: string;
   rows?: number;
+  /** On a lineage route: the rows of the objects' earlier loads that the job replaced. */
+  replacedRows?: number;
   jobId?: string;
   reason?: string;
 }

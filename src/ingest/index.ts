@@ -113,7 +113,8 @@ async function ingestObjects(
       coalesced.map((item) =>
         settle(async () => {
           const result = await services.batches.load(item, forcedBy, deadline);
-          return [forcedBy === undefined ? result : appendedAgain(result)];
+          const again = forcedBy !== undefined && !item.route.lineage;
+          return [again ? appendedAgain(result) : result];
         }),
       ),
     ),

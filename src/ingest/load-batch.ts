@@ -1,7 +1,14 @@
 import { TransientError } from '../core/errors';
 import type { IngestRequest } from '../objects/request';
 import { batchLimitProblem } from '../objects/fanout';
-import { buildJob, checkObjectHead, headerShape, loadOutcome, memberRows } from '../objects/jobs';
+import {
+  buildJob,
+  checkObjectHead,
+  headerShape,
+  loadOutcome,
+  memberRows,
+  replacedOf,
+} from '../objects/jobs';
 import { identify, type ObjectResult } from '../objects/outcomes';
 import type { Ready } from './prepare';
 import { reject } from '../objects/quarantine';
@@ -113,10 +120,14 @@ export async function loadBatch(
       const outcome = loadOutcome(result, destination);
       // The job's schema changes are told once, on its first object.
       if (i > 0) delete outcome.schemaChanges;
-      const loaded = { ...identify(object), ...outcome, ...memberRows(result, i, sources.length) };
-      results.push(
-        forceId !== undefined && route.write === 'append' ? appendedAgain(loaded) : loaded,
-      );
+      const loaded = {
+        ...identify(object),
+        ...outcome,
+        ...memberRows(result, i, sources.length),
+        ...replacedOf(result, i),
+      };
+      const again = forceId !== undefined && route.write === 'append' && !route.lineage;
+      results.push(again ? appendedAgain(loaded) : loaded);
     }
   }
   return results;

@@ -31,11 +31,12 @@ export function buildJob(
     columns: route.columns,
     createDisposition: route.createDisposition,
     timePartitioning: route.timePartitioning,
-    clustering: route.clustering,
+    clustering: route.clustering ?? (route.lineage ? ['_source_uri'] : undefined),
     location: config.location,
     labels: jobLabels(sources[0] as StoredObject, route),
     deadline,
   };
+  if (route.lineage) job.lineage = true;
   if (head) job.head = head;
   return job;
 }
@@ -47,6 +48,13 @@ export function loadOutcome(
 ): Omit<ObjectResult, 'uri' | 'generation'> {
   const where = { destination: tableId(destination), jobId: result.jobId };
   if (result.outcome === 'replaced') return { outcome: 'skipped', ...where, reason: result.reason };
+  if (result.outcome === 'superseded') {
+    return {
+      outcome: 'skipped',
+      ...where,
+      reason: supersededReason(Object.values(result.newer)[0]),
+    };
+  }
   if (result.outcome === 'duplicate') return { outcome: 'duplicate', ...where, rows: result.rows };
   const bad = result.badRecords;
   const changes = result.schemaChanges?.length ? { schemaChanges: result.schemaChanges } : {};
@@ -61,6 +69,17 @@ export function loadOutcome(
     reason,
     ...changes,
   };
+}
+
+/** Why an older generation changes nothing on a lineage route. */
+export function supersededReason(newer: string | undefined): string {
+  return `the table already holds the rows of a newer generation (${newer}) of this object; an older one changes nothing`;
+}
+
+/** The rows a lineage load replaced of its source at `index`, where it reports them. */
+export function replacedOf(result: LoadResult, index: number): Pick<ObjectResult, 'replacedRows'> {
+  const replaced = result.outcome === 'loaded' ? result.replacedRows?.[index] : undefined;
+  return replaced === undefined ? {} : { replacedRows: replaced };
 }
 
 /**

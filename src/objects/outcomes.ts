@@ -21,6 +21,8 @@ export interface ObjectResult {
    * of any earlier load of this generation.
    */
   appendedAgain?: true;
+  /** On a lineage route: the rows of the object's earlier load that this load replaced (0: none). */
+  replacedRows?: number;
   /** Rows skipped under `maxBadRecords`; `reason` then says why the first was bad. */
   badRecords?: number;
   /** What the job changed in the table's schema (`added column extra STRING`), on one of its objects. */

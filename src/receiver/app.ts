@@ -142,11 +142,12 @@ export function send(res: ServerResponse, { status, body }: HttpResponse): void 
 
 function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefined): void {
   for (const object of result.objects) {
-    const { uri, outcome, jobId, rows, destination, reason, schemaChanges } = object;
+    const { uri, outcome, jobId, rows, destination, reason, schemaChanges, replacedRows } = object;
     const line = [
       `${uri} ${outcome}`,
       destination && `-> ${destination}`,
       rows !== undefined && `${rows} rows`,
+      replacedRows !== undefined && `replaced ${replacedRows} rows`,
       schemaChanges && `schema: ${schemaChanges.join(', ')}`,
       reason,
     ]
@@ -162,6 +163,7 @@ function logOutcomes(log: Logger, result: IngestResult, eventId: string | undefi
       reason,
       eventId,
       ...(schemaChanges ? { schemaChanges } : {}),
+      ...(replacedRows !== undefined ? { replacedRows } : {}),
     };
     if (outcome === 'rejected') log.warn(fields, line);
     else log.info(fields, line);

@@ -15,6 +15,17 @@ export interface TableColumn {
   description?: string;
 }
 
+/** The columns a `lineage: true` route adds to its table: which object wrote each row, and when. */
+export const LINEAGE_COLUMNS: readonly TableColumn[] = [
+  { name: '_source_uri', type: 'STRING', mode: 'NULLABLE' },
+  { name: '_source_generation', type: 'INT64', mode: 'NULLABLE' },
+  { name: '_loaded_at', type: 'TIMESTAMP', mode: 'NULLABLE' },
+];
+
+export function isLineageColumn(name: string): boolean {
+  return LINEAGE_COLUMNS.some((column) => column.name === name.toLowerCase());
+}
+
 /** How a file's columns load into a table, and what the table becomes. */
 export interface ColumnPlan {
   /** For each column of the file, in file order, the table column it loads into. */
@@ -45,6 +56,8 @@ export interface LoadShape {
   write: WriteMode;
   schema: 'auto' | SchemaField[];
   columns: ColumnRules;
+  /** The table also gets LINEAGE_COLUMNS, which no file may name. */
+  lineage?: boolean;
 }
 
 /**
@@ -53,6 +66,39 @@ export interface LoadShape {
  * the files cannot load.
  */
 export function planLoad(
+  head: SourceHead,
+  job: LoadShape,
+  table: TableColumn[] | undefined,
+  tableId: string,
+): ColumnPlan | 'fromFile' | { rejected: string } {
+  if (!job.lineage) return planDataColumns(head, job, table, tableId);
+  const reserved = head.header.find(isLineageColumn);
+  if (reserved !== undefined) {
+    return {
+      rejected: `column name "${reserved}" is a lineage column, which this route writes itself (lineage: true)`,
+    };
+  }
+  const data = table?.filter((column) => !isLineageColumn(column.name));
+  const plan = planDataColumns(head, job, data, tableId);
+  if (plan === 'fromFile' || 'rejected' in plan) return plan;
+  return withLineage(plan, job.write === 'replace' || !table?.length ? [] : table);
+}
+
+/** A data columns' plan with the lineage columns kept where the table has them and added where not. */
+function withLineage(plan: ColumnPlan, before: TableColumn[]): ColumnPlan {
+  const key = (column: TableColumn) => column.name.toLowerCase();
+  const planned = new Map(plan.table.map((column) => [key(column), column]));
+  const had = new Set(before.map(key));
+  const missing = LINEAGE_COLUMNS.filter((column) => !had.has(column.name));
+  const table = [
+    ...before.map((column) => planned.get(key(column)) ?? column),
+    ...plan.table.filter((column) => !had.has(key(column))),
+    ...missing,
+  ];
+  return { ...plan, table, added: before.length ? [...plan.added, ...missing] : plan.added };
+}
+
+function planDataColumns(
   head: SourceHead,
   job: LoadShape,
   table: TableColumn[] | undefined,

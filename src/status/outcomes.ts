@@ -14,6 +14,8 @@ export interface OutcomeRow {
   jobObjects?: number;
   /** The object's own rows, where the warehouse counted them in a job of several. */
   objectRows?: number;
+  /** On a lineage route: the rows of the object's earlier load that this load replaced. */
+  replacedRows?: number;
   jobId?: string;
   reason?: string;
   /** What the load changed in the table's schema (`added column extra STRING`). */
@@ -39,6 +41,7 @@ export function createOutcomeLog(limit = 100) {
         rows: o.rows,
         jobObjects: o.jobObjects,
         objectRows: o.objectRows,
+        replacedRows: o.replacedRows,
         jobId: o.jobId,
         reason: o.reason,
         schemaChanges: o.schemaChanges,

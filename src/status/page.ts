@@ -111,9 +111,10 @@ function badge(row, outcome) {
 }
 
 function rowsOf(o) {
-  if (o.objectRows !== undefined && o.objectRows !== null) return o.objectRows;
+  const replaced = typeof o.replacedRows === 'number' ? ' (replaced ' + o.replacedRows + ')' : '';
+  if (o.objectRows !== undefined && o.objectRows !== null) return o.objectRows + replaced;
   if (o.rows === undefined || o.rows === null) return '';
-  return o.jobObjects > 1 ? o.rows + ' (job of ' + o.jobObjects + ' objects)' : o.rows;
+  return (o.jobObjects > 1 ? o.rows + ' (job of ' + o.jobObjects + ' objects)' : o.rows) + replaced;
 }
 
 function reasonOf(o) {

@@ -48,6 +48,12 @@ export interface LoadJob {
    * a scratch table, deleted after), nothing is recorded, and `loaded` says they can.
    */
   trial?: boolean;
+  /**
+   * The rows get LINEAGE_COLUMNS (columns.ts); on `append`, a source's earlier rows are replaced by
+   * this load in one atomic step, and a source whose table rows come from a newer generation stops
+   * the job (`superseded`) with nothing written.
+   */
+  lineage?: boolean;
 }
 
 /**
@@ -79,13 +85,20 @@ export type LoadResult =
       inputBytes?: number;
       /** The rows of each source, in the order of `job.sources`, where the warehouse counts them. */
       sourceRows?: number[];
+      /** On a lineage `append`: the rows each source had in the table before and no longer has. */
+      replacedRows?: number[];
     }
   /** This job id had already completed: nothing was written now. */
   | { outcome: 'duplicate'; jobId: string; rows?: number }
   /** The data cannot load; nothing of it was written. */
   | { outcome: 'rejected'; jobId: string; reason: string }
   /** A source changed while it was read (overwritten in place): nothing was written. */
-  | { outcome: 'replaced'; jobId: string; reason: string };
+  | { outcome: 'replaced'; jobId: string; reason: string }
+  /**
+   * On a lineage `append`: the table holds rows of a newer generation of these sources (URI →
+   * that generation), so nothing was written; the job's other sources may load without them.
+   */
+  | { outcome: 'superseded'; jobId: string; newer: Record<string, string> };
 
 /** What a coalesced job came to: a transient failure is an outcome too, its members are claimed again. */
 export type ClaimedLoadResult =
