@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import * as prettier from 'prettier';
 import type { BenchResult } from './lib';
 
-// `npm run bench:readme`: the README's results table, from bench/results.json. A complete
-// `npm run bench` does the same after writing results.json.
+// `npm run bench:readme`: the results table of docs/performance.md, from bench/results.json. A
+// complete `npm run bench` does the same after writing results.json.
 
-export const README = path.resolve(__dirname, '..', '..', 'README.md');
+export const PERFORMANCE_DOC = path.resolve(__dirname, '..', '..', 'docs', 'performance.md');
 export const RESULTS = path.resolve(__dirname, '..', '..', 'bench', 'results.json');
 const START = '<!-- bench:results -->';
 const END = '<!-- /bench:results -->';
@@ -49,11 +49,12 @@ export function table(results: Results['benchmarks']): string {
   return rows.map((row) => `| ${row.join(' | ')} |`).join('\n');
 }
 
-/** The README with the text between the two markers replaced by the results, formatted as the repo is. */
-export async function renderReadme(readme: string, results: Results): Promise<string> {
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`README.md has no ${START} … ${END} section`);
+/** The document with the text between the two markers replaced by the results, formatted as the repo is. */
+export async function renderResults(doc: string, results: Results): Promise<string> {
+  const start = doc.indexOf(START);
+  const end = doc.indexOf(END);
+  if (start < 0 || end < start)
+    throw new Error(`docs/performance.md has no ${START} … ${END} section`);
   const m = results.machine;
   const runtime = `Node ${m.node}${m.image ? `, the runtime of the image's \`${m.image}\`` : ''}`;
   const section = [
@@ -68,8 +69,8 @@ export async function renderReadme(readme: string, results: Results): Promise<st
     '',
     END,
   ].join('\n');
-  const text = readme.slice(0, start) + section + readme.slice(end + END.length);
-  const options = (await prettier.resolveConfig(README)) ?? {};
+  const text = doc.slice(0, start) + section + doc.slice(end + END.length);
+  const options = (await prettier.resolveConfig(PERFORMANCE_DOC)) ?? {};
   return prettier.format(text, { ...options, parser: 'markdown' });
 }
 
@@ -77,17 +78,17 @@ export function readResults(file = RESULTS): Results {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as Results;
 }
 
-/** Rewrites README.md from results.json; whether it changed. */
-export async function updateReadme(): Promise<boolean> {
-  const before = fs.readFileSync(README, 'utf8');
-  const after = await renderReadme(before, readResults());
-  if (after !== before) fs.writeFileSync(README, after);
+/** Rewrites the table in docs/performance.md from results.json; whether it changed. */
+export async function updatePerformanceDoc(): Promise<boolean> {
+  const before = fs.readFileSync(PERFORMANCE_DOC, 'utf8');
+  const after = await renderResults(before, readResults());
+  if (after !== before) fs.writeFileSync(PERFORMANCE_DOC, after);
   return after !== before;
 }
 
 if (require.main === module) {
-  updateReadme().then(
-    (changed) => process.stdout.write(`README.md ${changed ? 'updated' : 'unchanged'}\n`),
+  updatePerformanceDoc().then(
+    (changed) => process.stdout.write(`docs/performance.md ${changed ? 'updated' : 'unchanged'}\n`),
     (error: unknown) => {
       process.stderr.write(`bench:readme: ${String(error)}\n`);
       process.exitCode = 1;

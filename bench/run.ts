@@ -7,7 +7,7 @@ import { coldStart } from './coldstart';
 import { nodeOfMajor, parseImage, warmCompileCache } from './image';
 import { MB, type BenchOptions, type BenchReport, type BenchResult } from './lib';
 import { localIngest } from './local-ingest';
-import { table, updateReadme, type Machine } from './readme';
+import { table, updatePerformanceDoc, type Machine } from './readme';
 import { quotaDay } from './quota-day';
 import { REPO_ROOT } from '../test/helpers/server';
 import { receiverOverhead } from './receiver';
@@ -127,7 +127,8 @@ async function main(argv: string[]): Promise<number> {
   if (complete) {
     fs.mkdirSync(path.dirname(resultsFile), { recursive: true });
     fs.writeFileSync(resultsFile, `${JSON.stringify({ machine, benchmarks: results }, null, 2)}\n`);
-    if (!quick && (await updateReadme())) log('README.md: the Performance table is updated');
+    if (!quick && (await updatePerformanceDoc()))
+      log('docs/performance.md: the results table is updated');
   }
   log('');
   log(table(results));

@@ -12,16 +12,22 @@ import {
 } from '../helpers/gcloud';
 import { REPO_ROOT } from '../helpers/server';
 
-/** The README's Deployment section, its bash blocks joined into one script, as a reader runs them. */
+const DEPLOYMENT = path.join(REPO_ROOT, 'docs', 'deployment.md');
+const STEPS = '\n## Deployment steps\n';
+
+/**
+ * docs/deployment.md from its deployment steps to its end (the steps, then rolling back), its bash
+ * blocks joined into one script, as a reader runs them.
+ */
 function deploymentScript(): string {
-  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n## Deployment\n');
-  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
-  const blocks = [...section.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
+  const doc = fs.readFileSync(DEPLOYMENT, 'utf8');
+  const start = doc.indexOf(STEPS);
+  if (start < 0) throw new Error(`docs/deployment.md has no "${STEPS.trim()}"`);
+  const blocks = [...doc.slice(start).matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
   return ['set -euo pipefail', ...blocks].join('\n');
 }
 
-describe("the README's deployment commands, run as written against a fake gcloud", function () {
+describe('the deployment commands of docs/deployment.md, run as written against a fake gcloud', function () {
   this.timeout(180_000);
   // The built-in configuration: no ingest.yaml that another test may have left in the clone.
   const calls = () => recordCommands(deploymentScript(), REPO_ROOT, { INGEST_CONFIG: '' });
@@ -49,7 +55,7 @@ describe("the README's deployment commands, run as written against a fake gcloud
     try {
       const commands = calls().filter((c) => c[0] === 'gcloud');
       expect(commands.length).to.be.greaterThan(30);
-      // `gcloud config set project` first, as the README runs it: later commands rely on it.
+      // `gcloud config set project` first, as the steps run it: later commands rely on it.
       const isConfig = (argv: string[]) => argv[1] === 'config';
       const check = (argv: string[]) => runGcloud(gcloud, argv, isolatedEnv(config));
       const verdicts = [

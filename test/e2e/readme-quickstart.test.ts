@@ -45,8 +45,8 @@ function forgetNpxEntries(folder: string, env: NodeJS.ProcessEnv): void {
 
 /**
  * A newcomer's path, as the README spells it, in a new terminal: a fresh clone, `npx gcs-bq-ingest`
- * before anything is built, the quick start's `npm ci && npm start`, and every command of "While it
- * runs" in another shell.
+ * before anything is built, the quick start's `npm ci && npm start`, every command of "While it
+ * runs" in another shell, and the copied file of "Run locally".
  */
 describe("the README's quick start, run as written in a fresh clone", function () {
   this.timeout(300_000);
@@ -141,5 +141,27 @@ describe("the README's quick start, run as written in a fresh clone", function (
     const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
     expect(readme).to.include('--force  # append its 50 rows again: 100');
     expect(readme).to.include('(50 rows, appended again: forced)');
+  });
+
+  it('loads a copied file as "Run locally" says', async () => {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    expect(readme).to.include(
+      '`loaded    gs://demo/sales-orders.csv -> ingest.sales_orders (3 rows)`, and `tables` lists it.',
+    );
+    const [copy, tables, ...rest] = readmeCommands('### Run locally');
+    expect(copy).to.equal('cp fixtures/sales-orders.csv local-data/buckets/demo/');
+    expect(tables).to.equal('npx gcs-bq-ingest tables');
+    expect(rest).to.deep.equal([]);
+    const run = (command: string) =>
+      spawnSync('bash', ['-c', command], { cwd: clone, env, encoding: 'utf8', timeout: 60_000 });
+    const copied = run(copy as string);
+    expect(copied.status, copied.stderr).to.equal(0);
+    await waitFor(
+      /^loaded\s+gs:\/\/demo\/sales-orders\.csv -> \S*ingest\.sales_orders \(3 rows\)$/m,
+      60_000,
+    );
+    const listed = run(tables as string);
+    expect(listed.status, `${listed.stdout}${listed.stderr}`).to.equal(0);
+    expect(listed.stdout).to.match(/^ingest\.sales_orders\s+3$/m);
   });
 });
