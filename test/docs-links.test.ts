@@ -9,12 +9,6 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-/**
- * Links into the source tree are not checked here: they name source folders and ports, which the
- * source layout decides. Every other relative link is.
- */
-const UNCHECKED = ['src/'];
-
 /** The documentation's Markdown files, relative to `root`. */
 function markdownFiles(root: string): string[] {
   const docs = fs.existsSync(path.join(root, 'docs'))
@@ -130,7 +124,6 @@ function brokenLinks(root: string): string[] {
         problem('points outside the repository');
         continue;
       }
-      if (UNCHECKED.some((prefix) => `${relative}/`.startsWith(prefix))) continue;
       if (!fs.existsSync(resolved)) {
         problem(`no such file: ${relative}`);
         continue;
