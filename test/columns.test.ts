@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  LINEAGE_COLUMNS,
   badName,
   detectType,
   planLoad,
@@ -88,6 +89,58 @@ describe('planLoad', () => {
     expect(
       planLoad({ header: ['a'], rows: [] }, { ...shape, write: 'replace' }, table, 'ds.t'),
     ).to.equal('fromFile');
+  });
+});
+
+describe('planLoad on a lineage route', () => {
+  const shape = {
+    write: 'append' as const,
+    schema: 'auto' as const,
+    columns: { ...DEFAULT_COLUMNS },
+    lineage: true,
+  };
+  const names = (columns: readonly TableColumn[]) => columns.map((c) => c.name);
+
+  it('adds the three lineage columns to a table without them, NULLABLE, after its columns', () => {
+    const result = planLoad({ header: ['name', 'id'], rows: [] }, shape, table, 'ds.t');
+    if (result === 'fromFile' || 'rejected' in result) throw new Error(JSON.stringify(result));
+    expect(result.into).to.deep.equal(['name', 'id']);
+    expect(names(result.table)).to.deep.equal(['id', 'name', ...names(LINEAGE_COLUMNS)]);
+    expect(result.added).to.deep.equal([...LINEAGE_COLUMNS]);
+    expect(result.added.every((c) => c.mode === 'NULLABLE')).to.equal(true);
+  });
+
+  it('plans the file against the data columns only, keeping the lineage columns where they are', () => {
+    const tracked = [
+      ...table,
+      ...LINEAGE_COLUMNS,
+      { name: 'late', type: 'STRING', mode: 'NULLABLE' as const },
+    ];
+    const result = planLoad(
+      { header: ['id', 'name', 'late', 'extra'], rows: [['1', 'a', 'b', 'c']] },
+      shape,
+      tracked,
+      'ds.t',
+    );
+    if (result === 'fromFile' || 'rejected' in result) throw new Error(JSON.stringify(result));
+    expect(names(result.table)).to.deep.equal([...names(tracked), 'extra']);
+    expect(names(result.added)).to.deep.equal(['extra']);
+  });
+
+  it('rejects a header that names a lineage column, in any case', () => {
+    const result = planLoad({ header: ['id', '_Source_URI'], rows: [] }, shape, table, 'ds.t');
+    expect(result)
+      .to.have.property('rejected')
+      .that.matches(/_Source_URI.*lineage: true/);
+    expect(
+      planLoad({ header: ['_loaded_at'], rows: [] }, shape, undefined, 'ds.t'),
+    ).to.have.property('rejected');
+  });
+
+  it('lets a plain route load a column of that name', () => {
+    expect(plan(['id', 'name', '_source_uri'])).to.deep.include({
+      into: ['id', 'name', '_source_uri'],
+    });
   });
 });
 
