@@ -6,8 +6,8 @@ import { REPO_ROOT } from './helpers/server';
 /** Builds a backend in a fresh process and lists the heavy packages it loaded. */
 function packagesLoadedBy(backend: 'local' | 'gcp'): string[] {
   const script = `
-    const { createBackend } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'backend.js'))});
-    const { loadConfig } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'config.js'))});
+    const { createBackend } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'receiver', 'backend.js'))});
+    const { loadConfig } = require(${JSON.stringify(path.join(REPO_ROOT, 'dist', 'src', 'config', 'index.js'))});
     const config = loadConfig({ INGEST_BACKEND: '${backend}', INGEST_CONFIG: '' }, () => { throw Object.assign(new Error('none'), { code: 'ENOENT' }); });
     createBackend(config).then(() => {
       const names = Object.keys(require.cache)

@@ -34,7 +34,7 @@ describe('loadConfig', () => {
   });
 
   it('loads the YAML parser only when there is a configuration file to parse', () => {
-    const config = path.join(__dirname, '..', 'src', 'config.js');
+    const config = path.join(__dirname, '..', 'src', 'config', 'index.js');
     const loadsYaml = (text: string | null) =>
       execFileSync(process.execPath, [
         '-e',

@@ -39,20 +39,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   const policy = options.policy ?? EVENTARC_RETRY;
   const limit = createLimit(options.concurrency ?? 32);
   const running = new Set<Promise<unknown>>();
-  const wakers = new Set<() => void>();
+  const { sleep, wakeAll } = createSleeper();
   const unsent = new Set<string>();
   let stopping = false;
-
-  const sleep = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        wakers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      wakers.add(wake);
-    });
 
   const attempt = (object: StoredObject): Promise<Attempt | undefined> =>
     limit(async () => {
@@ -77,10 +66,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         unsent.add(gsUri(object));
         return undefined;
       }
-      const problem =
-        'answer' in result
-          ? describeAnswer(result.answer).join('; ')
-          : describeSendError(options.url, result.error);
+      const problem = describeProblem(options.url, result);
       const delay = retryDelayMs(attempts, policy);
       const uri = `${gsUri(object)}#${object.generation}`;
       if (delay === undefined) {
@@ -97,21 +83,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         unsent.add(gsUri(object));
         return undefined;
       }
-      const now = await options.restat(object).catch((error: unknown) => {
-        options.print(`dropped   ${uri}: ${errorMessage(error)}`);
-        return null;
-      });
-      if (now === null) return undefined;
-      if (!now) {
-        options.print(`dropped   ${uri}: deleted before it could be sent again`);
-        return undefined;
-      }
-      if (now.generation !== object.generation) {
-        options.print(
-          `dropped   ${uri}: replaced by generation ${now.generation}, sent on its own`,
-        );
-        return undefined;
-      }
+      if (!(await stillCurrent(options, object, uri))) return undefined;
     }
   }
 
@@ -129,11 +101,58 @@ export function createDelivery(options: DeliveryOptions): Delivery {
     },
     async stop() {
       stopping = true;
-      for (const wake of [...wakers]) wake();
+      wakeAll();
       await Promise.allSettled([...running]);
       return [...unsent].sort();
     },
   };
+}
+
+function describeProblem(url: string, result: Attempt): string {
+  return 'answer' in result
+    ? describeAnswer(result.answer).join('; ')
+    : describeSendError(url, result.error);
+}
+
+/** Whether the object is still the generation that was sent; a deleted or replaced one is dropped, and said so. */
+async function stillCurrent(
+  options: DeliveryOptions,
+  object: StoredObject,
+  uri: string,
+): Promise<boolean> {
+  const now = await options.restat(object).catch((error: unknown) => {
+    options.print(`dropped   ${uri}: ${errorMessage(error)}`);
+    return null;
+  });
+  if (now === null) return false;
+  if (!now) {
+    options.print(`dropped   ${uri}: deleted before it could be sent again`);
+    return false;
+  }
+  if (now.generation !== object.generation) {
+    options.print(`dropped   ${uri}: replaced by generation ${now.generation}, sent on its own`);
+    return false;
+  }
+  return true;
+}
+
+/** Sleeps between redeliveries that `wakeAll` ends at once, so that stopping need not wait them out. */
+function createSleeper() {
+  const wakers = new Set<() => void>();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      wakers.add(wake);
+    });
+  const wakeAll = () => {
+    for (const wake of [...wakers]) wake();
+  };
+  return { sleep, wakeAll };
 }
 
 /** Runs at most `concurrency` pieces of work at a time, the rest in the order they came. */

@@ -3,9 +3,9 @@ import * as path from 'node:path';
 import { errorMessage } from '../core/errors';
 import { nameProblem } from '../objects/object-names';
 import { createLocalStore, generationProblem } from '../stores/local';
-import type { StoredObject } from '../stores/store';
-import { createDelivery } from './delivery';
-import { createFinalityGate } from './finality';
+import type { ObjectStore, StoredObject } from '../stores/store';
+import { createDelivery, type Delivery } from './delivery';
+import { createFinalityGate, type FinalityGate } from './finality';
 import { settledKey } from './settled';
 import { classifyPath } from './watch-paths';
 
@@ -38,11 +38,45 @@ export interface LocalEventarc {
   stop(): Promise<string[]>;
 }
 
+/** What the watcher, the scans and the handling of one file share. */
+interface EventarcParts {
+  options: LocalEventarcOptions;
+  store: ObjectStore;
+  gate: FinalityGate;
+  delivery: Delivery;
+  /** Object generations settled or being sent: a second event for one of them sends nothing. */
+  known: Set<string>;
+  warnOnce(key: string, line: string): void;
+  warnSymlink(file: string): void;
+  /** Whether a path is none of the watched objects' (warned once for an invalid bucket). */
+  ignored(file: string): boolean;
+  fileOf(object: { bucket: string; name: string }): string;
+}
+
 /**
  * Plays Eventarc for the buckets folder: one `finalized` event per object generation, sent once the
  * file counts as finalized, redelivered on a 5xx or no answer. Resolves once the watcher is ready.
  */
 export async function startLocalEventarc(options: LocalEventarcOptions): Promise<LocalEventarc> {
+  const parts = createParts(options);
+  const { watcher, rescans } = await watchBuckets(parts);
+  return {
+    scan: () => scan(parts),
+    async stop() {
+      for (const timer of rescans) clearTimeout(timer);
+      const waiting = parts.gate.waiting();
+      parts.gate.close();
+      await watcher.close();
+      const unsent = await parts.delivery.stop();
+      const pending = waiting.map(
+        (file) => `gs://${path.relative(options.buckets, file).split(path.sep).join('/')}`,
+      );
+      return [...new Set([...unsent, ...pending])].sort();
+    },
+  };
+}
+
+function createParts(options: LocalEventarcOptions): EventarcParts {
   const { buckets } = options;
   const warned = new Set<string>();
   const warnOnce = (key: string, line: string) => {
@@ -69,119 +103,136 @@ export async function startLocalEventarc(options: LocalEventarcOptions): Promise
     resendHint: (object) => `gcs-bq-ingest emit ${path.relative(process.cwd(), fileOf(object))}`,
     print: options.print,
   });
-  // Object generations settled or being sent: a second event for one of them sends nothing.
   const known = new Set(options.settled);
+  return { options, store, gate, delivery, known, warnOnce, warnSymlink, ignored, fileOf };
+}
 
-  async function handle(file: string, startup: boolean): Promise<string | undefined> {
-    const [bucket, ...rest] = path.relative(buckets, file).split(path.sep);
-    if (bucket === undefined || rest.length === 0) {
-      const line = `ignoring ${file}: objects go in ${path.join(buckets, '<bucket>', '<name>')}`;
-      warnOnce(file, line);
-      return undefined;
-    }
-    const badName = nameProblem(rest.join('/'));
-    if (badName !== undefined) {
-      warnOnce(file, `ignoring ${JSON.stringify(file)}: its name ${badName}: rename the file`);
-      return undefined;
-    }
-    if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) {
-      warnSymlink(file);
-      return undefined;
-    }
-    if (!(await gate.whenFinal(file))) return undefined;
-    let object: StoredObject | undefined;
-    try {
-      object = await store.stat(bucket, rest.join('/'));
-    } catch (error) {
-      options.warn(`${file}: ${errorMessage(error)}`);
-      return undefined;
-    }
-    if (!object) return undefined;
-    const notLoadable = generationProblem(object);
-    if (notLoadable !== undefined) {
-      warnOnce(`${file}#${object.generation}`, `ignoring ${file}: ${notLoadable}`);
-      return undefined;
-    }
-    const key = settledKey(object);
-    if (known.has(key)) return 'known';
-    known.add(key);
-    const outcome = await delivery.send(object, { quietSkip: startup });
-    if (outcome === undefined) known.delete(key);
-    return outcome;
-  }
-
+/** Watches the buckets folder, each new or changed file handled as an event; resolves once it is ready. */
+async function watchBuckets(parts: EventarcParts) {
+  const { options } = parts;
   const { watch } = await import('chokidar');
   // A link is reported as itself (and warned about), never followed.
-  const watcher = watch(buckets, { ignoreInitial: true, ignored, followSymlinks: false });
+  const watcher = watch(options.buckets, {
+    ignoreInitial: true,
+    ignored: parts.ignored,
+    followSymlinks: false,
+  });
   const rescans = new Set<NodeJS.Timeout>();
-  watcher.on('add', (file) => void handle(file, false));
-  watcher.on('change', (file) => void handle(file, false));
+  watcher.on('add', (file) => void handleFile(parts, file, false));
+  watcher.on('change', (file) => void handleFile(parts, file, false));
   // chokidar reads a new folder before it watches it: a file created in between has no event. Read
   // the folder again once it is watched (already known objects are not sent twice).
   watcher.on('addDir', (dir) => {
     for (const delay of RESCAN_NEW_FOLDER_MS) {
       const timer = setTimeout(() => {
         rescans.delete(timer);
-        void scanFolder(dir, false, { settled: 0, skipped: 0, sent: 0 });
+        void scanFolder(parts, dir, false, { settled: 0, skipped: 0, sent: 0 });
       }, delay);
       rescans.add(timer);
     }
   });
   watcher.on('error', (error) => options.warn(`watcher: ${errorMessage(error)}`));
   await new Promise<void>((resolve) => watcher.once('ready', resolve));
+  return { watcher, rescans };
+}
 
-  /** Sends the objects under `dir` (a bucket folder or one inside it) that are not yet known. */
-  async function scanFolder(dir: string, startup: boolean, summary: ScanSummary): Promise<void> {
-    const [bucket, ...rest] = path.relative(buckets, dir).split(path.sep);
-    if (bucket === undefined || bucket === '' || ignored(dir)) return;
-    const prefix = rest.length > 0 ? `${rest.join('/')}/` : '';
-    const handled: Promise<void>[] = [];
-    try {
-      for await (const object of store.list(bucket, prefix)) {
-        const file = fileOf(object);
-        if (ignored(file)) continue;
-        if (known.has(settledKey(object))) {
-          summary.settled += 1;
-          continue;
-        }
-        handled.push(
-          handle(file, startup).then((outcome) => {
-            if (outcome === 'skipped') summary.skipped += 1;
-            else if (outcome !== undefined && outcome !== 'known') summary.sent += 1;
-          }),
-        );
+/** Sends the file's object unless it is known already ('known'); resolves with its outcome. */
+async function handleFile(
+  parts: EventarcParts,
+  file: string,
+  startup: boolean,
+): Promise<string | undefined> {
+  const object = await finalObjectAt(parts, file);
+  if (!object) return undefined;
+  const { known } = parts;
+  const key = settledKey(object);
+  if (known.has(key)) return 'known';
+  known.add(key);
+  const outcome = await parts.delivery.send(object, { quietSkip: startup });
+  if (outcome === undefined) known.delete(key);
+  return outcome;
+}
+
+/** The object at `file` once the file counts as finalized; undefined (warned once) when it cannot load. */
+async function finalObjectAt(
+  parts: EventarcParts,
+  file: string,
+): Promise<StoredObject | undefined> {
+  const { options, warnOnce } = parts;
+  const [bucket, ...rest] = path.relative(options.buckets, file).split(path.sep);
+  if (bucket === undefined || rest.length === 0) {
+    const line = `ignoring ${file}: objects go in ${path.join(options.buckets, '<bucket>', '<name>')}`;
+    warnOnce(file, line);
+    return undefined;
+  }
+  const badName = nameProblem(rest.join('/'));
+  if (badName !== undefined) {
+    warnOnce(file, `ignoring ${JSON.stringify(file)}: its name ${badName}: rename the file`);
+    return undefined;
+  }
+  if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    parts.warnSymlink(file);
+    return undefined;
+  }
+  if (!(await parts.gate.whenFinal(file))) return undefined;
+  let object: StoredObject | undefined;
+  try {
+    object = await parts.store.stat(bucket, rest.join('/'));
+  } catch (error) {
+    options.warn(`${file}: ${errorMessage(error)}`);
+    return undefined;
+  }
+  if (!object) return undefined;
+  const notLoadable = generationProblem(object);
+  if (notLoadable !== undefined) {
+    warnOnce(`${file}#${object.generation}`, `ignoring ${file}: ${notLoadable}`);
+    return undefined;
+  }
+  return object;
+}
+
+/** Sends the objects under `dir` (a bucket folder or one inside it) that are not yet known. */
+async function scanFolder(
+  parts: EventarcParts,
+  dir: string,
+  startup: boolean,
+  summary: ScanSummary,
+): Promise<void> {
+  const [bucket, ...rest] = path.relative(parts.options.buckets, dir).split(path.sep);
+  if (bucket === undefined || bucket === '' || parts.ignored(dir)) return;
+  const prefix = rest.length > 0 ? `${rest.join('/')}/` : '';
+  const handled: Promise<void>[] = [];
+  try {
+    for await (const object of parts.store.list(bucket, prefix)) {
+      const file = parts.fileOf(object);
+      if (parts.ignored(file)) continue;
+      if (parts.known.has(settledKey(object))) {
+        summary.settled += 1;
+        continue;
       }
-    } catch (error) {
-      if (startup) options.warn(`${dir}: ${errorMessage(error)}`);
-    }
-    await Promise.all(handled);
-  }
-
-  async function scan(): Promise<ScanSummary> {
-    const summary: ScanSummary = { settled: 0, skipped: 0, sent: 0 };
-    const handled: Promise<unknown>[] = [];
-    for (const entry of await fs.readdir(buckets, { withFileTypes: true })) {
-      const top = path.join(buckets, entry.name);
-      if (ignored(top)) continue;
-      if (entry.isDirectory()) handled.push(scanFolder(top, true, summary));
-      else handled.push(handle(top, true));
-    }
-    await Promise.all(handled);
-    return summary;
-  }
-
-  return {
-    scan,
-    async stop() {
-      for (const timer of rescans) clearTimeout(timer);
-      const waiting = gate.waiting();
-      gate.close();
-      await watcher.close();
-      const unsent = await delivery.stop();
-      const pending = waiting.map(
-        (file) => `gs://${path.relative(buckets, file).split(path.sep).join('/')}`,
+      handled.push(
+        handleFile(parts, file, startup).then((outcome) => {
+          if (outcome === 'skipped') summary.skipped += 1;
+          else if (outcome !== undefined && outcome !== 'known') summary.sent += 1;
+        }),
       );
-      return [...new Set([...unsent, ...pending])].sort();
-    },
-  };
+    }
+  } catch (error) {
+    if (startup) parts.options.warn(`${dir}: ${errorMessage(error)}`);
+  }
+  await Promise.all(handled);
+}
+
+async function scan(parts: EventarcParts): Promise<ScanSummary> {
+  const { buckets } = parts.options;
+  const summary: ScanSummary = { settled: 0, skipped: 0, sent: 0 };
+  const handled: Promise<unknown>[] = [];
+  for (const entry of await fs.readdir(buckets, { withFileTypes: true })) {
+    const top = path.join(buckets, entry.name);
+    if (parts.ignored(top)) continue;
+    if (entry.isDirectory()) handled.push(scanFolder(parts, top, true, summary));
+    else handled.push(handleFile(parts, top, true));
+  }
+  await Promise.all(handled);
+  return summary;
 }

@@ -15,8 +15,9 @@ import { reject } from '../objects/quarantine';
 import { jobIdFor } from '../objects/routing';
 import type { Services } from './services';
 import { gsUri, type StoredObject } from '../stores/store';
-import { tableId, type LoadJob } from '../warehouses/warehouse';
+import { tableId, type Destination, type LoadJob, type LoadResult } from '../warehouses/warehouse';
 import type { SourceHead } from '../schema/columns';
+import type { Route } from '../config';
 
 export async function loadBatch(
   batch: Ready[],
@@ -36,7 +37,6 @@ export async function loadBatch(
       deadline,
       head,
     );
-  const results: ObjectResult[] = [];
   let sources = batch.map((b) => b.object);
   const tooLarge = batchLimitProblem(sources);
   if (tooLarge)
@@ -61,15 +61,50 @@ export async function loadBatch(
     version = earlier.version;
   }
 
-  const bad: { object: StoredObject; reason: string }[] = [];
+  const { skipped, bad, head, heads } = await checkHeads(sources, route, destination, services);
+  const gone = new Set(skipped.map((r) => r.uri)); // gone or skipped
+  sources = sources.filter((s) => !gone.has(gsUri(s)));
+  if (sources.length === 0) return skipped;
+  const job = build(sources, head);
+  if (bad.length > 0)
+    return [...skipped, ...(await rejectBatch(bad, sources, job, route.write, services))];
+  job.heads = sources.map((s) => heads.get(s) as SourceHead);
+
+  if (claimed) {
+    const item = { object: sources[0] as StoredObject, route, destination };
+    const goneBeforeClaim = await claimForOwnJob(item, job.jobId, version, services);
+    if (goneBeforeClaim) return [goneBeforeClaim];
+  }
+  const result = await services.warehouse.load(job);
+  const appended = forceId !== undefined && route.write === 'append' && !route.lineage;
+  return [...skipped, ...(await loadResults(result, job, appended, services))];
+}
+
+interface BadObject {
+  object: StoredObject;
+  reason: string;
+}
+
+/**
+ * Reads each source's head: those gone or to be skipped are answered at once, those that cannot
+ * load (or whose header differs from the first good one's) are bad, the rest share `head`.
+ */
+async function checkHeads(
+  sources: StoredObject[],
+  route: Route,
+  destination: Destination,
+  services: Services,
+) {
+  const skipped: ObjectResult[] = [];
+  const bad: BadObject[] = [];
   let head: SourceHead | undefined;
   const heads = new Map<StoredObject, SourceHead>();
   for (const object of sources) {
     const checked = await checkObjectHead(object, route, destination, services);
     if (checked === 'gone')
-      results.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
+      skipped.push({ ...identify(object), outcome: 'skipped', reason: 'object no longer exists' });
     else if ('skip' in checked)
-      results.push({ ...identify(object), outcome: 'skipped', reason: checked.skip });
+      skipped.push({ ...identify(object), outcome: 'skipped', reason: checked.skip });
     else if ('problem' in checked) bad.push({ object, reason: checked.problem });
     else if (head && headerShape(head) !== headerShape(checked)) {
       const reason = `its header (${checked.header.join(',')}) differs from that of ${gsUri(sources[0]!)}: a ${route.write} batch loads in one job, whose files share one header`;
@@ -79,55 +114,75 @@ export async function loadBatch(
       heads.set(object, checked);
     }
   }
-  const gone = new Set(results.map((r) => r.uri)); // gone or skipped
-  sources = sources.filter((s) => !gone.has(gsUri(s)));
-  if (sources.length === 0) return results;
-  const job = build(sources, head);
-  if (bad.length === 0) job.heads = sources.map((s) => heads.get(s) as SourceHead);
-  if (bad.length > 0) {
-    for (const { object, reason } of bad) results.push(await reject(object, reason, job, services));
-    const badUris = new Set(bad.map((b) => gsUri(b.object)));
-    for (const object of sources.filter((s) => !badUris.has(gsUri(s)))) {
-      const reason = `not loaded: ${gsUri(bad[0]!.object)} in the same ${route.write} batch was rejected`;
-      results.push({
-        ...identify(object),
-        outcome: 'rejected',
-        destination: tableId(destination),
-        reason,
-      });
-    }
-    return results;
-  }
+  return { skipped, bad, head, heads };
+}
 
-  if (claimed) {
-    const item = { object: sources[0] as StoredObject, route, destination };
-    const swap = await services.batches.claimAlone(item, job.jobId, version);
-    if (swap === 'gone')
-      return [{ ...identify(item.object), outcome: 'skipped', reason: 'object no longer exists' }];
-    if (swap === 'lost') {
-      throw new TransientError(
-        `${gsUri(item.object)}: claimed by another delivery meanwhile; redelivery will follow its claim`,
-      );
-    }
+/** Quarantines the bad objects; the batch loads in one job, so the others are rejected with them. */
+async function rejectBatch(
+  bad: BadObject[],
+  sources: StoredObject[],
+  job: LoadJob,
+  write: Route['write'],
+  services: Services,
+): Promise<ObjectResult[]> {
+  const results: ObjectResult[] = [];
+  for (const { object, reason } of bad) results.push(await reject(object, reason, job, services));
+  const badUris = new Set(bad.map((b) => gsUri(b.object)));
+  for (const object of sources.filter((s) => !badUris.has(gsUri(s)))) {
+    const reason = `not loaded: ${gsUri(bad[0]!.object)} in the same ${write} batch was rejected`;
+    results.push({
+      ...identify(object),
+      outcome: 'rejected',
+      destination: tableId(job.destination),
+      reason,
+    });
   }
-  const result = await services.warehouse.load(job);
-  for (const [i, object] of sources.entries()) {
+  return results;
+}
+
+/** Claims the object for its own job: a skipped result when it is gone; throws when another delivery won it. */
+async function claimForOwnJob(
+  item: { object: StoredObject; route: Route; destination: Destination },
+  jobId: string,
+  version: string,
+  services: Services,
+): Promise<ObjectResult | undefined> {
+  const swap = await services.batches.claimAlone(item, jobId, version);
+  if (swap === 'gone')
+    return { ...identify(item.object), outcome: 'skipped', reason: 'object no longer exists' };
+  if (swap === 'lost') {
+    throw new TransientError(
+      `${gsUri(item.object)}: claimed by another delivery meanwhile; redelivery will follow its claim`,
+    );
+  }
+  return undefined;
+}
+
+/** Each source's result of the job: quarantined when the job was rejected, loaded otherwise. */
+async function loadResults(
+  result: LoadResult,
+  job: LoadJob,
+  appended: boolean,
+  services: Services,
+): Promise<ObjectResult[]> {
+  const results: ObjectResult[] = [];
+  for (const [i, object] of job.sources.entries()) {
     if (result.outcome === 'rejected') {
       results.push(
         await reject(object, result.reason, { ...job, jobId: result.jobId }, services, false),
       );
     } else {
-      const outcome = loadOutcome(result, destination);
+      const outcome = loadOutcome(result, job.destination);
       // The job's schema changes are told once, on its first object.
       if (i > 0) delete outcome.schemaChanges;
+      const count = job.sources.length;
       const loaded = {
         ...identify(object),
         ...outcome,
-        ...memberRows(result, i, sources.length),
+        ...memberRows(result, i, count),
         ...replacedOf(result, i),
       };
-      const again = forceId !== undefined && route.write === 'append' && !route.lineage;
-      results.push(again ? appendedAgain(loaded) : loaded);
+      results.push(appended ? appendedAgain(loaded) : loaded);
     }
   }
   return results;

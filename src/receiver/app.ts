@@ -43,16 +43,8 @@ export function createReceiver(
   let draining = false;
 
   async function respond(req: ReceiverRequest): Promise<HttpResponse> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
-      return draining ? unavailable('shutting down') : { status: 200, body: { status: 'ok' } };
-    }
-    if (path !== '/')
-      return { status: 404, body: { error: `path ${path}: not found; events are POSTed to /` } };
-    if (req.method !== 'POST') {
-      return { status: 400, body: { error: `method ${req.method}: events are sent with POST` } };
-    }
-    if (draining) return unavailable('shutting down; redeliver to another instance');
+    const notAnEvent = answerWithoutEvent(req, draining);
+    if (notAnEvent) return notAnEvent;
     const body = req.rawBody ?? Buffer.alloc(0);
     const trace = traceFields(req.headers, config.project);
     const log = Object.keys(trace).length > 0 ? logger.child(trace) : logger;
@@ -75,26 +67,12 @@ export function createReceiver(
       pages?.record(result);
       return { status: 200, body: result };
     } catch (error) {
-      if (error instanceof RequestError) {
-        log.warn({ status: error.status }, error.message);
-        return { status: error.status, body: { error: error.message } };
-      }
-      const message = errorMessage(error);
-      // A transient failure is retried by redelivery: a warning. Anything else is a defect to see.
-      if (error instanceof TransientError) log.warn({ status: 503 }, message);
-      else log.error({ err: error }, `unexpected error: ${message}`);
-      return unavailable(message);
+      return failureAnswer(log, error);
     }
   }
 
   /** Every request being handled, until its answer has been written out. */
   const open = new Map<ServerResponse, Promise<void>>();
-
-  async function waitUntil(done: () => boolean, ms: number): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
-    return done();
-  }
 
   return {
     respond,
@@ -127,6 +105,39 @@ export function createReceiver(
       return waitUntil(() => open.size === 0, ms);
     },
   };
+}
+
+/** The answer to a request that is not an event to ingest: health, a wrong path or method, or any while draining. */
+function answerWithoutEvent(req: ReceiverRequest, draining: boolean): HttpResponse | undefined {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+    return draining ? unavailable('shutting down') : { status: 200, body: { status: 'ok' } };
+  }
+  if (path !== '/')
+    return { status: 404, body: { error: `path ${path}: not found; events are POSTed to /` } };
+  if (req.method !== 'POST') {
+    return { status: 400, body: { error: `method ${req.method}: events are sent with POST` } };
+  }
+  if (draining) return unavailable('shutting down; redeliver to another instance');
+  return undefined;
+}
+
+function failureAnswer(log: Logger, error: unknown): HttpResponse {
+  if (error instanceof RequestError) {
+    log.warn({ status: error.status }, error.message);
+    return { status: error.status, body: { error: error.message } };
+  }
+  const message = errorMessage(error);
+  // A transient failure is retried by redelivery: a warning. Anything else is a defect to see.
+  if (error instanceof TransientError) log.warn({ status: 503 }, message);
+  else log.error({ err: error }, `unexpected error: ${message}`);
+  return unavailable(message);
+}
+
+async function waitUntil(done: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+  return done();
 }
 
 function unavailable(error: string): HttpResponse {
