@@ -1009,6 +1009,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       .filter((state) => state.projectId === projectId && state.created >= since)
       .filter((state) => state.location.toLowerCase() === region)
       .filter((state) => state.body.configuration?.labels?.component === 'gcs-bq-ingest')
+      // job_type IN ('LOAD', 'QUERY') AND parent_job_id IS NULL
+      .filter((state) => !state.child && !state.body.configuration?.copy)
       .sort((a, b) => b.created - a.created)
       .map((state) => jobsViewRow(state.created, resource(state)));
     const jobId = `query_${queryAnswers.size + 1}`;
@@ -1549,8 +1551,9 @@ function sinceParameter(body: QueryBody): string | undefined {
 
 /**
  * Why this is not the history query this server simulates: it must read the region's
- * JOBS_BY_PROJECT view, keep load jobs created since a TIMESTAMP parameter, filter by the service's
- * `component` label and select the columns JOBS_VIEW_FIELDS names.
+ * JOBS_BY_PROJECT view, keep load and query jobs (no child jobs of a script) created since a
+ * TIMESTAMP parameter, filter by the service's `component` label and select the columns
+ * JOBS_VIEW_FIELDS names.
  */
 export function historyQueryProblem(body: QueryBody): string | undefined {
   const query = body.query ?? '';
@@ -1560,7 +1563,14 @@ export function historyQueryProblem(body: QueryBody): string | undefined {
       /FROM `region-[a-z0-9-]+`\.INFORMATION_SCHEMA\.JOBS_BY_PROJECT\b/.test(query),
       'does not read `region-<location>`.INFORMATION_SCHEMA.JOBS_BY_PROJECT',
     ],
-    [/\bjob_type = 'LOAD'/.test(query), "does not keep job_type = 'LOAD'"],
+    [
+      /\bjob_type IN \('LOAD', 'QUERY'\)/.test(query),
+      "does not keep job_type IN ('LOAD', 'QUERY')",
+    ],
+    [
+      /\bparent_job_id IS NULL\b/.test(query),
+      'does not leave out child jobs (parent_job_id IS NULL)',
+    ],
     [/\bcreation_time >= @since\b/.test(query), 'does not filter creation_time >= @since'],
     [sinceParameter(body) !== undefined, 'has no TIMESTAMP parameter @since'],
     [

@@ -2,8 +2,10 @@ import { expect } from 'chai';
 import * as path from 'node:path';
 import * as ts from 'typescript';
 import { TransientError } from '../../src/core/errors';
+import { createGcsStore } from '../../src/stores/gcs';
 import type { StoredObject } from '../../src/stores/store';
 import { createBigQueryWarehouse } from '../../src/warehouses/bigquery';
+import { readCloudHistory } from '../../src/warehouses/bigquery/history';
 import type { LoadJob, LoadResult, Warehouse } from '../../src/warehouses/warehouse';
 import { contractJob } from '../contract/warehouse-contract';
 import {
@@ -425,6 +427,31 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
       day.generation,
     ]);
     expect(stagingLeft()).to.deep.equal([]);
+  });
+
+  it('history lists lineage jobs with their objects, rows and replaced rows', async () => {
+    const table = newTable();
+    const first = put('hist/a.csv', csv([1, 2]));
+    await warehouse.load(lineageJob(table, [first]));
+    const second = put('hist/a.csv', csv([1, 2, 3], 'v2'));
+    const job = lineageJob(table, [second]);
+    await warehouse.load(job);
+    const entries = await readCloudHistory({
+      bigquery: bigQueryClient(bq),
+      store: createGcsStore({ storage: storageClient(gcs) }),
+      location: 'US',
+      quarantinePrefix: '_quarantine/',
+      since: new Date(Date.now() - 60_000),
+    });
+    const entry = entries.find((e) => e.jobId === job.jobId);
+    expect(entry).to.deep.include({
+      objects: [`gs://${BUCKET}/hist/a.csv`],
+      outcome: 'loaded',
+      destination: `${PROJECT}.${DATASET}.${table}`,
+      rows: 3,
+      replacedRows: 2,
+    });
+    expect(entries.some((e) => e.destination?.includes('_ingest_stage_'))).to.equal(false);
   });
 
   it('counts the HTTP calls per object: a lineage job of 1 and of 20 objects, a plain load', async () => {
