@@ -831,6 +831,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     }
     const table: TableState = existing ?? { partitions: new Map(), rows: new Map() };
     if (schema) table.schema = schema;
+    withNulls(table);
     // WRITE_TRUNCATE_DATA keeps the schema (evolved above) and replaces every row.
     if (replacesSchema || write === 'WRITE_TRUNCATE_DATA') {
       table.partitions.clear();
@@ -989,6 +990,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       if ('error' in evolved)
         return sendBqError(res, 400, 'invalid', evolved.error, 'INVALID_ARGUMENT');
       existing.schema = evolved.schema;
+      withNulls(existing);
     }
     return getTable(projectId ?? '', datasetId ?? '', id, res);
   }
@@ -1216,6 +1218,12 @@ function failed(
   const error: ErrorProto =
     location === undefined ? { reason, message } : { reason, message, location };
   return { errorResult: error, errors: [error] };
+}
+
+/** A column added to a table reads NULL in the rows it had before. */
+function withNulls(table: TableState): void {
+  for (const rows of table.rows.values())
+    for (const row of rows) for (const field of table.schema ?? []) row[field.name] ??= null;
 }
 
 function sumRows(table: TableState): number {
