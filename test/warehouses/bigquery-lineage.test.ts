@@ -11,6 +11,7 @@ import { contractJob } from '../contract/warehouse-contract';
 import {
   QUERY_FIELDS,
   bigQueryClient,
+  checkAgainstSpec,
   isInsert,
   startBigQueryServer,
   type BigQueryServer,
@@ -132,6 +133,16 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
     expect(queryInserts()[0]?.configuration?.labels).to.deep.equal(LABELS);
     expect(loadInserts().map((b) => b.jobReference?.jobId)).to.deep.equal([`${job.jobId}_src0`]);
     expect(stagingLeft()).to.deep.equal([]);
+    const staging = bq.requests.find(
+      (r) =>
+        r.method === 'POST' &&
+        /\/tables$/.test(r.path) &&
+        (r.body as { tableReference: { tableId: string } }).tableReference.tableId.startsWith(
+          '_ingest_stage_',
+        ),
+    );
+    const expires = Number((staging?.body as { expirationTime?: string }).expirationTime);
+    expect(expires - Date.now()).to.be.within(23 * 3_600_000, 24 * 3_600_000);
   });
 
   describe('one table through its objects’ generations', () => {
@@ -385,6 +396,76 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
     await warehouse.settle?.(job);
   });
 
+  it('a crash before the transaction: the redelivery finds the staged loads, and loads nothing twice', async () => {
+    const table = newTable();
+    const object = put('crash/a.csv', csv([1, 2, 3]));
+    const job = lineageJob(table, [object]);
+    const isQuery = (r: RecordedRequest) =>
+      isInsert(r) && (r.body as JobBody).configuration?.query !== undefined;
+    bq.fail({ match: isQuery, status: 503 });
+    const crashed = await warehouse.load(job).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(crashed).to.be.instanceOf(TransientError);
+    expect(rowsOf(table)).to.deep.equal([]);
+    // The staging table outlived the failure; a day later it would have expired: drop it here.
+    const stage = bq.requests
+      .filter((r) => r.method === 'POST' && /\/tables$/.test(r.path))
+      .map((r) => (r.body as { tableReference: { tableId: string } }).tableReference.tableId)
+      .find((id) => id.startsWith('_ingest_stage_')) as string;
+    expect(bq.table(PROJECT, DATASET, stage)?.rows.get('')).to.have.length(3);
+
+    const again = await open().load(job);
+    expect(again).to.deep.include({ outcome: 'loaded', jobId: job.jobId, rows: 3 });
+    expect(rowsOf(table)).to.have.length(3);
+    // The load of the staged source ran once: the redelivery's insert found it (409).
+    expect(loadInserts().map((b) => b.jobReference?.jobId)).to.deep.equal([
+      `${job.jobId}_src0`,
+      `${job.jobId}_src0`,
+    ]);
+    expect(bq.job(PROJECT, `${job.jobId}_src0_2`)).to.equal(undefined);
+  });
+
+  it('a staging table gone before the redelivery (expired) is loaded again under the next id', async () => {
+    const table = newTable();
+    const object = put('expired/a.csv', csv([1, 2]));
+    const job = lineageJob(table, [object]);
+    const isQuery = (r: RecordedRequest) =>
+      isInsert(r) && (r.body as JobBody).configuration?.query !== undefined;
+    bq.fail({ match: isQuery, status: 503 });
+    await warehouse.load(job).catch(() => undefined);
+    const client = bigQueryClient(bq);
+    const stages = bq.requests
+      .filter((r) => r.method === 'POST' && /\/tables$/.test(r.path))
+      .map((r) => (r.body as { tableReference: { tableId: string } }).tableReference.tableId)
+      .filter((id) => id.startsWith('_ingest_stage_'));
+    for (const id of stages) await client.dataset(DATASET).table(id).delete();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+
+    const again = await open().load(job);
+    expect(again).to.deep.include({ outcome: 'loaded', rows: 2 });
+    expect(rowsOf(table)).to.have.length(2);
+    expect(bq.job(PROJECT, `${job.jobId}_src0_2`)).to.not.equal(undefined);
+  });
+
+  it('a follower waits while the staging loads run, then reads the job', async () => {
+    const table = newTable();
+    const object = put('follow/a.csv', csv([1, 2]));
+    const job = { ...lineageJob(table, [object]), claimed: true };
+    bq.script(`${job.jobId}_src0`, { durationMs: Infinity });
+    const owner = warehouse.loadClaimed(job);
+    while (!bq.job(PROJECT, `${job.jobId}_src0`)) await new Promise((r) => setTimeout(r, 5));
+    const follower = open().followJob(job.jobId, { location: 'US', deadline: Date.now() + 20_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    bq.finish(PROJECT, `${job.jobId}_src0`);
+    expect(await owner).to.include({ outcome: 'loaded', rows: 2 });
+    expect(await follower).to.deep.equal({
+      result: { outcome: 'loaded', jobId: job.jobId, rows: 2 },
+      uris: [`gs://${BUCKET}/follow/a.csv`],
+    });
+  });
+
   it('a header naming a lineage column is rejected with that reason', async () => {
     const object = put('bad/h.csv', 'id,_source_uri\n1,x\n');
     const result = await warehouse.load(lineageJob(newTable(), [object]));
@@ -541,9 +622,15 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
       expect(Object.keys(QUERY_FIELDS).sort()).to.deep.equal(fields.sort());
     });
 
-    it('every jobs.insert of a lineage job fits the REST field table', () => {
-      const bodies = bq.requests.filter(isInsert).map((r) => r.body as JobBody);
-      expect(bodies.every((b) => b.jobReference?.jobId)).to.equal(true);
+    it("every query job the driver inserts fits the REST reference's JobConfigurationQuery", async () => {
+      const object = put('spec/a.csv', csv([1]));
+      await warehouse.load(lineageJob(newTable(), [object]));
+      const queries = bq.inserts().filter((b) => b.configuration?.query);
+      expect(queries).to.have.length(1);
+      for (const body of queries)
+        expect(checkAgainstSpec(body.configuration?.query, QUERY_FIELDS, 'query')).to.equal(
+          undefined,
+        );
     });
   });
 });

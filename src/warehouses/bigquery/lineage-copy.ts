@@ -25,8 +25,9 @@ import type { ColumnCache } from './table-columns';
  * `replace` and `partition` with lineage: their one atomic step stays a single write, now a copy job
  * (JobConfigurationTableCopy.writeDisposition: "Creation, truncation and append actions occur as one
  * atomic update upon job completion"). The staged sources with their lineage columns are gathered
- * first into one more staging table with the table's whole schema, partitioning and clustering, by a
- * transaction under `<job>_rows` that empties and fills it (so that it can run again). Then the copy
+ * first into one more staging table with the table's whole schema (and for `replace` its partitioning
+ * and clustering), by a transaction under `<job>_rows` that empties and fills it (so that it can run
+ * again). Then the copy
  * under the job's id: WRITE_TRUNCATE of the whole table "uses the schema and table constraints from
  * the source table" (`replace`); of `table$YYYYMMDD` that partition only, after the columns the day
  * adds were added to the table (`partition`, as staged-load.ts does).
@@ -41,10 +42,12 @@ export async function copyWhole(
 ): Promise<LoadResult> {
   const plan = planned.plan as GroupsPlan;
   const all = stageDestination(job, ctx.defaultProject, 'all');
+  // A whole table copied takes the staging table's partitioning and clustering; one day's rows are
+  // copied into `table$YYYYMMDD` from an unpartitioned table, as staged-load.ts does.
   const extra: bigquery.ITable = {};
-  const partitioning = toTimePartitioning(job);
+  const partitioning = job.write === 'replace' ? toTimePartitioning(job) : undefined;
   if (partitioning) extra.timePartitioning = partitioning;
-  if (job.clustering) extra.clustering = { fields: [...job.clustering] };
+  if (job.clustering && job.write === 'replace') extra.clustering = { fields: [...job.clustering] };
   const created = await createExpiring(ctx, job, all, plan.table, extra);
   const whole = tableReference(all, ctx.defaultProject);
   const names = dataColumns(plan).map((c) => c.name);
