@@ -15,10 +15,14 @@ import {
   type RecordedRequest,
   type VirtualContent,
 } from './gcs-server';
+import { parseScript, type Statement } from './bigquery-sql';
+import { runScript, type ScriptRun, type StatementRun } from './bigquery-script';
 
 /**
- * A BigQuery REST v2 test server: jobs.insert / jobs.get for load jobs, and the datasets and tables
- * calls that list row counts. Every jobs.insert body is checked against the field names and JSON
+ * A BigQuery REST v2 test server: jobs.insert / jobs.get for load, copy and query jobs (a query job
+ * runs the statement forms of bigquery-sql.ts against the rows kept here, a script's statements as
+ * child jobs listed by jobs.list with `parentJobId`, a SELECT's rows read by jobs.getQueryResults), and
+ * the datasets and tables calls that list row counts. Every jobs.insert body is checked against the field names and JSON
  * types of the REST reference (Job, JobConfiguration, JobConfigurationLoad, TableReference,
  * TableSchema, TimePartitioning, Clustering), answering 400 as BigQuery does for an unknown name or a
  * wrong type. Load jobs read their CSV from the GCS test server's memory, count rows (skipping
@@ -55,6 +59,8 @@ export interface TableState {
   partitions: Map<string, number>;
   /** The rows loaded from real (not virtual) content, per partition. */
   rows: Map<string, Row[]>;
+  /** Table.expirationTime as tables.insert set it (epoch ms, an int64 string). */
+  expirationTime?: string;
 }
 
 export interface BigQueryServerOptions {
@@ -90,6 +96,11 @@ export interface BigQueryServer {
   script(jobId: string, script: JobScript): void;
   /** Ends a running job now. */
   finish(projectId: string, jobId: string): void;
+  /**
+   * The next query job that mutates a table fails at COMMIT, rolled back, as when a concurrent
+   * transaction updated the table ("Transaction is aborted due to concurrent update …").
+   */
+  abortNextTransaction(times?: number): void;
   createDataset(projectId: string, datasetId: string): void;
   createTable(
     projectId: string,
@@ -114,6 +125,7 @@ export interface JobBody {
   configuration?: {
     load?: Record<string, unknown>;
     copy?: CopyConfiguration;
+    query?: { query?: string; useLegacySql?: boolean };
     labels?: Record<string, string>;
   };
 }
@@ -273,6 +285,38 @@ export const LOAD_FIELDS: Record<string, Spec> = {
   writeDisposition: oneOf('WRITE_TRUNCATE', 'WRITE_TRUNCATE_DATA', 'WRITE_APPEND', 'WRITE_EMPTY'),
 };
 
+// JobConfigurationQuery (REST reference), the names and JSON types of `bigquery.IJobConfigurationQuery`.
+export const QUERY_FIELDS: Record<string, Spec> = {
+  allowLargeResults: 'boolean',
+  clustering: obj(() => ({ fields: arr('string') })),
+  connectionProperties: arr(obj(() => ({ key: 'string', value: 'string' }))),
+  continuous: 'boolean',
+  createDisposition: oneOf('CREATE_IF_NEEDED', 'CREATE_NEVER'),
+  createSession: 'boolean',
+  defaultDataset: obj(() => ({ projectId: 'string', datasetId: 'string' })),
+  destinationEncryptionConfiguration: obj(() => ({ kmsKeyName: 'string' })),
+  destinationTable: TABLE_REFERENCE,
+  flattenResults: 'boolean',
+  maximumBillingTier: 'int32',
+  maximumBytesBilled: 'int64',
+  parameterMode: 'string',
+  preserveNulls: 'boolean',
+  priority: oneOf('INTERACTIVE', 'BATCH'),
+  query: 'string',
+  queryParameters: arr('any'),
+  rangePartitioning: 'any',
+  schemaUpdateOptions: arr(oneOf('ALLOW_FIELD_ADDITION', 'ALLOW_FIELD_RELAXATION')),
+  scriptOptions: 'any',
+  systemVariables: 'any',
+  tableDefinitions: 'any',
+  timePartitioning: 'any',
+  useLegacySql: 'boolean',
+  useQueryCache: 'boolean',
+  userDefinedFunctionResources: arr('any'),
+  writeDisposition: oneOf('WRITE_TRUNCATE', 'WRITE_TRUNCATE_DATA', 'WRITE_APPEND', 'WRITE_EMPTY'),
+  writeIncrementalResults: 'boolean',
+};
+
 const JOB_CONFIGURATION: Record<string, Spec> = {
   copy: 'any',
   dryRun: 'boolean',
@@ -282,7 +326,7 @@ const JOB_CONFIGURATION: Record<string, Spec> = {
   labels: { map: 'string' },
   load: { object: () => LOAD_FIELDS },
   maxSlots: 'int32',
-  query: 'any',
+  query: { object: () => QUERY_FIELDS },
   reservation: 'string',
 };
 
@@ -371,6 +415,13 @@ function checkLoadSemantics(body: JobBody): string | undefined {
     if (!LABEL_KEY.test(key)) return `Label key "${key}" has invalid characters.`;
     if (!LABEL_VALUE.test(value)) return `Label value "${value}" has invalid characters.`;
   }
+  const query = body.configuration?.query;
+  if (query && !body.configuration?.load && !copy_(body)) {
+    if (typeof query.query !== 'string') return 'Required parameter is missing: query';
+    // The client sends no useLegacySql; BigQuery's REST default is legacy SQL, which these forms are not.
+    if (query.useLegacySql !== false) return 'test server: query jobs must set useLegacySql: false';
+    return undefined;
+  }
   const copy = body.configuration?.copy;
   if (copy && !body.configuration?.load) {
     if (!copy.sourceTables?.length || !copy.destinationTable)
@@ -399,6 +450,8 @@ function checkLoadSemantics(body: JobBody): string | undefined {
   return undefined;
 }
 
+const copy_ = (body: JobBody) => body.configuration?.copy !== undefined;
+
 // ---- Jobs ----
 
 interface JobState {
@@ -409,7 +462,16 @@ interface JobState {
   created: number;
   doneAt: number;
   script?: JobScript;
-  result?: { errorResult?: ErrorProto; errors?: ErrorProto[]; load?: LoadStatistics };
+  result?: {
+    errorResult?: ErrorProto;
+    errors?: ErrorProto[];
+    load?: LoadStatistics;
+    query?: ScriptRun;
+  };
+  /** A statement of a script: its parent's id, and what the statement did. */
+  child?: { parentJobId: string; run: StatementRun };
+  /** A query job's statements, parsed at insert. */
+  statements?: Statement[];
 }
 
 interface LoadStatistics {
@@ -429,6 +491,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
   const datasets = new Map<string, Map<string, TableState>>();
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
+  let aborts = 0;
   let url = '';
 
   const datasetKey = (projectId: string, datasetId: string) => `${projectId}:${datasetId}`;
@@ -449,6 +512,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     let m: RegExpExecArray | null;
     if ((m = /^\/projects\/([^/]+)\/jobs$/.exec(r.path)) && r.method === 'POST')
       return insertJob(m[1] ?? '', r, res);
+    if ((m = /^\/projects\/([^/]+)\/jobs$/.exec(r.path)) && r.method === 'GET')
+      return listJobs(m[1] ?? '', r, res);
     if ((m = /^\/projects\/([^/]+)\/jobs\/([^/]+)$/.exec(r.path)) && r.method === 'GET') {
       return getJob(m[1] ?? '', m[2] ?? '', r, res);
     }
@@ -483,6 +548,10 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     const problem = checkAgainstSpec(r.body, JOB, 'job') ?? checkLoadSemantics(r.body as JobBody);
     if (problem) return sendBqError(res, 400, 'invalid', problem, 'INVALID_ARGUMENT');
     const body = r.body as JobBody;
+    const text = body.configuration?.query?.query;
+    const statements = text === undefined ? undefined : parseScript(text);
+    if (statements && 'error' in statements)
+      return sendBqError(res, 400, 'invalidQuery', statements.error, 'INVALID_ARGUMENT');
     const jobId = body.jobReference?.jobId ?? `job_${jobs.size + 1}`;
     const location = body.jobReference?.location ?? 'US';
     const key = jobKey(projectId, jobId);
@@ -501,8 +570,26 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       doneAt: now + (script?.durationMs ?? defaultDuration),
     };
     if (script) state.script = script;
+    if (statements) state.statements = statements;
     jobs.set(key, state);
     sendJson(res, 200, resource(state));
+  }
+
+  /** jobs.list: only a script's child jobs (`parentJobId`), newest first as BigQuery lists them. */
+  function listJobs(projectId: string, r: RecordedRequest, res: http.ServerResponse): void {
+    const parent = r.query.parentJobId;
+    if (parent === undefined)
+      return sendBqError(res, 400, 'invalid', 'test server: jobs.list needs parentJobId');
+    const parentState = jobs.get(jobKey(projectId, parent));
+    if (parentState) resource(parentState); // finishes it when its time has come
+    const children = [...jobs.values()]
+      .filter((state) => state.projectId === projectId && state.child?.parentJobId === parent)
+      .reverse()
+      .map((state) => {
+        const job = resource(state);
+        return { ...job, state: (job.status as { state: string }).state };
+      });
+    sendJson(res, 200, { kind: 'bigquery#jobList', etag: 'etag', jobs: children });
   }
 
   /** Counts the job against its table's limits; the rateLimitExceeded or quotaExceeded script when over one. */
@@ -569,6 +656,22 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       creationTime: String(state.created),
       startTime: String(state.created),
     };
+    if (state.child) {
+      statistics.parentJobId = state.child.parentJobId;
+      const { statementType, dmlStats } = state.child.run;
+      statistics.query = dmlStats ? { statementType, dmlStats } : { statementType };
+    } else if (state.statements) {
+      const single = state.statements.length === 1 ? state.statements[0]?.type : undefined;
+      const only = state.result?.query?.statements[0];
+      statistics.query = single
+        ? {
+            statementType: only?.statementType ?? single,
+            ...(only?.dmlStats ? { dmlStats: only.dmlStats } : {}),
+          }
+        : { statementType: 'SCRIPT' };
+      if (!single && state.result)
+        statistics.numChildJobs = String(state.result.query?.statements.length ?? 0);
+    }
     if (state.result) {
       statistics.endTime = String(Math.max(Date.now(), state.created));
       const load = state.result.load;
@@ -594,7 +697,11 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       user_email: 'ingest@test-project.iam.gserviceaccount.com',
       configuration: {
         ...state.body.configuration,
-        jobType: state.body.configuration?.copy ? 'COPY' : 'LOAD',
+        jobType: state.body.configuration?.copy
+          ? 'COPY'
+          : state.body.configuration?.query
+            ? 'QUERY'
+            : 'LOAD',
       },
       jobReference: { projectId, jobId, location },
       statistics,
@@ -606,6 +713,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     const script = state.script;
     if (script?.errorResult)
       return { errorResult: script.errorResult, errors: script.errors ?? [script.errorResult] };
+    if (state.statements) return runQueryJob(state, state.statements);
     const copy = state.body.configuration?.copy;
     if (copy) return simulateCopy(copy, state.projectId);
     const load = state.body.configuration?.load ?? {};
@@ -723,6 +831,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     }
     const table: TableState = existing ?? { partitions: new Map(), rows: new Map() };
     if (schema) table.schema = schema;
+    withNulls(table);
     // WRITE_TRUNCATE_DATA keeps the schema (evolved above) and replaces every row.
     if (replacesSchema || write === 'WRITE_TRUNCATE_DATA') {
       table.partitions.clear();
@@ -737,6 +846,47 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     // Rows skipped under maxBadRecords are reported in status.errors of a successful job.
     if (rowErrors.length > 0) result.errors = rowErrors;
     return result;
+  }
+
+  /** Runs a query job's statements; a script's each become a child job. */
+  function runQueryJob(state: JobState, statements: Statement[]): NonNullable<JobState['result']> {
+    const mutates = statements.some((s) => ['DELETE', 'TRUNCATE', 'INSERT'].includes(s.type));
+    let abort: string | undefined;
+    if (mutates && aborts > 0) {
+      aborts--;
+      abort = `Transaction is aborted due to concurrent update against table ${lineageTarget(statements)}. Transaction ID: test-${state.jobId}`;
+    }
+    const ran = runScript(statements, {
+      table: (ref) => tableState(ref.projectId, ref.datasetId, ref.tableId),
+      replace: (ref, rows) => {
+        const table = tableState(ref.projectId, ref.datasetId, ref.tableId);
+        if (!table) return;
+        table.rows = rows;
+        table.partitions = new Map([...rows].map(([p, list]) => [p, list.length]));
+      },
+      now: new Date().toISOString(),
+      abort,
+    });
+    if (statements.length > 1) {
+      ran.statements.forEach((statement, i) => {
+        const jobId = `script_job_${state.jobId}_${i}`;
+        const child: JobState = {
+          body: {
+            configuration: { query: { query: '' }, labels: state.body.configuration?.labels },
+          },
+          projectId: state.projectId,
+          jobId,
+          location: state.location,
+          created: state.created,
+          doneAt: state.doneAt,
+          child: { parentJobId: state.jobId, run: statement },
+          result: statement.error ? failed(statement.error.reason, statement.error.message) : {},
+        };
+        jobs.set(jobKey(state.projectId, jobId), child);
+      });
+    }
+    const result: NonNullable<JobState['result']> = { query: ran };
+    return ran.error ? { ...result, ...failed(ran.error.reason, ran.error.message) } : result;
   }
 
   /**
@@ -763,6 +913,10 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       datasets.get(datasetKey(projectId, to.datasetId))?.set(tableId, target);
     }
     const names = (fields?: Field[]) => (fields ?? []).map((f) => `${f.name}:${canonical(f.type)}`);
+    // WRITE_TRUNCATE of a whole table "uses the schema and table constraints from the source table"
+    // (JobConfigurationTableCopy.writeDisposition); into a partition the schemas must agree.
+    if (copy.writeDisposition === 'WRITE_TRUNCATE' && partition === '')
+      target.schema = source.schema;
     if (names(target.schema).join() !== names(source.schema).join())
       return failed(
         'invalid',
@@ -791,7 +945,11 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     [projectId, datasetId, tableId]: string[],
     res: http.ServerResponse,
   ): void {
-    const body = (r.body ?? {}) as { schema?: { fields?: Field[] }; tableReference?: TableRef };
+    const body = (r.body ?? {}) as {
+      schema?: { fields?: Field[] };
+      tableReference?: TableRef;
+      expirationTime?: string;
+    };
     const id = r.method === 'POST' ? (body.tableReference?.tableId ?? '') : (tableId ?? '');
     const where = `${projectId}:${datasetId}.${id}`;
     const tables = datasets.get(datasetKey(projectId ?? '', datasetId ?? ''));
@@ -815,6 +973,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       createDataset(projectId ?? '', datasetId ?? '');
       const table: TableState = { partitions: new Map(), rows: new Map() };
       if (body.schema?.fields) table.schema = body.schema.fields;
+      if (body.expirationTime !== undefined) table.expirationTime = body.expirationTime;
       datasets.get(datasetKey(projectId ?? '', datasetId ?? ''))?.set(id, table);
       return getTable(projectId ?? '', datasetId ?? '', id, res);
     }
@@ -831,6 +990,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       if ('error' in evolved)
         return sendBqError(res, 400, 'invalid', evolved.error, 'INVALID_ARGUMENT');
       existing.schema = evolved.schema;
+      withNulls(existing);
     }
     return getTable(projectId ?? '', datasetId ?? '', id, res);
   }
@@ -842,6 +1002,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
 
   function runQuery(projectId: string, r: RecordedRequest, res: http.ServerResponse): void {
     const body = r.body as QueryBody;
+    if (!/INFORMATION_SCHEMA/.test(body.query ?? '')) return runStatement(projectId, body, res);
     const problem = historyQueryProblem(body);
     if (problem) return sendBqError(res, 400, 'invalidQuery', problem, 'INVALID_ARGUMENT');
     const region = /`region-([a-z0-9-]+)`/.exec(body.query ?? '')?.[1] ?? '';
@@ -850,6 +1011,8 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       .filter((state) => state.projectId === projectId && state.created >= since)
       .filter((state) => state.location.toLowerCase() === region)
       .filter((state) => state.body.configuration?.labels?.component === 'gcs-bq-ingest')
+      // job_type IN ('LOAD', 'QUERY') AND parent_job_id IS NULL
+      .filter((state) => !state.child && !state.body.configuration?.copy)
       .sort((a, b) => b.created - a.created)
       .map((state) => jobsViewRow(state.created, resource(state)));
     const jobId = `query_${queryAnswers.size + 1}`;
@@ -870,10 +1033,60 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
   }
 
   function getQueryResults(projectId: string, jobId: string, res: http.ServerResponse): void {
+    const state = jobs.get(jobKey(projectId, jobId));
+    const selected = state?.child?.run.result ?? state?.result?.query?.statements.at(-1)?.result;
+    if (state && selected && !state.result?.errorResult)
+      return sendJson(res, 200, selectAnswer(state, selected, 'bigquery#getQueryResultsResponse'));
     const answer = queryAnswers.get(jobKey(projectId, jobId));
     if (!answer)
       return sendBqError(res, 404, 'notFound', `Not found: Job ${projectId}:${jobId}`, 'NOT_FOUND');
     sendJson(res, 200, { ...answer, kind: 'bigquery#getQueryResultsResponse' });
+  }
+
+  /** jobs.query of one SELECT of bigquery-sql.ts (the newest generations), run as a job of its own. */
+  function runStatement(projectId: string, body: QueryBody, res: http.ServerResponse): void {
+    const statements = parseScript(body.query ?? '');
+    if ('error' in statements)
+      return sendBqError(res, 400, 'invalidQuery', statements.error, 'INVALID_ARGUMENT');
+    if (statements.length !== 1 || statements[0]?.type !== 'NEWEST' || body.useLegacySql === true)
+      return sendBqError(
+        res,
+        400,
+        'invalidQuery',
+        'test server: jobs.query runs only the newest-generation SELECT',
+      );
+    const jobId = `query_${jobs.size + 1}`;
+    const now = Date.now();
+    const state: JobState = {
+      body: { configuration: { query: { query: body.query, useLegacySql: false } } },
+      projectId,
+      jobId,
+      location: body.location ?? 'US',
+      created: now,
+      doneAt: now,
+      statements,
+    };
+    jobs.set(jobKey(projectId, jobId), state);
+    resource(state);
+    const ran = state.result?.query;
+    if (ran?.error) return sendBqError(res, 400, ran.error.reason, ran.error.message);
+    const selected = ran?.statements[0]?.result ?? { fields: [], rows: [] };
+    sendJson(res, 200, selectAnswer(state, selected, 'bigquery#queryResponse'));
+  }
+
+  function selectAnswer(
+    state: JobState,
+    selected: NonNullable<StatementRun['result']>,
+    kind: string,
+  ): Record<string, unknown> {
+    return {
+      kind,
+      jobReference: { projectId: state.projectId, jobId: state.jobId, location: state.location },
+      jobComplete: true,
+      schema: { fields: selected.fields.map(([name, type]) => ({ name, type, mode: 'NULLABLE' })) },
+      rows: selected.rows.map((row) => ({ f: row.map((v) => ({ v })) })),
+      totalRows: String(selected.rows.length),
+    };
   }
 
   function createDataset(projectId: string, datasetId: string): void {
@@ -960,6 +1173,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       return state && resource(state);
     },
     script: (jobId, script) => void scripts.set(jobId, script),
+    abortNextTransaction: (times = 1) => void (aborts += times),
     finish(projectId, jobId) {
       const state = jobs.get(jobKey(projectId, jobId));
       if (state) state.doneAt = Math.min(state.doneAt, Date.now());
@@ -987,6 +1201,15 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
   };
 }
 
+/** The table a lineage script writes, as its error messages name it. */
+function lineageTarget(statements: Statement[]): string {
+  const writing = statements.find(
+    (s) => s.type === 'DELETE' || s.type === 'TRUNCATE' || s.type === 'INSERT',
+  );
+  const table = writing && 'table' in writing ? writing.table : undefined;
+  return table ? `${table.projectId}:${table.datasetId}.${table.tableId}` : 'unknown';
+}
+
 function failed(
   reason: string,
   message: string,
@@ -995,6 +1218,12 @@ function failed(
   const error: ErrorProto =
     location === undefined ? { reason, message } : { reason, message, location };
   return { errorResult: error, errors: [error] };
+}
+
+/** A column added to a table reads NULL in the rows it had before. */
+function withNulls(table: TableState): void {
+  for (const rows of table.rows.values())
+    for (const row of rows) for (const field of table.schema ?? []) row[field.name] ??= null;
 }
 
 function sumRows(table: TableState): number {
@@ -1330,8 +1559,9 @@ function sinceParameter(body: QueryBody): string | undefined {
 
 /**
  * Why this is not the history query this server simulates: it must read the region's
- * JOBS_BY_PROJECT view, keep load jobs created since a TIMESTAMP parameter, filter by the service's
- * `component` label and select the columns JOBS_VIEW_FIELDS names.
+ * JOBS_BY_PROJECT view, keep load and query jobs (no child jobs of a script) created since a
+ * TIMESTAMP parameter, filter by the service's `component` label and select the columns
+ * JOBS_VIEW_FIELDS names.
  */
 export function historyQueryProblem(body: QueryBody): string | undefined {
   const query = body.query ?? '';
@@ -1341,7 +1571,14 @@ export function historyQueryProblem(body: QueryBody): string | undefined {
       /FROM `region-[a-z0-9-]+`\.INFORMATION_SCHEMA\.JOBS_BY_PROJECT\b/.test(query),
       'does not read `region-<location>`.INFORMATION_SCHEMA.JOBS_BY_PROJECT',
     ],
-    [/\bjob_type = 'LOAD'/.test(query), "does not keep job_type = 'LOAD'"],
+    [
+      /\bjob_type IN \('LOAD', 'QUERY'\)/.test(query),
+      "does not keep job_type IN ('LOAD', 'QUERY')",
+    ],
+    [
+      /\bparent_job_id IS NULL\b/.test(query),
+      'does not leave out child jobs (parent_job_id IS NULL)',
+    ],
     [/\bcreation_time >= @since\b/.test(query), 'does not filter creation_time >= @since'],
     [sinceParameter(body) !== undefined, 'has no TIMESTAMP parameter @since'],
     [

@@ -52,6 +52,8 @@ export interface BigQueryContext {
   call: <T>(work: Promise<T>, what: string, deadline?: number) => Promise<T>;
   /** Waits `ms`, or rejects once stopped. */
   pause: (ms: number) => Promise<void>;
+  /** Runs `work` after every earlier work under the same key has ended (this instance only). */
+  serialize: <T>(key: string, work: () => Promise<T>) => Promise<T>;
 }
 
 export function createContext(options: BigQueryWarehouseOptions): BigQueryContext {
@@ -63,6 +65,7 @@ export function createContext(options: BigQueryWarehouseOptions): BigQueryContex
   const stopping = new AbortController();
   // Every wait in flight listens to it: as many as there are concurrent loads.
   setMaxListeners(0, stopping.signal);
+  const queues = new Map<string, Promise<unknown>>();
   return {
     client,
     defaultProject: options.project ?? client.projectId,
@@ -82,6 +85,14 @@ export function createContext(options: BigQueryWarehouseOptions): BigQueryContex
       return unlessStopped(withTimeout(work, ms, timeout), stopping.signal);
     },
     pause: (ms: number) => unlessStopped(sleep(ms), stopping.signal),
+    serialize: <T>(key: string, work: () => Promise<T>): Promise<T> => {
+      const before = queues.get(key) ?? Promise.resolve();
+      const mine = before.catch(() => undefined).then(work);
+      const tail = mine.catch(() => undefined);
+      queues.set(key, tail);
+      void tail.then(() => queues.get(key) === tail && queues.delete(key));
+      return mine;
+    },
   };
 }
 

@@ -3,6 +3,7 @@ import type { BigQueryContext, Where } from './context';
 import { finished } from './job-copies';
 import { claimedResult } from './job-results';
 import { attemptId, awaitDone, findJob } from './jobs';
+import { followLineage, followStaging } from './lineage-follow';
 import { originalUri } from './source-uris';
 
 /** A job another instance inserted, awaited: its result and the sources it read, or undefined. */
@@ -11,9 +12,11 @@ export async function followJob(
   jobId: string,
   where: Where,
 ): Promise<FollowedJob | undefined> {
-  const found = await findJob(ctx, jobId, where);
+  // A lineage job's query job comes after its staging loads (lineage-follow.ts).
+  const found = (await findJob(ctx, jobId, where)) ?? (await followStaging(ctx, jobId, where));
   if (!found) return undefined;
   const done = await awaitDone(ctx, found, jobId, where);
+  if (done.configuration?.query) return followLineage(ctx, jobId, done, where);
   const uris = done.configuration?.load?.sourceUris ?? [];
   const claimed = claimedResult(done, jobId);
   const result = claimed.outcome === 'failed' ? claimed : await finished(ctx, uris, claimed, where);

@@ -3,13 +3,20 @@ import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod/v3';
 import { httpStatusOf } from '../../core/google-errors';
 import { originalUri } from './source-uris';
+import { SUPERSEDED, writtenBy } from './lineage-sql';
 import { BucketNotFoundError, type ObjectStore } from '../../stores/store';
 import type { HistoryEntry } from '../../history/entry';
 
 /**
  * Load history on Google Cloud: the service's load jobs from BigQuery's INFORMATION_SCHEMA, found by
  * their labels, with what that view lacks (source URIs, rows) from each job's own resource, joined
- * with the reasons kept on the quarantined copies.
+ * with the reasons kept on the quarantined copies. A lineage job is its query job (lineage.ts): its
+ * objects and table are read from its own query text, its rows and replaced rows from its INSERT and
+ * DELETE statements' dmlStats (child jobs, jobs.list with parentJobId), the replaced rows as one count
+ * for the job (per object only the job's own answer has them). Its staging loads (into
+ * `_ingest_stage_…` tables) are left out, and so is a job whose ASSERT found a newer generation (it
+ * wrote nothing, like a skipped object). A `replace` or `partition` lineage job ends in a copy job,
+ * which this view does not list (as for a staged partition rebuild).
  */
 export interface CloudHistoryOptions {
   bigquery: BigQuery;
@@ -34,7 +41,8 @@ export function jobsQuery(location: string): string {
   (SELECT value FROM UNNEST(labels) WHERE key = 'bucket') AS bucket
 FROM \`region-${location.toLowerCase()}\`.INFORMATION_SCHEMA.JOBS_BY_PROJECT
 WHERE creation_time >= @since
-  AND job_type = 'LOAD'
+  AND job_type IN ('LOAD', 'QUERY')
+  AND parent_job_id IS NULL
   AND EXISTS (SELECT 1 FROM UNNEST(labels) WHERE key = 'component' AND value = 'gcs-bq-ingest')
 ORDER BY creation_time DESC`;
 }
@@ -83,7 +91,11 @@ export async function readCloudHistory(options: CloudHistoryOptions): Promise<Hi
     jobSources(bigquery, jobs, location, options.quarantinePrefix),
     quarantined(options.store, [...buckets], options.quarantinePrefix, since),
   ]);
-  const entries = jobs.flatMap((job) => jobEntries(job, sources.get(job.job_id), copies));
+  const entries = jobs
+    .filter(
+      (job) => !job.table_id?.startsWith(STAGING_TABLE) && sources.get(job.job_id)?.skip !== true,
+    )
+    .flatMap((job) => jobEntries(job, sources.get(job.job_id), copies));
   const known = new Set(jobs.map((j) => j.job_id));
   for (const copy of copies) {
     if (copy.jobId !== undefined && known.has(copy.jobId)) continue;
@@ -102,13 +114,18 @@ export async function readCloudHistory(options: CloudHistoryOptions): Promise<Hi
 function jobEntries(job: JobRow, source: JobSource | undefined, copies: Copy[]): HistoryEntry[] {
   const base = {
     time: new Date(job.ended_ms ?? job.created_ms).toISOString(),
-    destination: [job.project_id, job.dataset_id, job.table_id].filter(Boolean).join('.'),
+    destination:
+      source?.destination ??
+      [job.project_id, job.dataset_id, job.table_id].filter(Boolean).join('.'),
     jobId: job.job_id,
   };
   const objects = source?.uris ?? [];
   if (job.state !== 'DONE') return [{ ...base, objects, outcome: 'running' }];
-  if (job.error_reason === null)
-    return [{ ...base, objects, outcome: 'loaded', rows: source?.rows }];
+  if (job.error_reason === null) {
+    const replaced =
+      source?.replacedRows === undefined ? {} : { replacedRows: source.replacedRows };
+    return [{ ...base, objects, outcome: 'loaded', rows: source?.rows, ...replaced }];
+  }
   const mine = copies.filter((c) => c.jobId === job.job_id);
   const reason = job.error_message ?? job.error_reason;
   if (mine.length === 0) return [{ ...base, objects, outcome: 'failed', reason }];
@@ -126,7 +143,14 @@ function jobEntries(job: JobRow, source: JobSource | undefined, copies: Copy[]):
 interface JobSource {
   uris: string[];
   rows?: number;
+  /** A lineage job's. */
+  destination?: string;
+  replacedRows?: number;
+  /** Not a job of the history: a staging step, or a lineage job that wrote nothing. */
+  skip?: boolean;
 }
+
+const STAGING_TABLE = '_ingest_stage_';
 
 /** Each job's source URIs and rows loaded, from jobs.get; a job it may not read is left out. */
 async function jobSources(
@@ -145,6 +169,10 @@ async function jobSources(
           api.IJob,
           unknown,
         ];
+        if (metadata.configuration?.query) {
+          found.set(id, await lineageSource(bigquery, metadata));
+          continue;
+        }
         const load = metadata.configuration?.load;
         const rows = metadata.statistics?.load?.outputRows;
         found.set(id, {
@@ -199,4 +227,31 @@ function bucketOf(label: string, allowlist: string[] | undefined): string {
       .replace(/[^a-z0-9_-]/g, '_')
       .slice(0, 63);
   return allowlist?.find((b) => asLabel(b) === label) ?? label;
+}
+
+/** A lineage query job as history shows it (see the top of this file). */
+async function lineageSource(bigquery: BigQuery, job: api.IJob): Promise<JobSource> {
+  const written = writtenBy(job.configuration?.query?.query ?? '');
+  const error = job.status?.errorResult;
+  if (!written || written.table.tableId?.startsWith(STAGING_TABLE)) return { uris: [], skip: true };
+  if (error?.message?.includes(SUPERSEDED)) return { uris: [], skip: true };
+  const { projectId, datasetId, tableId } = written.table;
+  const source: JobSource = {
+    uris: written.sources.map((s) => s.uri),
+    destination: `${projectId}.${datasetId}.${tableId}`,
+  };
+  if (job.status?.state !== 'DONE' || error) return source;
+  const [children] = await bigquery.getJobs({
+    parentJobId: job.jobReference?.jobId ?? '',
+    autoPaginate: false,
+  });
+  const dml = (type: string) =>
+    children
+      .map((c) => c.metadata as api.IJob)
+      .find((c) => c.statistics?.query?.statementType === type)?.statistics?.query?.dmlStats;
+  const inserted = dml('INSERT')?.insertedRowCount;
+  const deleted = dml('DELETE')?.deletedRowCount;
+  if (inserted !== undefined && inserted !== null) source.rows = Number(inserted);
+  if (deleted !== undefined && deleted !== null) source.replacedRows = Number(deleted);
+  return source;
 }

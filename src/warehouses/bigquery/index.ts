@@ -5,6 +5,7 @@ import { toWarehouseError } from './errors';
 import { followJob, settle } from './follow';
 import { precheckGzip } from './gzip';
 import { load, loadClaimed } from './load';
+import { loadLineage } from './lineage';
 import { createColumnCache } from './table-columns';
 import { listTables } from './tables';
 
@@ -15,7 +16,10 @@ export { toJobConfiguration, toLoadConfiguration } from './load-config';
 // Load jobs per table per day a batching route may run: headroom under BigQuery's 1,500 for other writers.
 const DEFAULT_JOBS_PER_DAY = 1000;
 
-/** The BigQuery Warehouse: one load job per LoadJob, reading the gs:// URIs itself. */
+/**
+ * The BigQuery Warehouse: one load job per LoadJob, reading the gs:// URIs itself; on a lineage route
+ * staging loads and one query job (lineage.ts).
+ */
 export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}): Warehouse {
   const ctx = createContext(options);
   const columns = createColumnCache(ctx);
@@ -30,10 +34,11 @@ export function createBigQueryWarehouse(options: BigQueryWarehouseOptions = {}):
   return {
     jobsPerDay: DEFAULT_JOBS_PER_DAY,
     tableColumns: columns.tableColumns,
-    loadClaimed: (job) => track(loadClaimed(ctx, columns, job)),
+    loadClaimed: (job) =>
+      track(job.lineage ? loadLineage(ctx, columns, job) : loadClaimed(ctx, columns, job)),
     followJob: (jobId, where) => track(followJob(ctx, jobId, where)),
     precheck: async (object, deadline) => precheckGzip(ctx, object, deadline),
-    load: (job) => track(load(ctx, columns, job)),
+    load: (job) => track(job.lineage ? loadLineage(ctx, columns, job) : load(ctx, columns, job)),
     settle: (job) => settle(ctx, job),
 
     // Nothing to record: for BigQuery the failed job (INFORMATION_SCHEMA.JOBS) and the quarantine

@@ -41,7 +41,8 @@ export async function insertJob(
   jobId: string,
   configuration: bigquery.IJobConfiguration,
 ): Promise<Inserted> {
-  const what = `inserting BigQuery ${configuration.copy ? 'copy' : 'load'} job ${jobId}`;
+  const kind = configuration.copy ? 'copy' : configuration.query ? 'query' : 'load';
+  const what = `inserting BigQuery ${kind} job ${jobId}`;
   try {
     const created = ctx.client.createJob({ configuration, jobId, location: job.location });
     const [, resource] = await ctx.call(created, what, job.deadline);
@@ -65,7 +66,7 @@ export async function insertJob(
     if (httpStatusOf(error) === 400 && reasonsOf(error).includes('invalid')) {
       return {
         kind: 'invalid',
-        reason: `BigQuery refused load job ${jobId}: ${errorMessage(error)}`,
+        reason: `BigQuery refused ${kind} job ${jobId}: ${errorMessage(error)}`,
       };
     }
     throw toWarehouseError(error, what);

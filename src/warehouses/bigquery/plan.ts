@@ -1,8 +1,11 @@
 import {
+  LINEAGE_COLUMNS,
+  detectType,
   groupByHeader,
   planGroups,
   schemaChanges,
   type GroupsPlan,
+  type SourceGroup,
   type TableColumn,
 } from '../../schema/columns';
 import { gsUri } from '../../stores/store';
@@ -42,7 +45,8 @@ export async function planJob(
   const id = tableId(job.destination);
   const planWith = (table: TableColumn[] | undefined) => {
     const plan = planGroups(groups, job, table, id);
-    if (plan === 'fromFile' || !('rejected' in plan) || groups.length === 1) return plan;
+    if (plan === 'fromFile') return job.lineage ? fromHead(groups[0] as SourceGroup) : plan;
+    if (!('rejected' in plan) || groups.length === 1) return plan;
     return {
       rejected: `${plan.rejected} (${plan.indexes.map((i) => gsUri(job.sources[i]!)).join(', ')})`,
     };
@@ -57,6 +61,28 @@ export async function planJob(
     return { plan: again, before: fresh };
   }
   return { plan, before };
+}
+
+/**
+ * A new table's columns from the file's head, as for a job of several headers (planGroups): a lineage
+ * job creates its staging tables and its table with them before any load, so it never loads `fromFile`
+ * (BigQuery's autodetect).
+ */
+function fromHead(group: SourceGroup): GroupsPlan {
+  const { header, rows } = group.head;
+  const columns = header.map((name, c) => ({
+    name,
+    type: detectType(rows.map((row) => row[c] ?? '')),
+    mode: 'NULLABLE' as const,
+  }));
+  const table = [...columns, ...LINEAGE_COLUMNS];
+  return {
+    into: header,
+    table,
+    added: table,
+    relaxed: [],
+    groups: [{ indexes: group.indexes, into: header }],
+  };
 }
 
 /** A loaded result with what the job changed in the table's schema, read back when it changed any. */
