@@ -115,6 +115,13 @@ function execute(
       if (newer) throw new Failure('invalidQuery', statement.as);
       return { statementType: 'ASSERT' };
     }
+    case 'ASSERT_NONE': {
+      needs(statement.table, '_source_uri');
+      const uris = new Set(statement.uris);
+      if (all(statement.table).some((row) => uris.has(String(row._source_uri))))
+        throw new Failure('invalidQuery', statement.as);
+      return { statementType: 'ASSERT' };
+    }
     case 'COUNTS':
     case 'NEWEST':
       needs(statement.table, '_source_uri', '_source_generation');

@@ -5,6 +5,7 @@
  *
  *   BEGIN TRANSACTION | COMMIT TRANSACTION
  *   ASSERT NOT EXISTS (SELECT 1 FROM t WHERE (_source_uri = 's' AND _source_generation > n) OR …) AS 'd'
+ *   ASSERT NOT EXISTS (SELECT 1 FROM t WHERE _source_uri IN ('s', …)) AS 'd'
  *   SELECT _source_uri, COUNT(*) AS n FROM t WHERE _source_uri IN ('s', …) GROUP BY _source_uri
  *   SELECT _source_uri, CAST(MAX(_source_generation) AS STRING) AS generation FROM t
  *     WHERE _source_uri IN ('s', …) GROUP BY _source_uri
@@ -38,6 +39,7 @@ export type Statement =
   | { type: 'BEGIN' }
   | { type: 'COMMIT' }
   | { type: 'ASSERT'; table: TableRef; newer: { uri: string; generation: bigint }[]; as: string }
+  | { type: 'ASSERT_NONE'; table: TableRef; uris: string[]; as: string }
   | { type: 'COUNTS'; table: TableRef; uris: string[] }
   | { type: 'NEWEST'; table: TableRef; uris: string[] }
   | { type: 'DELETE'; table: TableRef; uris: string[] }
@@ -141,6 +143,13 @@ const FORMS: ((c: Cursor) => Statement)[] = [
     c.word('FROM');
     const table = c.table();
     c.word('WHERE');
+    if (c.is('word', '_SOURCE_URI')) {
+      c.word('_SOURCE_URI', 'IN');
+      const uris = c.strings();
+      c.punct(')');
+      c.word('AS');
+      return { type: 'ASSERT_NONE', table, uris, as: c.string() };
+    }
     const newer: { uri: string; generation: bigint }[] = [];
     do {
       if (newer.length > 0) c.word('OR');

@@ -220,9 +220,10 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
         if (row._source_uri === `gs://${BUCKET}/orders/a.csv`) row._source_generation = newer;
       const job = lineageJob(table, [old]);
       const result = (await warehouse.load(job)) as Extract<LoadResult, { outcome: 'superseded' }>;
+      // The first load's check finds rows of the object: the replacing script goes as the next id.
       expect(result).to.deep.equal({
         outcome: 'superseded',
-        jobId: job.jobId,
+        jobId: `${job.jobId}_2`,
         newer: { [`gs://${BUCKET}/orders/a.csv`]: newer },
       });
       const after = JSON.stringify(rowsOf(table));
@@ -235,7 +236,7 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
       // A redelivery answers the same from the failed job, without a second transaction.
       const again = await warehouse.load(job);
       expect(again.outcome).to.equal('superseded');
-      expect(queryInserts()).to.have.length(1);
+      expect(queryInserts()).to.have.length(2);
       for (const row of rows)
         if (row._source_uri === `gs://${BUCKET}/orders/a.csv`)
           row._source_generation = a2.generation;
@@ -251,6 +252,19 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
       expect(queryInserts()).to.have.length(0);
       expect(stagingLeft()).to.deep.equal([]);
     });
+  });
+
+  it('a first load runs no DELETE (it would bill the whole table); a replace does', async () => {
+    const table = newTable();
+    const script = () => queryInserts().slice(-1)[0]?.configuration?.query?.query ?? '';
+    await warehouse.load(lineageJob(table, [put('nodelete/c.csv', csv([1]))]));
+    expect(script())
+      .to.match(/ASSERT NOT EXISTS/)
+      .and.not.match(/DELETE FROM/);
+    const c2 = put('nodelete/c.csv', csv([1, 2], 'v2'));
+    expect(await warehouse.load(lineageJob(table, [c2]))).to.deep.include({ replacedRows: [1] });
+    expect(script()).to.match(/DELETE FROM/);
+    expect(rowsOf(table)).to.have.length(2);
   });
 
   it('20 sources in one job, then one of them replaced', async () => {
@@ -524,7 +538,9 @@ describe('BigQuery lineage: per-file replace (REST test servers)', function () {
       quarantinePrefix: '_quarantine/',
       since: new Date(Date.now() - 60_000),
     });
-    const entry = entries.find((e) => e.jobId === job.jobId);
+    // The replace ran as the job's second attempt, after the first load's check found rows.
+    const entry = entries.find((e) => e.jobId === `${job.jobId}_2`);
+    expect(entries.filter((e) => e.jobId?.startsWith(job.jobId))).to.have.length(1);
     expect(entry).to.deep.include({
       objects: [`gs://${BUCKET}/hist/a.csv`],
       outcome: 'loaded',

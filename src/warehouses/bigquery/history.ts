@@ -3,7 +3,7 @@ import type api from '@google-cloud/bigquery/build/src/types';
 import { z } from 'zod/v3';
 import { httpStatusOf } from '../../core/google-errors';
 import { originalUri } from './source-uris';
-import { SUPERSEDED, writtenBy } from './lineage-sql';
+import { HAS_ROWS, SUPERSEDED, writtenBy } from './lineage-sql';
 import { BucketNotFoundError, type ObjectStore } from '../../stores/store';
 import type { HistoryEntry } from '../../history/entry';
 
@@ -234,7 +234,9 @@ async function lineageSource(bigquery: BigQuery, job: api.IJob): Promise<JobSour
   const written = writtenBy(job.configuration?.query?.query ?? '');
   const error = job.status?.errorResult;
   if (!written || written.table.tableId?.startsWith(STAGING_TABLE)) return { uris: [], skip: true };
-  if (error?.message?.includes(SUPERSEDED)) return { uris: [], skip: true };
+  // Superseded wrote nothing; a first load that found rows went again as the replacing script.
+  if (error?.message?.includes(SUPERSEDED) || error?.message?.includes(HAS_ROWS))
+    return { uris: [], skip: true };
   const { projectId, datasetId, tableId } = written.table;
   const source: JobSource = {
     uris: written.sources.map((s) => s.uri),

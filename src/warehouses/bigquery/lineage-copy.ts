@@ -51,10 +51,15 @@ export async function copyWhole(
   const created = await createExpiring(ctx, job, all, plan.table, extra);
   const whole = tableReference(all, ctx.defaultProject);
   const names = dataColumns(plan).map((c) => c.name);
-  const filled = await runScript(ctx, job, truncateScript(whole, names, staged), {
-    base: `${job.jobId}_rows`,
-    after: created,
-  });
+  const filled = await runScript(
+    ctx,
+    job,
+    { first: truncateScript(whole, names, staged) },
+    {
+      base: `${job.jobId}_rows`,
+      after: created,
+    },
+  );
   if (filled.kind !== 'done') {
     const reason = filled.kind === 'failed' ? filled.reason : 'the staging table held other rows';
     return { outcome: 'rejected', jobId: filled.jobId, reason };

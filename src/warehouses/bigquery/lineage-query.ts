@@ -5,7 +5,7 @@ import type { BigQueryContext, Where } from './context';
 import { toWarehouseError } from './errors';
 import { describe, toResult, type JobResource } from './job-results';
 import { attemptId } from './jobs';
-import { SUPERSEDED, newestQuery, type LineageSource } from './lineage-sql';
+import { HAS_ROWS, SUPERSEDED, newestQuery, type LineageSource } from './lineage-sql';
 import { stagingCalls } from './staged-calls';
 
 /*
@@ -28,7 +28,8 @@ const CONCURRENT_UPDATE = /concurrent update/i;
 const MAX_STALE = 20;
 
 export type ScriptEnd =
-  | { kind: 'done'; job: JobResource; jobId: string; existing: boolean }
+  /** `replacing`: the script that deletes the sources' earlier rows ran (not a first load's). */
+  | { kind: 'done'; job: JobResource; jobId: string; existing: boolean; replacing?: boolean }
   /** Its ASSERT found a newer generation of a source: nothing was written. */
   | { kind: 'superseded'; jobId: string }
   | { kind: 'failed'; jobId: string; reason: string };
@@ -46,6 +47,8 @@ export function scriptEnd(
   const failure = done.status?.errorResult;
   if (!failure) return { kind: 'done', job: done, jobId, existing };
   if (failure.message?.includes(SUPERSEDED)) return { kind: 'superseded', jobId };
+  // A first load that found rows, or an abort: the job goes again under its next id.
+  if (failure.message?.includes(HAS_ROWS)) return undefined;
   if (CONCURRENT_UPDATE.test(failure.message ?? '')) return undefined;
   const result = toResult(done, jobId, existing);
   return result ? { kind: 'failed', jobId, reason: describe(failure) } : undefined;
@@ -58,7 +61,7 @@ export function scriptEnd(
 export async function runScript(
   ctx: BigQueryContext,
   job: LoadJob,
-  script: string,
+  scripts: { first: string; replacing?: string },
   { base = job.jobId, after }: { base?: string; after?: number } = {},
 ): Promise<ScriptEnd> {
   const { project = ctx.defaultProject, dataset, table } = job.destination;
@@ -66,6 +69,7 @@ export async function runScript(
   const calls = stagingCalls(ctx, job);
   let last = '';
   let stale = 0;
+  let script = scripts.first;
   for (let attempt = 1; attempt <= ctx.maxAttempts + stale; attempt++) {
     const jobId = attemptId(base, attempt);
     const ran = await ctx.serialize(key, () => calls.run(queryConfiguration(script, job), jobId));
@@ -74,8 +78,13 @@ export async function runScript(
     const created = Number(ran.job.statistics?.creationTime ?? Infinity);
     if (ran.existing && after !== undefined && created < after && stale++ < MAX_STALE) continue;
     const end = scriptEnd(ran.job, jobId, ran.existing);
+    if (end?.kind === 'done') return { ...end, replacing: script !== scripts.first };
     if (end) return end;
     last = describe(ran.job.status?.errorResult);
+    if (scripts.replacing && ran.job.status?.errorResult?.message?.includes(HAS_ROWS)) {
+      script = scripts.replacing;
+      continue;
+    }
     if (attempt < ctx.maxAttempts) await ctx.pause(ctx.retryDelayMs * 2 ** (attempt - 1));
   }
   throw new TransientError(

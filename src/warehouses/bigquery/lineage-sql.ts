@@ -16,6 +16,8 @@ export interface LineageSource {
 
 /** The reason an ASSERT that finds a newer generation fails with (debugging statements, ASSERT). */
 export const SUPERSEDED = 'ingest-superseded';
+/** The reason a first load's ASSERT fails with when a source already has rows in the table. */
+export const HAS_ROWS = 'ingest-has-rows';
 
 export function identifier(name: string): string {
   return '`' + name.replace(/[\\`]/g, (c) => `\\${c}`) + '`';
@@ -77,6 +79,27 @@ export function appendScript(
     `ASSERT NOT EXISTS (SELECT 1 FROM ${target} WHERE ${newer}) AS ${literal(SUPERSEDED)}`,
     `SELECT _source_uri, COUNT(*) AS n FROM ${target} WHERE _source_uri IN (${uriList(sources)}) GROUP BY _source_uri`,
     `DELETE FROM ${target} WHERE _source_uri IN (${uriList(sources)})`,
+    insertStatement(table, columns, sources),
+    'COMMIT TRANSACTION',
+  ]
+    .map((statement) => `${statement};\n`)
+    .join('');
+}
+
+/**
+ * An `append` job whose sources have no rows in the table yet, as most have: no DELETE, which would
+ * bill the whole table ("On-demand query size calculation", DML syntax). Its ASSERT fails (rolled
+ * back) when a source has rows after all; the replacing script then goes under the next id.
+ */
+export function firstLoadScript(
+  table: bigquery.ITableReference,
+  columns: string[],
+  sources: LineageSource[],
+): string {
+  const target = tableName(table);
+  return [
+    'BEGIN TRANSACTION',
+    `ASSERT NOT EXISTS (SELECT 1 FROM ${target} WHERE _source_uri IN (${uriList(sources)})) AS ${literal(HAS_ROWS)}`,
     insertStatement(table, columns, sources),
     'COMMIT TRANSACTION',
   ]

@@ -15,7 +15,7 @@ import {
   scriptEnd,
   type ScriptEnd,
 } from './lineage-query';
-import { appendScript, truncateScript } from './lineage-sql';
+import { appendScript, firstLoadScript, truncateScript } from './lineage-sql';
 import {
   changedSource,
   dataColumns,
@@ -90,11 +90,14 @@ async function writeRows(
   const { project = ctx.defaultProject, dataset, table } = job.destination;
   const target = { projectId: project, datasetId: dataset, tableId: table };
   const names = dataColumns(plan).map((c) => c.name);
-  const script =
+  const scripts =
     job.write === 'append'
-      ? appendScript(target, names, staged)
-      : truncateScript(target, names, staged);
-  const end = await runScript(ctx, job, script);
+      ? {
+          first: firstLoadScript(target, names, staged),
+          replacing: appendScript(target, names, staged),
+        }
+      : { first: truncateScript(target, names, staged) };
+  const end = await runScript(ctx, job, scripts);
   return scriptResult(ctx, job, end, staged);
 }
 
@@ -108,7 +111,8 @@ async function scriptResult(
   if (end.kind === 'superseded') return superseded(ctx, job, end.jobId, staged);
   if (end.existing) return { outcome: 'duplicate', jobId: end.jobId, rows: stagedRows(staged) };
   const loaded = stagedResult(end.jobId, staged);
-  if (job.write === 'append') {
+  if (job.write === 'append' && !end.replacing) loaded.replacedRows = staged.map(() => 0);
+  if (job.write === 'append' && end.replacing) {
     const { before } = await scriptCounts(ctx, end.jobId, job);
     loaded.replacedRows = staged.map((s) => before.get(s.uri) ?? 0);
   }
