@@ -1,35 +1,21 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { promises as fs, statSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { gsUri, type StoredObject } from '../../stores/store';
-import type { ClaimStore, SwapResult } from '../../stores/claims';
+import type { ClaimStore } from '../../stores/claims';
+import type { StoredObject } from '../../stores/store';
 import type { WarehouseInspector } from '../inspector';
-import type { TableColumn } from '../../schema/columns';
-import {
-  tableId,
-  type ClaimedLoadResult,
-  type Destination,
-  type LoadJob,
-  type LoadResult,
-  type TableInfo,
-  type Warehouse,
-} from '../warehouse';
-import { bigQueryColumns, listTables } from './catalog';
+import type { FollowedJob, LoadJob, LoadResult, TableInfo, Warehouse } from '../warehouse';
+import { listTables } from './catalog';
 import { batched } from './batched';
+import { ledgerClaims } from './claim-store';
 import { readLedgerHistory } from './history';
 import { describeTables, previewTable } from './inspect';
-import { insertRejection, jobRecords, readClaims, swapClaims } from './ledger';
+import { createKnown, type Known } from './known';
+import { insertRejection, jobRecords, type JobRecord } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
-import { targetOf } from './sql';
 
 export { FileBusyError } from './session';
-
-/** Which file is at `file` now: its device and inode, or 'none'. */
-function fileIdentity(file: string): string {
-  const stat = statSync(file, { throwIfNoEntry: false });
-  return stat ? `${stat.dev}:${stat.ino}` : 'none';
-}
 
 export interface DuckDbWarehouseOptions {
   file: string;
@@ -57,7 +43,6 @@ const DEFAULT_IDLE_MS = 2000;
 const DEFAULT_LOCK_WAIT_MS = 5000;
 const DEFAULT_HOLD_MS = 1000;
 const DEFAULT_GAP_MS = 100;
-const COMPLETED_CACHE_SIZE = 10_000;
 // A job commits only while every member's claim names it, so taking over a claim is always safe
 // here; the grace only spares the owner's work when it is merely slow.
 const DEFAULT_CLAIM_GRACE_MS = 5000;
@@ -71,144 +56,46 @@ export function createDuckDbWarehouse(
   options: DuckDbWarehouseOptions,
 ): Warehouse & { claims: ClaimStore; inspector: WarehouseInspector } {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
-  // Ledger rows are never removed and job ids are deterministic: a job seen completed stays completed.
-  const completed = new Map<string, number>();
-  let knownFile: string | undefined;
-  // The claims of the objects those jobs loaded: a redelivery of one needs no turn on the file.
-  const loadedClaims = new Map<string, { jobId: string; at: number }>();
-  const claimKey = (object: StoredObject, destination: string) =>
-    `${gsUri(object)}#${object.generation}>${destination}`;
-  // Columns per table for head checks; a load may change them, so it drops its table's entry.
-  const columns = new Map<string, Promise<TableColumn[] | undefined>>();
   const file = path.resolve(options.file);
+  // Reads of the tables' columns take their turn on the file like any other work.
+  const known: Known = createKnown(file, (work) => db.run(work));
   const db = createSerialDb(file, {
     idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
     lockWaitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
     gapMs: options.gapMs ?? DEFAULT_GAP_MS,
-    onOpen: () => knowsFile(),
+    onOpen: () => known.check(),
   });
-  // Ledger rows are never removed from a file: what was learned of it holds until the file itself is
-  // another one (deleted and created again), which every use of what was learned checks first.
-  const knowsFile = (): void => {
-    const identity = fileIdentity(file);
-    if (identity === knownFile) return;
-    knownFile = identity;
-    completed.clear();
-    loadedClaims.clear();
-    columns.clear();
-  };
   // Lookups that wait while a load holds the file are answered together when it is done.
-  const readClaim = batched(db.run, readClaims);
   const lookUpJob = batched(db.run, jobRecords);
-  const remember = (result: LoadResult, job?: LoadJob): LoadResult => {
-    if (result.outcome === 'loaded' || result.outcome === 'duplicate') {
-      completed.set(result.jobId, result.rows ?? 0);
-      if (completed.size > COMPLETED_CACHE_SIZE)
-        completed.delete(completed.keys().next().value as string);
-      if (job?.write === 'append') {
-        const destination = tableId(job.destination);
-        const claim = { jobId: result.jobId, at: Date.now() };
-        for (const source of job.sources) loadedClaims.set(claimKey(source, destination), claim);
-        while (loadedClaims.size > COMPLETED_CACHE_SIZE)
-          loadedClaims.delete(loadedClaims.keys().next().value as string);
-      }
-    }
-    return result;
-  };
-  const readColumns = (destination: Destination, fresh = false) => {
-    const key = tableId(destination);
-    knowsFile();
-    if (fresh || !columns.has(key)) {
-      const read = db.run((c) => bigQueryColumns(c, targetOf({ destination })));
-      columns.set(key, read);
-      read.catch(() => columns.delete(key));
-    }
-    return columns.get(key) as Promise<TableColumn[] | undefined>;
-  };
-  // A load changes a table's columns when it creates the table or reports schema changes.
-  const loaded = <T extends ClaimedLoadResult>(job: LoadJob, result: T): T => {
-    const key = tableId(job.destination);
-    const cached = columns.get(key);
-    if (result.outcome === 'loaded' && result.schemaChanges?.length) columns.delete(key);
-    else
-      void cached?.then((known) => {
-        if (!known && columns.get(key) === cached) columns.delete(key);
-      });
-    return result;
-  };
   return {
     jobsPerDay: Infinity,
     pinsGenerations: true,
-    tableColumns: readColumns,
+    tableColumns: (destination, fresh) => known.tableColumns(destination, fresh),
     async load(job) {
-      knowsFile();
-      const rows = completed.get(job.jobId);
-      if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      const result = loaded(
+      known.check();
+      const done = known.completed(job.jobId);
+      if (done !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows: done.rows };
+      const result = known.loaded(
         job,
         await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)),
       );
       if (result.outcome === 'failed') throw new Error(`unexpected result of job ${job.jobId}`);
-      return remember(result, job);
+      return known.remember(result, job);
     },
     async loadClaimed(job) {
-      const result = loaded(
+      const claimed: LoadJob = { ...job, claimed: true };
+      const result = known.loaded(
         job,
-        await db.run((c, stop) => loadJob(c, { ...job, claimed: true }, options.objectPath, stop)),
+        await db.run((c, stop) => loadJob(c, claimed, options.objectPath, stop)),
       );
-      return result.outcome === 'failed' ? result : remember(result, job);
+      return result.outcome === 'failed' ? result : known.remember(result, job);
     },
-    async followJob(jobId) {
-      knowsFile();
-      const rows = completed.get(jobId);
-      if (rows !== undefined) return { result: { outcome: 'loaded', jobId, rows }, uris: [] };
-      const record = await lookUpJob(jobId);
-      if (!record) return undefined;
-      if (record.outcome === 'loaded') {
-        completed.set(jobId, record.rows);
-        return { result: { outcome: 'loaded', jobId, rows: record.rows }, uris: record.uris };
-      }
-      const [first = 'rejected'] = record.reasons.values();
-      return {
-        result: { outcome: 'rejected', jobId, reason: first },
-        uris: record.uris,
-        reasons: Object.fromEntries(record.reasons),
-      };
-    },
-    claims: {
-      graceMs: options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS,
-      recordsEveryLoad: true,
-      async read(object, destination) {
-        knowsFile();
-        const known = loadedClaims.get(claimKey(object, destination));
-        if (known) return { claim: { ...known, destination }, version: known.jobId };
-        const claim = await readClaim({ object, destination });
-        if (claim && completed.has(claim.jobId))
-          loadedClaims.set(claimKey(object, destination), claim);
-        return claim ? { claim: { ...claim, destination }, version: claim.jobId } : { version: '' };
-      },
-      swap: (swaps) =>
-        db.run(async (c) => {
-          await c.run('BEGIN TRANSACTION');
-          try {
-            const won = await swapClaims(
-              c,
-              swaps.map((s) => ({ object: s.object, claim: s.claim, expected: s.version })),
-            );
-            await c.run('COMMIT');
-            return swaps.map(({ claim }, i): SwapResult =>
-              won[i] ? { kind: 'won', state: { claim, version: claim.jobId } } : { kind: 'lost' },
-            );
-          } catch (error) {
-            await c.run('ROLLBACK').catch(() => undefined);
-            throw error;
-          }
-        }),
-    },
+    followJob: (jobId) => followJob(known, lookUpJob, jobId),
+    claims: ledgerClaims(db.run, known, options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS),
     completedRows: (jobId) => {
-      knowsFile();
-      return completed.get(jobId);
+      known.check();
+      return known.completed(jobId)?.rows;
     },
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
@@ -221,6 +108,32 @@ export function createDuckDbWarehouse(
     },
     close: () => db.close(),
     abort: (reason) => db.abort(reason),
+  };
+}
+
+/** What the ledger (or this process) knows of the job a claim names; undefined when it has none. */
+async function followJob(
+  known: Known,
+  lookUp: (jobId: string) => Promise<JobRecord | undefined>,
+  jobId: string,
+): Promise<FollowedJob | undefined> {
+  known.check();
+  const done = known.completed(jobId);
+  if (done !== undefined) return { result: { outcome: 'loaded', jobId, ...done }, uris: [] };
+  const record = await lookUp(jobId);
+  if (!record) return undefined;
+  if (record.outcome === 'loaded') {
+    const { rows, replacedRows } = record;
+    known.complete(jobId, replacedRows ? { rows, replacedRows } : { rows });
+    const result: LoadResult = { outcome: 'loaded', jobId, rows };
+    if (replacedRows) result.replacedRows = replacedRows;
+    return { result, uris: record.uris };
+  }
+  const [first = 'rejected'] = record.reasons.values();
+  return {
+    result: { outcome: 'rejected', jobId, reason: first },
+    uris: record.uris,
+    reasons: Object.fromEntries(record.reasons),
   };
 }
 
