@@ -13,7 +13,8 @@ import { quote, type Target } from './sql';
 /** The lineage columns as the DuckDB columns that stand for them, in table order. */
 export const LINEAGE_DUCK_COLUMNS: readonly Column[] = LINEAGE_COLUMNS.map(duckColumn);
 
-const [URI, GENERATION] = LINEAGE_DUCK_COLUMNS.map((column) => quote(column.name)) as [
+const [URI, GENERATION, LOADED_AT] = LINEAGE_DUCK_COLUMNS.map((column) => quote(column.name)) as [
+  string,
   string,
   string,
 ];
@@ -129,4 +130,28 @@ export async function replaceSources(
       `job ${job.jobId}: deleted ${deleted.rowsChanged} rows of its sources, counted ${total}`,
     );
   return replaced;
+}
+
+/**
+ * The rows each source of a lineage job wrote, in source order, counted in the table inside the
+ * job's transaction: its rows of those URIs stamped with this transaction's time. Spares the second
+ * read of the files that rowsPerSource makes. Undefined when the counts do not add up to `written`.
+ */
+export async function lineageRowsPerSource(
+  c: DuckDBConnection,
+  target: Target,
+  job: LoadJob,
+  written: number,
+): Promise<number[] | undefined> {
+  const uris = job.sources.map(gsUri);
+  const reader = await c.runAndReadAll(
+    `SELECT ${URI}, ${GENERATION}::VARCHAR, count(*) FROM ${target.sql}
+     WHERE ${URI} IN (SELECT unnest($1)) AND ${LOADED_AT} = now() GROUP BY ALL`,
+    [listValue([...new Set(uris)])],
+  );
+  const counts = new Map<string, number>();
+  for (const [uri, generation, rows] of reader.getRowsJS())
+    counts.set(`${String(uri)}#${String(generation)}`, Number(rows));
+  const rows = job.sources.map((source, i) => counts.get(`${uris[i]}#${source.generation}`) ?? 0);
+  return rows.reduce((sum, n) => sum + n, 0) === written ? rows : undefined;
 }

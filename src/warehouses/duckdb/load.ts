@@ -14,7 +14,13 @@ import {
 } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
-import { LINEAGE_DUCK_COLUMNS, Superseded, lineageRead, replaceSources } from './lineage';
+import {
+  LINEAGE_DUCK_COLUMNS,
+  Superseded,
+  lineageRead,
+  lineageRowsPerSource,
+  replaceSources,
+} from './lineage';
 import { planWrite, type WritePlan } from './plan';
 import { rowsPerSource } from './source-rows';
 import { openSources, type Sources } from './sources';
@@ -188,7 +194,10 @@ async function writeRows(
     throw new Rejection(`no data rows: all ${bad.count} rows are bad`);
   const written: Written = replacedRows ? { rows, bad, replacedRows } : { rows, bad };
   if (job.sources.length === 1) return written;
-  return { ...written, sourceRows: await rowsPerSource(c, job, sources, plan.groups, rows) };
+  const sourceRows = job.lineage
+    ? await lineageRowsPerSource(c, target, job, rows)
+    : await rowsPerSource(c, job, sources, plan.groups, rows);
+  return { ...written, sourceRows };
 }
 
 /**
