@@ -56,18 +56,7 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   let idleTimer: NodeJS.Timeout | undefined;
   let closed = false;
   const stop = new AbortController();
-  let committing = false;
-  const shield: Stop = {
-    signal: stop.signal,
-    async shielded(commit) {
-      committing = true;
-      try {
-        return await commit();
-      } finally {
-        committing = false;
-      }
-    },
-  };
+  const { shield, committing } = shieldOf(stop.signal);
 
   const release = () => {
     if (!session) return;
@@ -87,14 +76,9 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
     return session.connection;
   };
   const stopped = () => new TransientError(errorMessage(stop.signal.reason));
-  const refusal = (): Error | undefined => {
-    if (stop.signal.aborted) return stopped();
-    if (closed) return new Error(`DuckDB warehouse ${file} is closed`);
-    return undefined;
-  };
   const run = <T>(work: Work<T>): Promise<T> => {
-    const refused = refusal();
-    if (refused) return Promise.reject(refused);
+    if (stop.signal.aborted) return Promise.reject(stopped());
+    if (closed) return Promise.reject(new Error(`DuckDB warehouse ${file} is closed`));
     pending += 1;
     clearTimeout(idleTimer);
     const result = tail.then(async () => {
@@ -135,20 +119,42 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   };
   const abort = async (reason: string) => {
     if (!stop.signal.aborted) stop.abort(new TransientError(`DuckDB warehouse stopped: ${reason}`));
-    // An interrupt that comes before DuckDB starts executing a statement is lost: repeat it until
-    // the work in flight has returned.
-    const interrupt = () => {
-      if (!committing) session?.connection.interrupt();
-    };
-    interrupt();
-    const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
-    try {
-      await finish();
-    } finally {
-      clearInterval(repeat);
-    }
+    await interrupting(() => {
+      if (!committing()) session?.connection.interrupt();
+    }, finish);
   };
   return { run, close, abort };
+}
+
+/** The Stop handed to work, and whether a COMMIT runs under its shield now. */
+function shieldOf(signal: AbortSignal): { shield: Stop; committing: () => boolean } {
+  let committing = false;
+  const shield: Stop = {
+    signal,
+    async shielded(commit) {
+      committing = true;
+      try {
+        return await commit();
+      } finally {
+        committing = false;
+      }
+    },
+  };
+  return { shield, committing: () => committing };
+}
+
+/**
+ * Interrupts until `finish` resolves: an interrupt that comes before DuckDB starts executing a
+ * statement is lost, so it is repeated until the work in flight has returned.
+ */
+async function interrupting(interrupt: () => void, finish: () => Promise<void>): Promise<void> {
+  interrupt();
+  const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
+  try {
+    await finish();
+  } finally {
+    clearInterval(repeat);
+  }
 }
 
 /**
