@@ -46,11 +46,14 @@ export interface LineageRead {
  * path the read gives each row, joined to a list of them (a hash join: a job may have thousands).
  */
 export function lineageRead(job: LoadJob, paths: string[], group: string[]): LineageRead {
-  const sources = group.map((file) => job.sources[paths.indexOf(file)]);
-  if (sources.some((source) => source === undefined))
-    throw new Error(`job ${job.jobId}: a path read is none of its sources'`);
-  const uris = sources.map((source) => gsUri(source!));
-  const generations = sources.map((source) => source!.generation);
+  const index = new Map(paths.map((file, i) => [file, i]));
+  const sources = group.map((file) => {
+    const source = job.sources[index.get(file) ?? -1];
+    if (!source) throw new Error(`job ${job.jobId}: ${file} is none of its sources' paths`);
+    return source;
+  });
+  const uris = sources.map(gsUri);
+  const generations = sources.map((source) => source.generation);
   if (group.length === 1) {
     return {
       options: '',
