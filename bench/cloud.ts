@@ -22,7 +22,7 @@ const JOB_MS = 1000;
 const GiB = 1024 * MB;
 
 /**
- * 5. The cloud path against the Cloud Storage and BigQuery test servers: bytes the service reads from
+ * 6. The cloud path against the Cloud Storage and BigQuery test servers: bytes the service reads from
  * a 1 MB and a 10 GiB object (and its memory after each), and three rounds of 500 concurrent
  * events (--quick: 50) whose load jobs each take 1 s.
  */

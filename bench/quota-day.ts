@@ -11,7 +11,7 @@ const PARTITION_JOB_MS = 1000;
 const DAY_MS = 86_400_000;
 
 /**
- * 6. A compressed day against BigQuery's load-job quota: objects for one table at a steady rate, 10%
+ * 7. A compressed day against BigQuery's load-job quota: objects for one table at a steady rate, 10%
  * delivered twice, through the cloud path. The test server's per-table quota (failed jobs counted)
  * is scaled so that one job per object would exceed it tenfold; the service's `batch.jobsPerDay` is
  * two thirds of it, as 1,000 is of BigQuery's 1,500.

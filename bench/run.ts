@@ -6,6 +6,7 @@ import { cloudPath } from './cloud';
 import { coldStart } from './coldstart';
 import { nodeOfMajor, parseImage, warmCompileCache } from './image';
 import { MB, type BenchOptions, type BenchReport, type BenchResult } from './lib';
+import { lineageLocal } from './lineage-local';
 import { localIngest } from './local-ingest';
 import { table, updatePerformanceDoc, type Machine } from './readme';
 import { quotaDay } from './quota-day';
@@ -22,6 +23,7 @@ const BENCHMARKS: Record<string, (options: BenchOptions) => Promise<BenchReport>
   coldstart: coldStart,
   'local-ingest': localIngest,
   'small-files': smallFiles,
+  'lineage-local': lineageLocal,
   cloud: cloudPath,
   'quota-day': quotaDay,
 };

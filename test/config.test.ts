@@ -142,6 +142,26 @@ routes:
     });
   });
 
+  it('lineage: false by default, true under defaults or per route, the route deciding', () => {
+    const yaml = `
+defaults: {lineage: true}
+routes:
+  - match: "plain/*.csv"
+    lineage: false
+  - match: "**/*.csv"
+`;
+    const config = loadConfig({}, files({ 'ingest.yaml': yaml }));
+    expect(config.routes.map((r) => [r.match, r.lineage])).to.deep.equal([
+      ['plain/*.csv', false],
+      ['**/*.csv', true],
+    ]);
+    const perRoute = `routes:\n  - match: "a/*.csv"\n    lineage: true\n  - match: "**/*.csv"\n`;
+    expect(
+      loadConfig({}, files({ 'ingest.yaml': perRoute })).routes.map((r) => r.lineage),
+    ).to.deep.equal([true, false]);
+    expect(loadConfig({}, files({})).routes.map((r) => r.lineage)).to.deep.equal([false, false]);
+  });
+
   it('accepts write: replace', () => {
     const yaml = `routes:\n  - match: "**/*.csv"\n    write: replace\n`;
     expect(loadConfig({}, files({ 'ingest.yaml': yaml })).routes[0]).to.include({
@@ -293,6 +313,16 @@ routes:
       files: { 'ingest.yaml': 'defaults: {batch: yes}' },
       error:
         'ingest.yaml: defaults.batch: is "yes": must be false (one load job per object) or a mapping of jobsPerDay, burst, maxFiles',
+    },
+    {
+      name: 'lineage: "yes" under defaults',
+      files: { 'ingest.yaml': 'defaults: {lineage: "yes"}' },
+      error: 'ingest.yaml: defaults.lineage: Expected boolean, received string',
+    },
+    {
+      name: 'a route lineage: yes',
+      files: { 'ingest.yaml': 'routes: [{match: "*.csv", lineage: yes}]' },
+      error: 'ingest.yaml: routes[0].lineage: Expected boolean, received string',
     },
     {
       name: 'a route batch: true',

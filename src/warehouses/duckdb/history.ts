@@ -16,21 +16,26 @@ export async function readLedgerHistory(
   const seconds = since.getTime() / 1000;
   const top = Math.max(0, Math.floor(limit));
   const entries: HistoryEntry[] = [];
-  if (columns.has('loads') && !rejectedOnly) {
+  const loadColumns = columns.get('loads');
+  if (loadColumns && !rejectedOnly) {
+    // A lineage load's replaced rows, as the job's total (a file written before they were kept: none).
+    const replaced = loadColumns.has('replaced_rows') ? 'list_sum(replaced_rows)' : 'NULL';
     const loads = await c.runAndReadAll(
-      `SELECT epoch_ms(loaded_at), uris, destination, rows, job_id FROM _ingest.loads
+      `SELECT epoch_ms(loaded_at), uris, destination, rows, job_id, ${replaced} FROM _ingest.loads
        WHERE loaded_at >= to_timestamp($1) ORDER BY loaded_at DESC LIMIT ${top}`,
       [seconds],
     );
-    for (const [at, uris, destination, rows, jobId] of loads.getRowsJS()) {
-      entries.push({
+    for (const [at, uris, destination, rows, jobId, replacedRows] of loads.getRowsJS()) {
+      const entry: HistoryEntry = {
         time: new Date(Number(at)).toISOString(),
         objects: uris as string[],
         outcome: 'loaded',
         destination: String(destination),
         rows: Number(rows),
         jobId: String(jobId),
-      });
+      };
+      if (replacedRows !== null) entry.replacedRows = Number(replacedRows);
+      entries.push(entry);
     }
   }
   const rejections = columns.get('rejections');

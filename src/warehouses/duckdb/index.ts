@@ -1,16 +1,16 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import type { StoredObject } from '../../stores/store';
 import type { ClaimStore } from '../../stores/claims';
+import type { StoredObject } from '../../stores/store';
 import type { WarehouseInspector } from '../inspector';
-import type { FollowedJob, TableInfo, Warehouse } from '../warehouse';
+import type { FollowedJob, LoadJob, LoadResult, TableInfo, Warehouse } from '../warehouse';
 import { listTables } from './catalog';
 import { batched } from './batched';
-import { createLedgerClaims } from './claims';
-import { createFileKnowledge, type FileKnowledge } from './file-knowledge';
+import { ledgerClaims } from './claim-store';
 import { readLedgerHistory } from './history';
 import { describeTables, previewTable } from './inspect';
+import { createKnown, type Known } from './known';
 import { insertRejection, jobRecords, type JobRecord } from './ledger';
 import { loadJob } from './load';
 import { closeSession, createSerialDb, openSession } from './session';
@@ -57,25 +57,26 @@ export function createDuckDbWarehouse(
 ): Warehouse & { claims: ClaimStore; inspector: WarehouseInspector } {
   if (options.file === '') throw new Error('DuckDB warehouse: file must not be empty');
   const file = path.resolve(options.file);
+  // Reads of the tables' columns take their turn on the file like any other work.
+  const known: Known = createKnown(file, (work) => db.run(work));
   const db = createSerialDb(file, {
     idleMs: options.idleMs ?? DEFAULT_IDLE_MS,
     lockWaitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     holdMs: options.holdMs ?? DEFAULT_HOLD_MS,
     gapMs: options.gapMs ?? DEFAULT_GAP_MS,
-    onOpen: () => known.checkFile(),
+    onOpen: () => known.check(),
   });
-  const known = createFileKnowledge(file, db);
   // Lookups that wait while a load holds the file are answered together when it is done.
   const lookUpJob = batched(db.run, jobRecords);
   return {
     jobsPerDay: Infinity,
     pinsGenerations: true,
-    tableColumns: known.tableColumns,
+    tableColumns: (destination, fresh) => known.tableColumns(destination, fresh),
     async load(job) {
-      known.checkFile();
-      const rows = known.completed.get(job.jobId);
-      if (rows !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows };
-      const result = known.afterLoad(
+      known.check();
+      const done = known.completed(job.jobId);
+      if (done !== undefined) return { outcome: 'duplicate', jobId: job.jobId, rows: done.rows };
+      const result = known.loaded(
         job,
         await db.run((c, stop) => loadJob(c, job, options.objectPath, stop)),
       );
@@ -83,17 +84,18 @@ export function createDuckDbWarehouse(
       return known.remember(result, job);
     },
     async loadClaimed(job) {
-      const result = known.afterLoad(
+      const claimed: LoadJob = { ...job, claimed: true };
+      const result = known.loaded(
         job,
-        await db.run((c, stop) => loadJob(c, { ...job, claimed: true }, options.objectPath, stop)),
+        await db.run((c, stop) => loadJob(c, claimed, options.objectPath, stop)),
       );
       return result.outcome === 'failed' ? result : known.remember(result, job);
     },
     followJob: (jobId) => followJob(known, lookUpJob, jobId),
-    claims: createLedgerClaims(db, known, options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS),
+    claims: ledgerClaims(db.run, known, options.claimGraceMs ?? DEFAULT_CLAIM_GRACE_MS),
     completedRows: (jobId) => {
-      known.checkFile();
-      return known.completed.get(jobId);
+      known.check();
+      return known.completed(jobId)?.rows;
     },
     recordRejection: (job, reason) => db.run((c) => insertRejection(c, job, reason)),
     tables: () => db.run(listTables),
@@ -109,20 +111,23 @@ export function createDuckDbWarehouse(
   };
 }
 
-/** The job as the ledger recorded it; undefined when it has no record (yet). */
+/** What the ledger (or this process) knows of the job a claim names; undefined when it has none. */
 async function followJob(
-  known: FileKnowledge,
-  lookUpJob: (jobId: string) => Promise<JobRecord | undefined>,
+  known: Known,
+  lookUp: (jobId: string) => Promise<JobRecord | undefined>,
   jobId: string,
 ): Promise<FollowedJob | undefined> {
-  known.checkFile();
-  const rows = known.completed.get(jobId);
-  if (rows !== undefined) return { result: { outcome: 'loaded', jobId, rows }, uris: [] };
-  const record = await lookUpJob(jobId);
+  known.check();
+  const done = known.completed(jobId);
+  if (done !== undefined) return { result: { outcome: 'loaded', jobId, ...done }, uris: [] };
+  const record = await lookUp(jobId);
   if (!record) return undefined;
   if (record.outcome === 'loaded') {
-    known.completed.set(jobId, record.rows);
-    return { result: { outcome: 'loaded', jobId, rows: record.rows }, uris: record.uris };
+    const { rows, replacedRows } = record;
+    known.complete(jobId, replacedRows ? { rows, replacedRows } : { rows });
+    const result: LoadResult = { outcome: 'loaded', jobId, rows };
+    if (replacedRows) result.replacedRows = replacedRows;
+    return { result, uris: record.uris };
   }
   const [first = 'rejected'] = record.reasons.values();
   return {

@@ -13,7 +13,8 @@ export const LEDGER_DDL = `
   CREATE TABLE IF NOT EXISTS _ingest.loads (
     job_id VARCHAR PRIMARY KEY, uris VARCHAR[] NOT NULL, generations VARCHAR[] NOT NULL,
     destination VARCHAR NOT NULL, write_mode VARCHAR NOT NULL, rows BIGINT NOT NULL,
-    loaded_at TIMESTAMPTZ NOT NULL);
+    loaded_at TIMESTAMPTZ NOT NULL, replaced_rows BIGINT[]);
+  ALTER TABLE _ingest.loads ADD COLUMN IF NOT EXISTS replaced_rows BIGINT[];
   CREATE TABLE IF NOT EXISTS _ingest.rejections (
     job_id VARCHAR NOT NULL, uris VARCHAR[] NOT NULL, reason VARCHAR NOT NULL, "at" TIMESTAMPTZ NOT NULL,
     generations VARCHAR[]);
@@ -38,20 +39,32 @@ export async function ledgerRows(c: DuckDBConnection, jobId: string): Promise<nu
 }
 
 /**
- * The ledger row of a loaded job. A job whose sources were not claimed for it (one job per object)
- * claims them now, so that every loaded generation has a claim naming its job.
+ * The ledger row of a loaded job, with the rows a lineage `append` replaced per source. A job whose
+ * sources were not claimed for it (one job per object) claims them now, so that every loaded
+ * generation has a claim naming its job.
  */
-export async function insertLoad(c: DuckDBConnection, job: LoadJob, rows: number): Promise<void> {
+export async function insertLoad(
+  c: DuckDBConnection,
+  job: LoadJob,
+  rows: number,
+  replacedRows?: number[],
+): Promise<void> {
   const uris = listValue(job.sources.map(gsUri));
   const generations = listValue(job.sources.map((s) => s.generation));
-  await c.run('INSERT INTO _ingest.loads VALUES ($1, $2, $3, $4, $5, $6, now())', [
-    job.jobId,
-    uris,
-    generations,
-    partitionedTableId(job.destination),
-    job.write,
-    BigInt(rows),
-  ]);
+  await c.run(
+    `INSERT INTO _ingest.loads
+       (job_id, uris, generations, destination, write_mode, rows, loaded_at, replaced_rows)
+     VALUES ($1, $2, $3, $4, $5, $6, now(), $7)`,
+    [
+      job.jobId,
+      uris,
+      generations,
+      partitionedTableId(job.destination),
+      job.write,
+      BigInt(rows),
+      replacedRows ? listValue(replacedRows.map(BigInt)) : null,
+    ],
+  );
   if (job.claimed) return;
   await writeClaims(c, job.sources, partitionedTableId(job.destination), job.jobId, Date.now());
 }
@@ -191,7 +204,7 @@ export async function claimedFor(c: DuckDBConnection, job: LoadJob): Promise<num
 
 /** What the ledger knows of a job: loaded (rows) or rejected (reasons by URI), with its URIs. */
 export type JobRecord =
-  | { outcome: 'loaded'; rows: number; uris: string[] }
+  | { outcome: 'loaded'; rows: number; uris: string[]; replacedRows?: number[] }
   | { outcome: 'rejected'; reasons: Map<string, string>; uris: string[] };
 
 /** The ledger's record of each job id, in the order asked; undefined for a job it does not know. */
@@ -202,11 +215,13 @@ export async function jobRecords(
   const records = new Map<string, JobRecord>();
   const ids = listValue(jobIds);
   const loaded = await c.runAndReadAll(
-    'SELECT job_id, rows, uris FROM _ingest.loads WHERE list_contains($1, job_id)',
+    'SELECT job_id, rows, uris, replaced_rows FROM _ingest.loads WHERE list_contains($1, job_id)',
     [ids],
   );
-  for (const [jobId, rows, uris] of loaded.getRowsJS()) {
-    records.set(String(jobId), { outcome: 'loaded', rows: Number(rows), uris: uris as string[] });
+  for (const [jobId, rows, uris, replaced] of loaded.getRowsJS()) {
+    const record: JobRecord = { outcome: 'loaded', rows: Number(rows), uris: uris as string[] };
+    if (Array.isArray(replaced)) record.replacedRows = replaced.map(Number);
+    records.set(String(jobId), record);
   }
   const rejected = await c.runAndReadAll(
     'SELECT job_id, reason, uris FROM _ingest.rejections WHERE list_contains($1, job_id)',

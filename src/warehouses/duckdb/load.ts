@@ -14,6 +14,13 @@ import {
 } from './csv';
 import { Rejection, asWarehouseError, rejectionReason } from './errors';
 import { claimedFor, insertLoad, insertRejection, ledgerRows } from './ledger';
+import {
+  LINEAGE_DUCK_COLUMNS,
+  Superseded,
+  lineageRead,
+  lineageRowsPerSource,
+  replaceSources,
+} from './lineage';
 import { planWrite, type WritePlan } from './plan';
 import { rowsPerSource } from './source-rows';
 import { openSources, type Sources } from './sources';
@@ -50,7 +57,7 @@ export async function loadJob(
     throwIfAborted(signal);
     await c.run('BEGIN TRANSACTION');
     inTransaction = true;
-    const { rows, bad, sourceRows } = await writeRows(c, job, target, sources, plan);
+    const { rows, bad, sourceRows, replacedRows } = await writeRows(c, job, target, sources, plan);
     const replaced = await sources.changed();
     if (replaced !== undefined) throw new Replaced(replaced);
     const broken = await sources.brokenGzip();
@@ -61,17 +68,21 @@ export async function loadJob(
       await c.run('ROLLBACK');
       return { outcome: 'loaded', jobId: job.jobId, rows };
     }
-    await insertLoad(c, job, rows);
+    await insertLoad(c, job, rows, replacedRows);
     throwIfAborted(signal);
     await stop.shielded(() => c.run('COMMIT'));
     const loaded: LoadResult = { outcome: 'loaded', jobId: job.jobId, rows };
     if (plan.changes.length > 0) loaded.schemaChanges = plan.changes;
     if (sourceRows) loaded.sourceRows = sourceRows;
+    if (replacedRows) loaded.replacedRows = replacedRows;
     return bad.count > 0 ? { ...loaded, badRecords: bad } : loaded;
   } catch (error) {
     // A failed COMMIT has already ended the transaction, so ROLLBACK may fail too.
     if (inTransaction) await c.run('ROLLBACK').catch(() => undefined);
     throwIfAborted(signal, error);
+    if (error instanceof Superseded) {
+      return { outcome: 'superseded', jobId: job.jobId, newer: error.newer };
+    }
     if (error instanceof ClaimMoved) {
       const reason = 'a member was claimed for another job meanwhile; nothing was written';
       return { outcome: 'failed', jobId: job.jobId, reason, quota: false };
@@ -143,28 +154,23 @@ async function countBad(
   return { bad, refused: refused.map((r) => r.count) };
 }
 
+/** What the rows' insert came to. */
+interface Written {
+  rows: number;
+  bad: BadRecords;
+  sourceRows?: number[];
+  /** Lineage `append`: the rows each source had in the table before, deleted now. */
+  replacedRows?: number[];
+}
+
 async function writeRows(
   c: DuckDBConnection,
   job: LoadJob,
   target: Target,
   sources: Sources,
   plan: WritePlan,
-): Promise<{ rows: number; bad: BadRecords; sourceRows?: number[] }> {
-  const { date } = plan;
-  if (plan.create) {
-    await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
-  } else {
-    // DuckDB refuses to alter a table this transaction already deleted from: alter first.
-    await alterTable(c, target, plan.add, plan.relax);
-    if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
-  }
-  const partition: string[] = [];
-  if (date !== undefined) {
-    await c.run(`DELETE FROM ${target.sql} WHERE ${quote(PARTITION_COLUMN)} = CAST($1 AS DATE)`, [
-      date,
-    ]);
-    partition.push(`CAST(${literal(date)} AS DATE)`);
-  }
+): Promise<Written> {
+  const { partition, replacedRows } = await prepareTable(c, job, target, plan);
   const reads = groupReads(job, sources, plan);
   const lenient = job.csv.maxBadRecords > 0;
   const { bad, refused } = lenient
@@ -176,29 +182,84 @@ async function writeRows(
       )
     : { bad: { count: 0, first: '' }, refused: [] };
   let rows = 0;
-  for (const [i, { columns, locate }] of reads.entries()) {
-    const into = columns.map((column) => quote(column.name));
-    if (date !== undefined) into.push(quote(PARTITION_COLUMN));
-    const insert = (values: (column: Column) => string) =>
-      `INSERT INTO ${target.sql} (${into.join(', ')}) SELECT ${[...columns.map(values), ...partition].join(', ')}`;
-    const options = readCsvOptions(job, columns, locate.compression, lenient ? 'skip' : 'fail');
-    // Rows with a refused value are left out, and the others need no second check.
-    const sql =
-      (refused[i] ?? 0) > 0
-        ? `${insert(checkedExpression)} FROM read_csv($1, ${options}) WHERE ${rowProblem(columns)} IS NULL`
-        : `${insert(selectExpression)} FROM read_csv($1, ${options})`;
-    try {
-      rows += (await c.run(sql, [listValue(locate.group)])).rowsChanged;
-    } catch (error) {
-      if (!isRefusal(error)) throw error;
-      throw new Refused(errorMessage(error), () => firstRefused(c, job, sources.paths, locate));
-    }
+  for (const [i, read] of reads.entries()) {
+    rows += await insertRead(c, job, target, sources.paths, read, {
+      partition,
+      lenient,
+      refused: refused[i] ?? 0,
+    });
   }
   // A header-only file loads no rows, as on BigQuery, which empties what a truncating write replaces.
   if (rows === 0 && bad.count > 0)
     throw new Rejection(`no data rows: all ${bad.count} rows are bad`);
-  if (job.sources.length === 1) return { rows, bad };
-  return { rows, bad, sourceRows: await rowsPerSource(c, job, sources, plan.groups, rows) };
+  const written: Written = replacedRows ? { rows, bad, replacedRows } : { rows, bad };
+  if (job.sources.length === 1) return written;
+  const sourceRows = job.lineage
+    ? await lineageRowsPerSource(c, target, job, rows)
+    : await rowsPerSource(c, job, sources, plan.groups, rows);
+  return { ...written, sourceRows };
+}
+
+/**
+ * Makes the table what the rows need: created, or altered then emptied (`truncate`) or its partition
+ * emptied (`partition`: the partition column's value, as SQL, comes back); on a lineage `append`, the
+ * rows of the job's sources deleted (lineage.ts).
+ */
+async function prepareTable(
+  c: DuckDBConnection,
+  job: LoadJob,
+  target: Target,
+  plan: WritePlan,
+): Promise<{ partition: string[]; replacedRows?: number[] }> {
+  const { date } = plan;
+  if (plan.create) {
+    await createTable(c, target, plan.create.columns, date !== undefined, plan.create.replace);
+  } else {
+    // DuckDB refuses to alter a table this transaction already deleted from: alter first.
+    await alterTable(c, target, plan.add, plan.relax);
+    if (plan.empty) await c.run(`DELETE FROM ${target.sql}`);
+  }
+  let replacedRows: number[] | undefined;
+  if (job.lineage && job.write === 'append') {
+    replacedRows = plan.create ? job.sources.map(() => 0) : await replaceSources(c, target, job);
+  }
+  if (date === undefined) return { partition: [], replacedRows };
+  await c.run(`DELETE FROM ${target.sql} WHERE ${quote(PARTITION_COLUMN)} = CAST($1 AS DATE)`, [
+    date,
+  ]);
+  return { partition: [`CAST(${literal(date)} AS DATE)`], replacedRows };
+}
+
+/** Inserts the rows of one read, with their lineage on a lineage route; the rows inserted. */
+async function insertRead(
+  c: DuckDBConnection,
+  job: LoadJob,
+  target: Target,
+  paths: string[],
+  { columns, locate }: { columns: Column[]; locate: Locate },
+  how: { partition: string[]; lenient: boolean; refused: number },
+): Promise<number> {
+  const lineage = job.lineage ? lineageRead(job, paths, locate.group) : undefined;
+  const into = columns.map((column) => quote(column.name));
+  if (lineage) into.push(...LINEAGE_DUCK_COLUMNS.map((column) => quote(column.name)));
+  if (how.partition.length > 0) into.push(quote(PARTITION_COLUMN));
+  const insert = (values: (column: Column) => string) =>
+    `INSERT INTO ${target.sql} (${into.join(', ')}) SELECT ${[...columns.map(values), ...(lineage?.values ?? []), ...how.partition].join(', ')}`;
+  const options =
+    readCsvOptions(job, columns, locate.compression, how.lenient ? 'skip' : 'fail') +
+    (lineage?.options ?? '');
+  const from = `FROM read_csv($1, ${options})${lineage?.join ?? ''}`;
+  // Rows with a refused value are left out, and the others need no second check.
+  const sql =
+    how.refused > 0
+      ? `${insert(checkedExpression)} ${from} WHERE ${rowProblem(columns)} IS NULL`
+      : `${insert(selectExpression)} ${from}`;
+  try {
+    return (await c.run(sql, [listValue(locate.group), ...(lineage?.params ?? [])])).rowsChanged;
+  } catch (error) {
+    if (!isRefusal(error)) throw error;
+    throw new Refused(errorMessage(error), () => firstRefused(c, job, paths, locate));
+  }
 }
 
 /**

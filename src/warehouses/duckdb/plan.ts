@@ -12,6 +12,7 @@ import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catal
 import { duckColumn, sniffTypes, type Reads } from './csv';
 import { Rejection, uriOf } from './errors';
 import { sourceHead } from './header';
+import { LINEAGE_DUCK_COLUMNS } from './lineage';
 import type { Target } from './sql';
 
 /** How a load writes to its table, decided before it writes anything. */
@@ -68,9 +69,18 @@ export async function planWrite(
       type: types[i] ?? 'VARCHAR',
       required: false,
     }));
-    const changes = before ? schemaChanges(before, columns.map(toBigQuery)) : [];
+    // The lineage columns follow the file's.
+    const created = job.lineage ? [...columns, ...LINEAGE_DUCK_COLUMNS] : columns;
+    const changes = before ? schemaChanges(before, created.map(toBigQuery)) : [];
     const all = { indexes: job.sources.map((_, i) => i), columns };
-    return { groups: [all], create: { replace, columns }, add: [], relax: [], date, changes };
+    return {
+      groups: [all],
+      create: { replace, columns: created },
+      add: [],
+      relax: [],
+      date,
+      changes,
+    };
   }
   const after = new Map(plan.table.map((column) => [column.name, column]));
   const read = plan.groups.map(({ indexes, into }) => ({

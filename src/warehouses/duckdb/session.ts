@@ -49,28 +49,41 @@ export type Work<T> = (c: DuckDBConnection, stop: Stop) => Promise<T>;
  * when idle. `abort` interrupts the piece in flight (it sees `signal` aborted) and fails the rest.
  */
 export function createSerialDb(file: string, options: SerialDbOptions) {
-  const stop = new AbortController();
-  const { shield, committing } = createShield(stop.signal);
-  const holder = createHolder(file, options, stop.signal);
+  let session: Session | undefined;
+  let openedAt = 0;
   let tail: Promise<void> = Promise.resolve();
   let pending = 0;
+  let idleTimer: NodeJS.Timeout | undefined;
   let closed = false;
-  const idle = createIdleRelease(file, holder, () => pending > 0);
+  const stop = new AbortController();
+  const { shield, committing } = shieldOf(stop.signal);
 
-  const stopped = () => new TransientError(errorMessage(stop.signal.reason));
-  const refusal = (): Error | undefined => {
-    if (stop.signal.aborted) return stopped();
-    if (closed) return new Error(`DuckDB warehouse ${file} is closed`);
-    return undefined;
+  const release = () => {
+    if (!session) return;
+    closeSession(session);
+    session = undefined;
   };
+  const connect = async (): Promise<DuckDBConnection> => {
+    if (session && Date.now() - openedAt >= options.holdMs && (await someoneWaits(file))) {
+      release();
+      await new Promise((resolve) => setTimeout(resolve, options.gapMs));
+    }
+    if (!session) {
+      session = await openSession(file, options.lockWaitMs, false, stop.signal);
+      openedAt = Date.now();
+      options.onOpen?.();
+    }
+    return session.connection;
+  };
+  const stopped = () => new TransientError(errorMessage(stop.signal.reason));
   const run = <T>(work: Work<T>): Promise<T> => {
-    const refused = refusal();
-    if (refused) return Promise.reject(refused);
+    if (stop.signal.aborted) return Promise.reject(stopped());
+    if (closed) return Promise.reject(new Error(`DuckDB warehouse ${file} is closed`));
     pending += 1;
-    idle.cancel();
+    clearTimeout(idleTimer);
     const result = tail.then(async () => {
       if (stop.signal.aborted) throw stopped();
-      const connection = await holder.connect();
+      const connection = await connect();
       return work(connection, shield);
     });
     tail = result.then(settled, settled);
@@ -78,12 +91,27 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   };
   const settled = () => {
     pending -= 1;
-    if (pending === 0) idle.start(options.idleMs);
+    if (pending === 0) watchIdle(Date.now() + options.idleMs);
+  };
+  let idleSpell = 0;
+  const watchIdle = (until: number, spell = ++idleSpell) => {
+    idleTimer = setTimeout(
+      () => {
+        void (async () => {
+          if (!session) return;
+          const waited = Date.now() < until && (await someoneWaits(file));
+          if (pending > 0 || spell !== idleSpell) return;
+          if (waited || Date.now() >= until) release();
+          else watchIdle(until, spell);
+        })();
+      },
+      Math.max(0, Math.min(IDLE_CHECK_MS, until - Date.now())),
+    ).unref();
   };
   const finish = async () => {
     await tail;
-    idle.cancel();
-    holder.release();
+    clearTimeout(idleTimer);
+    release();
   };
   const close = async () => {
     closed = true;
@@ -91,26 +119,15 @@ export function createSerialDb(file: string, options: SerialDbOptions) {
   };
   const abort = async (reason: string) => {
     if (!stop.signal.aborted) stop.abort(new TransientError(`DuckDB warehouse stopped: ${reason}`));
-    // An interrupt that comes before DuckDB starts executing a statement is lost: repeat it until
-    // the work in flight has returned.
-    const interrupt = () => {
-      if (!committing()) holder.interrupt();
-    };
-    interrupt();
-    const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
-    try {
-      await finish();
-    } finally {
-      clearInterval(repeat);
-    }
+    await interrupting(() => {
+      if (!committing()) session?.connection.interrupt();
+    }, finish);
   };
   return { run, close, abort };
 }
 
-export type SerialDb = ReturnType<typeof createSerialDb>;
-
-/** The Stop each piece of work gets; `committing` is true while one runs its commit shielded. */
-function createShield(signal: AbortSignal) {
+/** The Stop handed to work, and whether a COMMIT runs under its shield now. */
+function shieldOf(signal: AbortSignal): { shield: Stop; committing: () => boolean } {
   let committing = false;
   const shield: Stop = {
     signal,
@@ -126,65 +143,18 @@ function createShield(signal: AbortSignal) {
   return { shield, committing: () => committing };
 }
 
-type Holder = ReturnType<typeof createHolder>;
-
 /**
- * The file's session, opened by the first `connect` after a release. Once held `holdMs`, it is let go
- * for `gapMs` before the next piece of work whenever another process waits for the file.
+ * Interrupts until `finish` resolves: an interrupt that comes before DuckDB starts executing a
+ * statement is lost, so it is repeated until the work in flight has returned.
  */
-function createHolder(file: string, options: SerialDbOptions, signal: AbortSignal) {
-  let session: Session | undefined;
-  let openedAt = 0;
-  const release = () => {
-    if (!session) return;
-    closeSession(session);
-    session = undefined;
-  };
-  const connect = async (): Promise<DuckDBConnection> => {
-    if (session && Date.now() - openedAt >= options.holdMs && (await someoneWaits(file))) {
-      release();
-      await new Promise((resolve) => setTimeout(resolve, options.gapMs));
-    }
-    if (!session) {
-      session = await openSession(file, options.lockWaitMs, false, signal);
-      openedAt = Date.now();
-      options.onOpen?.();
-    }
-    return session.connection;
-  };
-  return {
-    connect,
-    release,
-    isOpen: () => session !== undefined,
-    interrupt: () => session?.connection.interrupt(),
-  };
-}
-
-/**
- * Releases the file once nothing has been queued for `idleMs` after `start`, or sooner when another
- * process waits for it; work queued meanwhile (`busy`, or a later `start`) keeps it.
- */
-function createIdleRelease(file: string, holder: Holder, busy: () => boolean) {
-  let timer: NodeJS.Timeout | undefined;
-  let spell = 0;
-  const watch = (until: number, current: number) => {
-    timer = setTimeout(
-      () => {
-        void (async () => {
-          if (!holder.isOpen()) return;
-          const waited = Date.now() < until && (await someoneWaits(file));
-          if (busy() || current !== spell) return;
-          if (waited || Date.now() >= until) holder.release();
-          else watch(until, current);
-        })();
-      },
-      Math.max(0, Math.min(IDLE_CHECK_MS, until - Date.now())),
-    ).unref();
-  };
-  return {
-    start: (idleMs: number) => watch(Date.now() + idleMs, ++spell),
-    cancel: () => clearTimeout(timer),
-  };
+async function interrupting(interrupt: () => void, finish: () => Promise<void>): Promise<void> {
+  interrupt();
+  const repeat = setInterval(interrupt, INTERRUPT_REPEAT_MS);
+  try {
+    await finish();
+  } finally {
+    clearInterval(repeat);
+  }
 }
 
 /**

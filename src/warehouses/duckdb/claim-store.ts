@@ -1,31 +1,31 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { ClaimStore, SwapResult } from '../../stores/claims';
 import { batched } from './batched';
-import { claimKey, type FileKnowledge } from './file-knowledge';
+import type { Known } from './known';
 import { readClaims, swapClaims } from './ledger';
-import type { SerialDb } from './session';
 
-/** Claims kept in the ledger, beside the loads that commit them. */
-export function createLedgerClaims(
-  db: SerialDb,
-  known: FileKnowledge,
-  graceMs: number,
-): ClaimStore {
+type Run = <T>(work: (c: DuckDBConnection) => Promise<T>) => Promise<T>;
+
+/**
+ * Claims in the ledger (`_ingest.claims`), swapped inside transactions of the one process that holds
+ * the file. The claim of an object a job of this process loaded is answered from memory.
+ */
+export function ledgerClaims(run: Run, known: Known, graceMs: number): ClaimStore {
   // Lookups that wait while a load holds the file are answered together when it is done.
-  const readClaim = batched(db.run, readClaims);
+  const readClaim = batched(run, readClaims);
   return {
     graceMs,
     recordsEveryLoad: true,
     async read(object, destination) {
-      known.checkFile();
-      const loaded = known.loadedClaims.get(claimKey(object, destination));
+      known.check();
+      const loaded = known.loadedClaim(object, destination);
       if (loaded) return { claim: { ...loaded, destination }, version: loaded.jobId };
       const claim = await readClaim({ object, destination });
-      if (claim && known.completed.has(claim.jobId))
-        known.loadedClaims.set(claimKey(object, destination), claim);
+      if (claim) known.rememberClaim(object, destination, claim);
       return claim ? { claim: { ...claim, destination }, version: claim.jobId } : { version: '' };
     },
     swap: (swaps) =>
-      db.run(async (c) => {
+      run(async (c) => {
         await c.run('BEGIN TRANSACTION');
         try {
           const won = await swapClaims(
