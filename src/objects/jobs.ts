@@ -121,7 +121,8 @@ export async function checkObjectHead(
     csv: route.csv,
   });
   if ('problem' in head) return head;
-  if (head.headerOnly && route.write === 'append')
+  // On a lineage route a file emptied to its header still replaces its object's rows (with none).
+  if (head.headerOnly && route.write === 'append' && !route.lineage)
     return { skip: 'no data rows after the header: nothing to append' };
   const problem = await columnsProblem(head, route, destination, warehouse);
   return problem === undefined ? head : { problem };

@@ -142,6 +142,16 @@ export function testLineage(name: string, setup: () => Promise<LineageFixture>):
       expect(await lineage()).to.deep.equal(tagged(a1, ['1', '2']));
     });
 
+    it("empties an object's rows when its new generation has only the header", async () => {
+      const a1 = await fixture.put('tracked/a.csv', A1);
+      await event(a1);
+      const b = await fixture.put('tracked/b.csv', B1);
+      await event(b);
+      const emptied = await fixture.put('tracked/a.csv', 'id,name\n');
+      expect(await event(emptied)).to.include({ outcome: 'loaded', rows: 0, replacedRows: 2 });
+      expect(await lineage()).to.deep.equal(tagged(b, ['3']));
+    });
+
     it('gives every row of 20 objects coalesced into one job its own object, then replaces one', async () => {
       // The first object takes the one token: the next 20 wait for the following one, together.
       await event(await fixture.put('tracked/first.csv', 'id,name\n0,zed\n'));
