@@ -11,7 +11,7 @@ import { createBigQueryWarehouse } from '../src/warehouses/bigquery';
 import { createDuckDbWarehouse } from '../src/warehouses/duckdb';
 import { lineageConfig, testLineage } from './contract/lineage-contract';
 import { MemoryPublisher } from './fakes/memory';
-import { bigQueryClient, startBigQueryServer } from './servers/bigquery-server';
+import { bigQueryClient, isInsert, startBigQueryServer } from './servers/bigquery-server';
 import { startGcsServer, storageClient } from './servers/gcs-server';
 
 const BUCKET = 'landing';
@@ -25,15 +25,33 @@ function withBatches(parts: Omit<Services, 'batches'>): Services {
 testLineage('DuckDB', async () => {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), 'lineage-'));
   const store = createLocalStore(root);
+  let beforeLoad: (() => Promise<unknown>) | undefined;
+  const runFirst = async () => {
+    const action = beforeLoad;
+    beforeLoad = undefined;
+    await action?.();
+  };
   const warehouse = createDuckDbWarehouse({
     file: path.join(root, 'warehouse.duckdb'),
+    // The load reads its sources through this: an overwrite here lands as the load starts.
     objectPath: (o) => localObjectPath(root, o.bucket, o.name),
     idleMs: 20,
   });
+  const loading = {
+    ...warehouse,
+    load: async (job: Parameters<typeof warehouse.load>[0]) => (
+      await runFirst(),
+      warehouse.load(job)
+    ),
+    loadClaimed: async (job: Parameters<typeof warehouse.loadClaimed>[0]) => (
+      await runFirst(),
+      warehouse.loadClaimed(job)
+    ),
+  };
   const services = withBatches({
     config: lineageConfig({ LOCAL_DATA_DIR: root }),
     store,
-    warehouse,
+    warehouse: loading,
     publisher: new MemoryPublisher(),
     claims: warehouse.claims,
   });
@@ -58,6 +76,9 @@ testLineage('DuckDB', async () => {
       return (preview?.rows ?? []).map((row) =>
         Object.fromEntries(preview!.columns.map((column, i) => [column, row[i] ?? null])),
       );
+    },
+    duringNextLoad: (action) => {
+      beforeLoad = action;
     },
     teardown: async () => {
       await warehouse.close();
@@ -91,6 +112,20 @@ testLineage('BigQuery (REST test servers)', async () => {
     rows: async (dataset, table) => {
       const state = bq.table(PROJECT, dataset, table);
       return state ? [...state.rows.values()].flat() : [];
+    },
+    duringNextLoad: (action) => {
+      // As the next load job is inserted; the test server's objects change at once, so the job
+      // reads the overwritten object.
+      bq.fail({
+        times: 1,
+        match: (request) => {
+          const load = (request.body as { configuration?: { load?: unknown } } | undefined)
+            ?.configuration?.load;
+          if (!isInsert(request) || !load) return false;
+          void action();
+          return true;
+        },
+      });
     },
     teardown: async () => {
       await bq.close();

@@ -48,6 +48,8 @@ export interface LineageFixture {
   put(name: string, content: string): Promise<StoredObject>;
   /** The rows of `dataset.table`, each value as text (null for NULL); [] when there is no table. */
   rows(dataset: string, table: string): Promise<Row[]>;
+  /** Runs `action` once, as the next load starts reading its sources. */
+  duringNextLoad(action: () => Promise<unknown>): void;
   teardown(): Promise<void>;
 }
 
@@ -188,6 +190,21 @@ export function testLineage(name: string, setup: () => Promise<LineageFixture>):
       const a2 = await fixture.put('tracked/a.csv', A2);
       await Promise.all([event(a1), event(a2)]);
       expect(await lineage()).to.deep.equal(tagged(a2, ['10', '11', '12']));
+    });
+
+    it('ends with the newest generation once when the object is overwritten while it loads', async () => {
+      const a1 = await fixture.put('tracked/a.csv', A1);
+      await event(a1);
+      const a2 = await fixture.put('tracked/a.csv', A2);
+      let a3: StoredObject | undefined;
+      fixture.duringNextLoad(async () => {
+        a3 = await fixture.put('tracked/a.csv', 'id,name\n30,ida\n');
+      });
+      const during = await event(a2);
+      expect(['loaded', 'skipped'], JSON.stringify(during)).to.include(during.outcome);
+      expect(a3, 'the overwrite ran').to.not.equal(undefined);
+      expect(await event(a3 as StoredObject)).to.include({ outcome: 'loaded' });
+      expect(await lineage()).to.deep.equal(tagged(a3 as StoredObject, ['30']));
     });
 
     it('adds no column on a route without lineage', async () => {
