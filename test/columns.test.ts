@@ -1,12 +1,7 @@
 import { expect } from 'chai';
-import {
-  LINEAGE_COLUMNS,
-  badName,
-  detectType,
-  planLoad,
-  schemaChanges,
-  type TableColumn,
-} from '../src/schema/columns';
+import { LINEAGE_COLUMNS, planLoad, schemaChanges, type TableColumn } from '../src/schema/columns';
+import { badName } from '../src/schema/column-names';
+import { detectType } from '../src/schema/detect-type';
 import { DEFAULT_COLUMNS, type ColumnRules } from '../src/config';
 
 const table: TableColumn[] = [

@@ -1,4 +1,6 @@
 import type { ColumnRules, SchemaField, WriteMode } from '../config';
+import { badName } from './column-names';
+import { detectType } from './detect-type';
 
 /** A source's column names (`string_field_N` without a header row) and the data rows of its head. */
 export interface SourceHead {
@@ -288,60 +290,6 @@ function canonicalType(type: string): string {
  * at most 300 characters; letters, marks, numbers, connectors, dashes, spaces and & % = + : ' < > # |
  * in flexible names; none starting with a reserved prefix.
  */
-const MAX_NAME = 300;
-const FLEXIBLE_NAME = /^[\p{L}\p{M}\p{N}\p{Pc}\p{Pd} &%=+:'<>#|]+$/u;
-const RESERVED_PREFIXES = [
-  '_TABLE_',
-  '_FILE_',
-  '_PARTITION',
-  '_ROW_TIMESTAMP',
-  '__ROOT__',
-  '_COLIDENTIFIER',
-];
-
-/** Why a header name cannot be a BigQuery column name, or undefined. */
-export function badName(header: string[]): string | undefined {
-  for (const name of header) {
-    if (name.length > MAX_NAME)
-      return `column name "${name.slice(0, 40)}…" is longer than BigQuery's ${MAX_NAME} characters`;
-    if (!FLEXIBLE_NAME.test(name)) {
-      const problem = `column name ${JSON.stringify(name)} has characters BigQuery does not allow in a column name`;
-      const separator = likelySeparator(name);
-      if (separator === undefined) return problem;
-      const option = `csv.delimiter: ${JSON.stringify(separator)}`;
-      return `${problem}: it looks like a file separated by ${JSON.stringify(separator)}; if it is, set ${option} on its route`;
-    }
-    const reserved = RESERVED_PREFIXES.find((p) => name.toUpperCase().startsWith(p));
-    if (reserved) return `column name "${name}" starts with ${reserved}, which BigQuery reserves`;
-  }
-  return undefined;
-}
-
-/** A column separator other than the route's that splits a header name into several, if any. */
-function likelySeparator(name: string): string | undefined {
-  return [';', '\t', ',', '|'].find(
-    (separator) => name.split(separator).filter((part) => part.trim() !== '').length > 1,
-  );
-}
-
-/** The type a new column gets from its values: the narrowest that reads them all, else STRING. */
-export function detectType(values: string[]): string {
-  const present = values.filter((v) => v !== '');
-  if (present.length === 0) return 'STRING';
-  for (const [type, pattern] of DETECTED) {
-    if (present.every((v) => pattern.test(v))) return type;
-  }
-  return 'STRING';
-}
-
-const DETECTED: [string, RegExp][] = [
-  ['INT64', /^[+-]?\d{1,18}$/],
-  ['FLOAT64', /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/],
-  ['BOOL', /^(true|false)$/i],
-  ['DATE', /^\d{4}-\d{2}-\d{2}$/],
-  ['TIMESTAMP', /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:?\d{2})$/],
-];
-
 function names(columns: TableColumn[]): string {
   return columns.map((c) => c.name).join(', ');
 }

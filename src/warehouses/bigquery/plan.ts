@@ -1,6 +1,5 @@
 import {
   LINEAGE_COLUMNS,
-  detectType,
   groupByHeader,
   planGroups,
   schemaChanges,
@@ -8,6 +7,7 @@ import {
   type SourceGroup,
   type TableColumn,
 } from '../../schema/columns';
+import { detectType } from '../../schema/detect-type';
 import { gsUri } from '../../stores/store';
 import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouse';
 import type { BigQueryContext } from './context';
