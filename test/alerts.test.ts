@@ -252,6 +252,21 @@ describe('gcloud accepts every printed alerts command', function () {
     expect(problems, `gcloud rejected:\n  ${problems.join('\n  ')}`).to.deep.equal([]);
   });
 
+  it('parses the filtered subscriptions docs/notifications.md creates', async () => {
+    const doc = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'notifications.md'), 'utf8');
+    const block = [...doc.matchAll(/```sh\n([\s\S]*?)```/g)]
+      .map((m) => m[1] ?? '')
+      .find((b) => b.includes('gcloud pubsub subscriptions create'));
+    const commands = recordCommands(block ?? '', os.tmpdir());
+    expect(commands.map((c) => c.find((w) => w.startsWith('--message-filter=')))).to.deep.equal([
+      '--message-filter=attributes.outcome = "rejected"',
+      '--message-filter=attributes.outcome = "loaded" AND attributes.dataset = "sales"',
+    ]);
+    const env = isolatedEnv(config);
+    const verdicts = await Promise.all(commands.map((argv) => runGcloud(gcloud, argv, env)));
+    expect(verdicts.map(problem)).to.deep.equal([undefined, undefined]);
+  });
+
   it('tells a wrong flag from a well-formed command (the check itself)', async () => {
     const wrong = await runGcloud(
       gcloud,
