@@ -16,9 +16,11 @@ const SA = 'gcs-bq-ingest-run@test-project.iam.gserviceaccount.com';
 const CONFIG = `buckets: [landing, archive]
 quarantine: {prefix: rejected/}
 defaults: {dataset: raw}
+notify: {topic: projects/test-project/topics/ingest-outcomes}
 routes:
   - match: "sales/*.csv"
     dataset: sales
+    notify: {topic: projects/test-project/topics/sales-outcomes}
   - match: "teams/{team}/*.csv"
     dataset: "team_{team}"
   - match: "more-sales/*.csv"
@@ -76,6 +78,21 @@ describe('gcs-bq-ingest grants', function () {
     }
     const role = recordCommands(await fromConfig(), dir).find((c) => c[3] === 'create');
     expect(role).to.include('--permissions=storage.objects.update');
+  });
+
+  it('lets the service publish to each topic notify names, and creates it when missing', async () => {
+    const calls = recordCommands(await fromConfig(), dir).filter((c) => c[1] === 'pubsub');
+    expect(calls.map((c) => c.slice(3).join(' '))).to.deep.equal(
+      ['ingest-outcomes', 'sales-outcomes'].flatMap((t) => [
+        `describe projects/test-project/topics/${t} --format=none`,
+        `create projects/test-project/topics/${t}`,
+        `add-iam-policy-binding projects/test-project/topics/${t} --member=serviceAccount:${SA} --role=roles/pubsub.publisher --format=none`,
+      ]),
+    );
+    const none = await printed(['--project', 'test-project', '--bucket', 'test-landing'], {
+      INGEST_CONFIG: '',
+    });
+    expect(none).not.to.contain('pubsub');
   });
 
   it('without an allowlist, grants on --bucket (or INGEST_BUCKET), and asks for it when neither is given', async () => {

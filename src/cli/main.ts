@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { ConfigError, errorMessage, firstLine } from '../core/errors';
+import { alertsCommand } from './alerts';
 import { devCommand } from './dev';
 import { emitCommand } from './emit';
 import { grantsCommand } from './grants';
@@ -24,6 +25,7 @@ const program = new Command('gcs-bq-ingest')
   .addCommand(reprocessCommand())
   .addCommand(triggersCommand())
   .addCommand(grantsCommand())
+  .addCommand(alertsCommand())
   .addCommand(tablesCommand())
   .addCommand(historyCommand());
 

@@ -142,10 +142,13 @@ export async function applyPlan(
         await run(resolveArgv(step.argv, captured));
       } else if (step.kind === 'ensure') {
         const check = await deps.run(resolveArgv(step.check, captured));
-        if (check.code === 0) deps.out('  exists, kept as it is\n');
+        const found = step.exists !== 'prints' || check.stdout.trim() !== '';
+        if (check.code === 0 && found) deps.out('  exists, kept as it is\n');
         else await run(resolveArgv(step.create, captured), step.retryWhile);
       } else {
-        const value = (await run(resolveArgv(step.argv, captured))).stdout.trim();
+        let value = (await run(resolveArgv(step.argv, captured))).stdout.trim();
+        if (value === '' && step.kind === 'find')
+          value = (await run(resolveArgv(step.create, captured))).stdout.trim();
         if (value === '')
           throw new Error(`${step.argv.slice(0, 4).join(' ')} printed nothing for ${step.into}`);
         captured[step.into] = value;

@@ -13,6 +13,10 @@ export const envSchema = z.object({
   INGEST_BACKEND: z.enum(BACKENDS).default('local'),
   LOCAL_DATA_DIR: z.string().min(1).default('./local-data'),
   GOOGLE_CLOUD_PROJECT: z.string().min(1).optional(),
+  PUBSUB_EMULATOR_HOST: z
+    .string()
+    .optional()
+    .transform((host) => host || undefined),
   INGEST_WAIT_SECONDS: z.coerce.number().positive().default(540),
   INGEST_MAX_BODY_BYTES: z.coerce
     .number()

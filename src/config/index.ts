@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import { ConfigError, errorMessage, toConfigError } from '../core/errors';
 import type * as YamlText from './yaml-text';
 import { envSchema, type Env } from './env';
-import { buildRoutes } from './routes';
+import { buildRoutes, topNotify } from './routes';
 import type { ReadFile } from './schema-files';
 import type { Config } from './types';
 import { fileSchema } from './yaml-schema';
@@ -15,6 +15,7 @@ export {
   DEFAULT_COLUMNS,
   type BatchOptions,
   type ColumnRules,
+  type NotifyOptions,
   type Config,
   type Route,
 } from './types';
@@ -22,8 +23,10 @@ export {
   DEFAULT_CSV,
   ENCODINGS,
   LATIN1_HINT,
+  NOTIFY_OUTCOMES,
   WRITE_MODES,
   type CsvOptions,
+  type NotifyOutcome,
   type WriteMode,
 } from './yaml-schema';
 
@@ -63,6 +66,8 @@ export function loadConfig(env: Env, readFile: ReadFile): Config {
     quarantinePrefix,
     reprocess: { topic: doc.reprocess?.topic, inlineLimit: doc.reprocess?.inlineLimit ?? 100 },
     routes,
+    notify: topNotify(doc.notify),
+    pubsubEmulatorHost: settings.data.PUBSUB_EMULATOR_HOST,
     waitSeconds: settings.data.INGEST_WAIT_SECONDS,
     maxBodyBytes: settings.data.INGEST_MAX_BODY_BYTES,
     maxObjectBytes: settings.data.INGEST_MAX_OBJECT_BYTES,

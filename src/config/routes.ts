@@ -3,10 +3,13 @@ import { ConfigError } from '../core/errors';
 import { routePattern } from './patterns';
 import { readSchema, type ReadFile } from './schema-files';
 import { DEFAULT_PARTITION, placeholders, templateProblem, type TemplateKind } from './templates';
-import { DEFAULT_BATCH, type BatchOptions, type Route } from './types';
+import { DEFAULT_BATCH, type BatchOptions, type NotifyOptions, type Route } from './types';
 import {
   DEFAULT_CSV,
+  DEFAULT_NOTIFY_OUTCOMES,
   type batchSchema,
+  type notifySchema,
+  type routeNotifySchema,
   type fileSchema,
   type routeSchema,
   type WriteMode,
@@ -81,6 +84,7 @@ export function buildRoutes(
       clustering: r.clustering,
       batch: batchOptions(write, defaults.batch, r.batch),
       lineage: r.lineage ?? defaults.lineage ?? false,
+      notify: notifyOptions(source, field('notify'), doc.notify, r.notify),
       columns: {
         match,
         newColumns:
@@ -101,4 +105,30 @@ function batchOptions(
   // A route's own batch settings refine the defaults' field by field.
   const base = defaults === false ? {} : (defaults ?? {});
   return { ...DEFAULT_BATCH, ...base, ...(route === false ? {} : route) };
+}
+
+/** The top-level `notify` with its defaults; undefined when there is none. */
+export function topNotify(
+  top: z.infer<typeof notifySchema> | undefined,
+): NotifyOptions | undefined {
+  return top && { topic: top.topic, outcomes: unique(top.outcomes ?? DEFAULT_NOTIFY_OUTCOMES) };
+}
+
+/** A route's own `notify` refines the top-level one field by field; `false` turns it off. */
+function notifyOptions(
+  source: string,
+  where: string,
+  top: z.infer<typeof notifySchema> | undefined,
+  route: z.infer<typeof routeNotifySchema> | undefined,
+): NotifyOptions | undefined {
+  if (route === false) return undefined;
+  if (route === undefined) return topNotify(top);
+  const topic = route.topic ?? top?.topic;
+  if (topic === undefined)
+    throw new ConfigError(source, `${where}.topic`, 'is missing, and there is no top-level notify');
+  return { topic, outcomes: unique(route.outcomes ?? top?.outcomes ?? DEFAULT_NOTIFY_OUTCOMES) };
+}
+
+function unique<T>(items: readonly T[]): T[] {
+  return [...new Set(items)];
 }

@@ -2,7 +2,14 @@ import type { z } from 'zod/v3';
 import type { CompiledPattern } from './pattern';
 import type { Backend, LogLevel } from './env';
 import type { SchemaField } from './schema-files';
-import type { CsvOptions, timePartitioningSchema, WriteMode } from './yaml-schema';
+import type { CsvOptions, NotifyOutcome, timePartitioningSchema, WriteMode } from './yaml-schema';
+
+/** Where outcome notifications go, and which outcomes are told. */
+export interface NotifyOptions {
+  /** `projects/P/topics/T` */
+  topic: string;
+  outcomes: NotifyOutcome[];
+}
 
 /**
  * Pacing and coalescing of an `append` route's load jobs per destination table (see batcher.ts).
@@ -53,6 +60,8 @@ export interface Route {
    * instead of adding them.
    */
   lineage: boolean;
+  /** Where this route's outcomes are told (its own `notify` over the top-level one); absent: nowhere. */
+  notify?: NotifyOptions;
 }
 
 export interface Config {
@@ -65,6 +74,10 @@ export interface Config {
   quarantinePrefix: string;
   reprocess: { topic?: string; inlineLimit: number };
   routes: Route[];
+  /** The top-level `notify`: for objects no route takes (each route has its own, resolved). */
+  notify?: NotifyOptions;
+  /** PUBSUB_EMULATOR_HOST: locally, notifications are published only to an emulator. */
+  pubsubEmulatorHost?: string;
   waitSeconds: number;
   maxBodyBytes: number;
   maxObjectBytes?: number;

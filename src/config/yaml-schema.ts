@@ -1,4 +1,5 @@
 import { z } from 'zod/v3';
+import { fieldPath } from '../core/errors';
 import { BUCKET_NAME, DOMAIN_PROJECT_ID } from '../core/names';
 
 export const WRITE_MODES = ['append', 'truncate', 'replace', 'partition'] as const;
@@ -66,6 +67,46 @@ export const batchSchema = z.union(
   },
 );
 
+/** The outcomes a `notify` may name; `[loaded, rejected]` when it names none. */
+export const NOTIFY_OUTCOMES = ['loaded', 'rejected', 'skipped', 'duplicate', 'queued'] as const;
+export type NotifyOutcome = (typeof NOTIFY_OUTCOMES)[number];
+export const DEFAULT_NOTIFY_OUTCOMES: readonly NotifyOutcome[] = ['loaded', 'rejected'];
+
+// A topic's full name; its id starts with a letter and has 3 to 255 of Pub/Sub's characters.
+const TOPIC_NAME = /^projects\/[^/]+\/topics\/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$/;
+const notifyShape = {
+  topic: z.string().regex(TOPIC_NAME, 'must be a full topic name: projects/P/topics/T'),
+  outcomes: z
+    .array(
+      z.enum(NOTIFY_OUTCOMES, {
+        errorMap: (_issue, ctx) => ({
+          message: `is ${JSON.stringify(ctx.data)}: must be one of ${NOTIFY_OUTCOMES.join(', ')}`,
+        }),
+      }),
+    )
+    .min(1, 'must name at least one outcome'),
+};
+/** Top level: where every object's outcome is told; a route's own `notify` overrides it. */
+export const notifySchema = z
+  .object({ topic: notifyShape.topic, outcomes: notifyShape.outcomes.optional() })
+  .strict();
+const NOTIFY_RULE = 'must be false (no messages for this route) or a mapping of topic and outcomes';
+/** On a route: false, or fields that override the top-level `notify` one by one. */
+export const routeNotifySchema = z.union(
+  [z.literal(false), z.object(notifyShape).partial().strict()],
+  {
+    errorMap: (issue, ctx) => {
+      if (issue.code !== 'invalid_union') return { message: ctx.defaultError };
+      // A mapping with a wrong field: name that field rather than the union.
+      const inner = issue.unionErrors[1]?.issues[0];
+      if (typeof ctx.data !== 'object' || ctx.data === null || !inner)
+        return { message: `is ${JSON.stringify(ctx.data)}: ${NOTIFY_RULE}` };
+      const where = fieldPath(inner.path.slice(issue.path.length));
+      return { message: `${where} ${inner.message}` };
+    },
+  },
+);
+
 const loadOptionsShape = {
   dataset: z.string().min(1),
   table: z.string().min(1),
@@ -112,6 +153,7 @@ export const routeSchema = z
     newColumns: loadOptionsShape.newColumns.optional(),
     relaxColumns: loadOptionsShape.relaxColumns.optional(),
     lineage: loadOptionsShape.lineage.optional(),
+    notify: routeNotifySchema.optional(),
   })
   .strict();
 export const fileSchema = z
@@ -135,5 +177,6 @@ export const fileSchema = z
       .strict()
       .optional(),
     routes: z.array(routeSchema).min(1).optional(),
+    notify: notifySchema.optional(),
   })
   .strict();

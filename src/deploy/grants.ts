@@ -1,7 +1,8 @@
 /**
  * The service account's grants on the data, derived from the configuration (ingest.yaml): BigQuery
  * Data Editor on every dataset a route names, and on each bucket read and list everywhere, metadata
- * updates (the claims of coalesced loads), and create or replace only under the quarantine prefix.
+ * updates (the claims of coalesced loads), and create or replace only under the quarantine prefix;
+ * Pub/Sub Publisher on each topic outcome notifications go to.
  * Pure: config in, a Plan (rendered by triggers.ts) out.
  */
 import type { Config } from '../config';
@@ -13,7 +14,7 @@ export const CLAIMS_ROLE_ID = 'gcsBqIngestClaims';
 export const CLAIMS_PERMISSION = 'storage.objects.update';
 
 export interface GrantsInput {
-  config: Pick<Config, 'project' | 'buckets' | 'quarantinePrefix' | 'routes'>;
+  config: Pick<Config, 'project' | 'buckets' | 'quarantinePrefix' | 'routes' | 'notify'>;
   /** Project of the service account, the custom role and any dataset the config gives no project. */
   project: string;
   serviceAccount: string;
@@ -94,8 +95,44 @@ export function planGrants(input: GrantsInput): Plan {
           ]),
         ],
       })),
+      ...notifyGrants(config, member),
     ],
   };
+}
+
+/**
+ * Each topic `notify` names (top level and routes) exists, and the service may publish to it: Pub/Sub
+ * Publisher on that topic only.
+ */
+function notifyGrants(config: GrantsInput['config'], member: string): Plan['sections'] {
+  const topics = new Set<string>();
+  if (config.notify) topics.add(config.notify.topic);
+  for (const route of config.routes) if (route.notify) topics.add(route.notify.topic);
+  if (topics.size === 0) return [];
+  const pubsub = ['gcloud', 'pubsub', 'topics'];
+  return [
+    {
+      title: `Outcome notifications (notify): each topic, and Pub/Sub Publisher on it only.`,
+      steps: [...topics].flatMap((topic): Step[] => [
+        {
+          kind: 'ensure',
+          check: [...pubsub, 'describe', topic, '--format=none'],
+          create: [...pubsub, 'create', topic],
+        },
+        {
+          kind: 'run',
+          argv: [
+            ...pubsub,
+            'add-iam-policy-binding',
+            topic,
+            member,
+            '--role=roles/pubsub.publisher',
+            '--format=none',
+          ],
+        },
+      ]),
+    },
+  ];
 }
 
 function grant(bucket: string, member: string, role: string, extra: string[] = []): Step {

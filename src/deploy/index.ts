@@ -29,3 +29,11 @@ export {
   subscriptionVariable,
 } from './trigger-plan';
 export { renderScript, renderStep, shellQuote } from './script';
+export {
+  CHANNEL,
+  QUOTA_METRIC,
+  REJECTED_METRIC,
+  alertTargets,
+  planAlerts,
+  type AlertsInput,
+} from './alerts';

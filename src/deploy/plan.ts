@@ -20,13 +20,18 @@ export type Step =
   /** Run the command; a failure stops. */
   | { kind: 'run'; argv: Word[] }
   /**
-   * Run `create` unless `check` succeeds (the resource exists already, and is kept as it is). With
-   * `retryWhile`, a create whose output contains that text is run again after each of
-   * AGENT_RETRY_SECONDS.
+   * Run `create` unless `check` succeeds (the resource exists already, and is kept as it is); with
+   * `exists: 'prints'`, unless `check` prints something (a list that finds it). With `retryWhile`, a
+   * create whose output contains that text is run again after each of AGENT_RETRY_SECONDS.
    */
-  | { kind: 'ensure'; check: Word[]; create: Word[]; retryWhile?: string }
+  | { kind: 'ensure'; check: Word[]; create: Word[]; retryWhile?: string; exists?: 'prints' }
   /** Run the command and keep its trimmed output under `into`. */
-  | { kind: 'capture'; into: string; argv: Word[] };
+  | { kind: 'capture'; into: string; argv: Word[] }
+  /**
+   * Keep the trimmed output of `argv` (a list that finds the resource) under `into`; when it prints
+   * nothing, run `create` and keep what it prints instead.
+   */
+  | { kind: 'find'; into: string; argv: Word[]; create: Word[] };
 
 export interface Plan {
   /** What each group of steps does, shown as a comment before it. */

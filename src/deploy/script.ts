@@ -20,7 +20,7 @@ function renderArgv(argv: readonly Word[]): string {
   return argv.map(renderWord).join(' ');
 }
 
-/** One step as one line of a bash script. */
+/** One step as a line of a bash script (a `find`: two lines). */
 export function renderStep(step: Step): string {
   switch (step.kind) {
     case 'run':
@@ -28,10 +28,19 @@ export function renderStep(step: Step): string {
     case 'ensure': {
       const retry =
         step.retryWhile === undefined ? '' : `retry_while ${shellQuote(step.retryWhile)} `;
-      return `${renderArgv(step.check)} >/dev/null 2>&1 || ${retry}${renderArgv(step.create)}`;
+      const check =
+        step.exists === 'prints'
+          ? `[[ -n "$(${renderArgv(step.check)})" ]]`
+          : `${renderArgv(step.check)} >/dev/null 2>&1`;
+      return `${check} || ${retry}${renderArgv(step.create)}`;
     }
     case 'capture':
       return `${step.into}="$(${renderArgv(step.argv)})"`;
+    case 'find':
+      return [
+        `${step.into}="$(${renderArgv(step.argv)})"`,
+        `[[ -n $${step.into} ]] || ${step.into}="$(${renderArgv(step.create)})"`,
+      ].join('\n');
   }
 }
 

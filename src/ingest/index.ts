@@ -9,6 +9,7 @@ import {
   type IngestResult,
   type ObjectResult,
 } from '../objects/outcomes';
+import { notifyOutcomes } from './notify';
 import { rebuildPartition } from './partition';
 import { prepare, type Ready } from './prepare';
 import { expandPrefix } from './prefix';
@@ -20,7 +21,11 @@ export type { Services } from './services';
 
 const PARALLEL = 16;
 
-/** Ingests what a request names: plan, check the header, load, classify, quarantine what is rejected. */
+/**
+ * Ingests what a request names: plan, check the header, load, classify, quarantine what is rejected,
+ * and tell the outcomes `notify` asks for. A transient failure of some objects is thrown (503) after
+ * the outcomes of the others have been told.
+ */
 export async function ingest(
   request: IngestRequest,
   services: Services,
@@ -52,8 +57,12 @@ export async function ingest(
     if ('queued' in expanded) results.push(...expanded.queued);
     else refs = expanded.refs;
   }
-  results.push(...(await ingestObjects(refs, request, services, deadline)));
-  return { outcome: overallOutcome(results), objects: results };
+  const settled = await ingestObjects(refs, request, services, deadline);
+  results.push(...settled.results);
+  const told = await notifyOutcomes(results, services, deadline);
+  if (settled.failure) throw settled.failure;
+  const objects = results.map((r, i): ObjectResult => (told.has(i) ? { ...r, notified: true } : r));
+  return { outcome: overallOutcome(objects), objects };
 }
 
 async function ingestObjects(
@@ -61,7 +70,7 @@ async function ingestObjects(
   request: IngestRequest,
   services: Services,
   deadline: number,
-): Promise<ObjectResult[]> {
+): Promise<{ results: ObjectResult[]; failure?: TransientError }> {
   const transient: unknown[] = [];
   const settle = async <T>(work: () => Promise<T[]>): Promise<T[]> => {
     try {
@@ -120,13 +129,11 @@ async function ingestObjects(
     ),
   ]);
   results.push(...loaded.flat(), ...batched.flat());
-  if (transient.length > 0) {
-    const first = transient[0];
-    const summary = transient.map(errorMessage).slice(0, 5).join('; ');
-    throw new TransientError(
-      `${transient.length} failure(s) among ${refs.length} objects; redelivery will retry them: ${summary}`,
-      { cause: first },
-    );
-  }
-  return results;
+  if (transient.length === 0) return { results };
+  const summary = transient.map(errorMessage).slice(0, 5).join('; ');
+  const failure = new TransientError(
+    `${transient.length} failure(s) among ${refs.length} objects; redelivery will retry them: ${summary}`,
+    { cause: transient[0] },
+  );
+  return { results, failure };
 }

@@ -28,6 +28,8 @@ export interface ObjectResult {
   /** What the job changed in the table's schema (`added column extra STRING`), on one of its objects. */
   schemaChanges?: string[];
   reason?: string;
+  /** A notification of this outcome went out with this request (`notify` in ingest.yaml). */
+  notified?: true;
 }
 
 export interface IngestResult {

@@ -5,9 +5,14 @@ export interface OutgoingMessage {
   attributes?: Record<string, string>;
 }
 
+export interface PublishOptions {
+  /** How long the client may try, its own retries included; default the client's (600 s). */
+  timeoutMs?: number;
+}
+
 export interface Publisher {
   /** Publishes each message; resolves with their ids when all are accepted. */
-  publish(topic: string, messages: OutgoingMessage[]): Promise<string[]>;
+  publish(topic: string, messages: OutgoingMessage[], options?: PublishOptions): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -21,9 +26,11 @@ export function createPubSubPublisher(projectId?: string): Publisher {
     return client;
   };
   return {
-    async publish(topicName, messages) {
+    async publish(topicName, messages, options = {}) {
       const topic = (await pubsub()).topic(topicName, {
         batching: { maxMessages: 500, maxMilliseconds: 20 },
+        // A timeout bounds the client's retries as a whole (google-gax: totalTimeoutMillis).
+        ...(options.timeoutMs === undefined ? {} : { gaxOpts: { timeout: options.timeoutMs } }),
       });
       try {
         return await Promise.all(messages.map((m) => topic.publishMessage(m)));

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import type { ClaimStore } from '../stores/claims';
+import type { NotificationRecord } from '../stores/notified';
 import { createBatches, type BatchLog } from '../batching';
 import type { Config } from '../config';
 import type { Services } from '../ingest/services';
@@ -19,7 +20,7 @@ export interface Backend extends Services {
  * chosen: the cloud path never loads DuckDB, the local one never loads the Google clients.
  */
 export async function createBackend(config: Config, log: BatchLog = silent): Promise<Backend> {
-  const [store, warehouse, claims, inspector] =
+  const { store, warehouse, claims, notified, inspector } =
     config.backend === 'gcp' ? await createGoogleCloud(config) : await createLocal(config);
   const publisher = createPubSubPublisher(config.project);
   const parts = { config, store, warehouse, publisher, claims };
@@ -28,7 +29,7 @@ export async function createBackend(config: Config, log: BatchLog = silent): Pro
     batches.abort('closing');
     await Promise.all([warehouse.close(), publisher.close()]);
   };
-  return { ...parts, batches, close, inspector };
+  return { ...parts, batches, notified, close, inspector };
 }
 
 const silent: BatchLog = { warn: () => undefined };
@@ -38,7 +39,14 @@ export async function createStore(config: Config): Promise<ObjectStore> {
   return (await import('../stores/local')).createLocalStore(localRoot(config));
 }
 
-type Parts = [ObjectStore, Warehouse, ClaimStore, WarehouseInspector?];
+interface Parts {
+  store: ObjectStore;
+  warehouse: Warehouse;
+  claims: ClaimStore;
+  /** Which outcome notifications went out: on the objects, or in notifications.jsonl. */
+  notified: NotificationRecord;
+  inspector?: WarehouseInspector;
+}
 
 // The longest wait for one Cloud Storage or BigQuery call, when the time budget is longer.
 const MAX_REQUEST_TIMEOUT_MS = 60_000;
@@ -48,33 +56,45 @@ const MAX_REQUEST_TIMEOUT_MS = 60_000;
  * claims live on the objects).
  */
 async function createGoogleCloud(config: Config): Promise<Parts> {
-  const [{ Storage }, { createGcsStore }, { createGcsClaims }, { createBigQueryWarehouse }] =
-    await Promise.all([
-      import('@google-cloud/storage'),
-      import('../stores/gcs'),
-      import('../stores/gcs-claims'),
-      import('../warehouses/bigquery'),
-    ]);
+  const [
+    { Storage },
+    { createGcsStore },
+    { createGcsClaims },
+    { createGcsNotified },
+    { createBigQueryWarehouse },
+  ] = await Promise.all([
+    import('@google-cloud/storage'),
+    import('../stores/gcs'),
+    import('../stores/gcs-claims'),
+    import('../stores/gcs-notified'),
+    import('../warehouses/bigquery'),
+  ]);
   // A project id given up front spares each request the client's own lookup of it.
   const storage = new Storage(config.project ? { projectId: config.project } : {});
   // No one call may outlast a request's time budget.
   const requestTimeoutMs = Math.min(MAX_REQUEST_TIMEOUT_MS, config.waitSeconds * 1000);
-  return [
-    createGcsStore({ storage, requestTimeoutMs }),
-    createBigQueryWarehouse({
+  return {
+    store: createGcsStore({ storage, requestTimeoutMs }),
+    warehouse: createBigQueryWarehouse({
       project: config.project,
       storage,
       stagingPrefix: config.quarantinePrefix,
       requestTimeoutMs,
     }),
-    createGcsClaims(storage, claimGraceMs(config), requestTimeoutMs),
-  ];
+    claims: createGcsClaims(storage, claimGraceMs(config), requestTimeoutMs),
+    notified: createGcsNotified(storage, requestTimeoutMs),
+  };
 }
 
-/** The folder and DuckDB, whose ledger keeps the claims. */
+/** The folder and DuckDB, whose ledger keeps the claims; notifications.jsonl beside them. */
 async function createLocal(config: Config): Promise<Parts> {
-  const [{ createLocalStore, localObjectPath }, { createDuckDbWarehouse }] = await Promise.all([
+  const [
+    { createLocalStore, localObjectPath },
+    { createLocalNotifications, NOTIFICATIONS_FILE },
+    { createDuckDbWarehouse },
+  ] = await Promise.all([
     import('../stores/local'),
+    import('../stores/local-notifications'),
     import('../warehouses/duckdb'),
   ]);
   const root = localRoot(config);
@@ -83,7 +103,13 @@ async function createLocal(config: Config): Promise<Parts> {
     objectPath: (object) => localObjectPath(root, object.bucket, object.name),
     claimGraceMs: claimGraceMs(config),
   });
-  return [createLocalStore(root), warehouse, warehouse.claims, warehouse.inspector];
+  return {
+    store: createLocalStore(root),
+    warehouse,
+    claims: warehouse.claims,
+    notified: createLocalNotifications(path.join(root, NOTIFICATIONS_FILE)),
+    inspector: warehouse.inspector,
+  };
 }
 
 function claimGraceMs(config: Config): number | undefined {

@@ -20,6 +20,8 @@ export interface OutcomeRow {
   reason?: string;
   /** What the load changed in the table's schema (`added column extra STRING`). */
   schemaChanges?: string[];
+  /** A notification of this outcome went out (`notify` in ingest.yaml). */
+  notified?: true;
 }
 
 /**
@@ -45,6 +47,7 @@ export function createOutcomeLog(limit = 100) {
         jobId: o.jobId,
         reason: o.reason,
         schemaChanges: o.schemaChanges,
+        notified: o.notified,
       }));
       if (recorded.length === 0) return;
       rows = [...recorded, ...rows].slice(0, limit);

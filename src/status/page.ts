@@ -30,7 +30,7 @@ export function statusPage(nonce: string): string {
 </section>
 <section>
   <h2>Latest outcomes</h2>
-  <div class="scroll"><table id="outcomes"><thead><tr><th>time</th><th>object</th><th>outcome</th><th>destination</th><th class="n">rows</th><th>job id</th><th>reason</th></tr></thead><tbody></tbody></table></div>
+  <div class="scroll"><table id="outcomes"><thead><tr><th>time</th><th>object</th><th>outcome</th><th>destination</th><th class="n">rows</th><th>job id</th><th>reason</th><th title="a notification of the outcome went out (notify in ingest.yaml)">notified</th></tr></thead><tbody></tbody></table></div>
   <p id="no-outcomes" class="empty">Nothing has happened yet.</p>
 </section>
 <section>
@@ -60,6 +60,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 td.mono { font-family: ui-monospace, monospace; font-size: 12px; overflow-wrap: break-word; }
 td.job { word-break: break-all; min-width: 18ch; }
 td.reason { max-width: 420px; }
+td.notified { color: #1a7f37; }
 td.time { white-space: nowrap; }
 .scroll { overflow-x: auto; }
 .empty { color: #57606a; margin: 4px 0; }
@@ -197,6 +198,7 @@ function showOutcomes(data) {
     cell(row, rowsOf(o), 'n');
     cell(row, o.jobId, 'mono job');
     cell(row, reasonOf(o), 'reason');
+    cell(row, o.notified ? 'notified' : '', 'notified');
   });
   fill('rejected', data.rejected, (row, r) => {
     cell(row, time(r.at), 'time');

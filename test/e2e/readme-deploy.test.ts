@@ -49,6 +49,30 @@ describe('the deployment commands of docs/deployment.md, run as written against 
     expect(all.map((c) => c.join(' ')).join('\n')).not.to.match(/roles\/browser|eventarc\.admin/);
   });
 
+  it('lets the service publish to the outcomes topic, and sets up the alerts notifying the email channel', () => {
+    const all = calls();
+    const publishers = all.filter(
+      (c) => c.slice(1, 4).join(' ') === 'pubsub topics add-iam-policy-binding',
+    );
+    expect(publishers.map((c) => c[4])).to.include.members(['ingest-reprocess', 'ingest-outcomes']);
+    expect(
+      all.find((c) => c.slice(1, 5).join(' ') === 'beta monitoring channels create'),
+    ).to.include('--channel-labels=email_address=oncall@example.com');
+    const policies = all
+      .filter((c) => c.slice(1, 5).join(' ') === 'alpha monitoring policies create')
+      .map(
+        (c) =>
+          JSON.parse(c.find((w) => w.startsWith('--policy='))!.slice(9)) as {
+            notificationChannels?: string[];
+          },
+      );
+    expect(policies).to.have.length(3);
+    for (const p of policies)
+      expect(p.notificationChannels).to.deep.equal([
+        'projects/test-project/notificationChannels/1234567890',
+      ]);
+  });
+
   it('gives gcloud only commands it parses', async function () {
     const gcloud = gcloudOrSkip(this);
     const config = fs.mkdtempSync(path.join(os.tmpdir(), 'gcloud-config-'));

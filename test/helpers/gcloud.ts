@@ -107,7 +107,7 @@ export function problem(v: Verdict): string | undefined {
 /**
  * Fakes for running a script as written without touching Google Cloud: gcloud and bq record each
  * call (NUL-separated words, one file per call) and answer as for a new project (nothing exists; a
- * describe that prints a value prints a plausible one); npx runs this repository's CLI; npm does nothing.
+ * describe, or a create asked for a value, prints a plausible one); npx runs this repository's CLI; npm does nothing.
  */
 const FAKES: Record<string, string> = {
   gcloud: `#!/usr/bin/env bash
@@ -118,6 +118,7 @@ case "$*" in
   "projects describe "*) echo 123456789012 ;;
   "storage service-agent"*) echo service-123456789012@gs-project-accounts.iam.gserviceaccount.com ;;
   *"--format=value(transport.pubsub.subscription)"*) echo "projects/test-project/subscriptions/eventarc-$4-sub" ;;
+  "beta monitoring channels create "*) echo projects/test-project/notificationChannels/1234567890 ;;
   *" describe "*"--format=none"*) exit 1 ;;
 esac
 `,

@@ -46,6 +46,24 @@ describe('the status page outcome log', () => {
     expect(log.list()[0]?.schemaChanges).to.deep.equal(['added column extra STRING']);
   });
 
+  it('marks the outcomes whose notification went out', () => {
+    const log = createOutcomeLog(3);
+    log.record(
+      {
+        outcome: 'partial',
+        objects: [
+          { uri: 'gs://b/1.csv', outcome: 'loaded', notified: true },
+          { uri: 'gs://b/2.csv', outcome: 'duplicate' },
+        ],
+      },
+      at(1),
+    );
+    expect(log.list().map((r) => [r.uri, r.notified])).to.deep.equal([
+      ['gs://b/1.csv', true],
+      ['gs://b/2.csv', undefined],
+    ]);
+  });
+
   it('puts ledger entries of objects it does not list yet below, one row per object', () => {
     const log = createOutcomeLog(10);
     log.record(
