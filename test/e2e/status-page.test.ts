@@ -162,7 +162,13 @@ describe('the status page in a browser (gcs-bq-ingest dev, headless Chromium)', 
     await shows(page, 'outcomes', ['schema: added column c2000 STRING']);
     const wideRow = page.locator('#tables tbody tr', { hasText: 'ingest.wide' });
     await wideRow.waitFor();
-    const folded = (await wideRow.boundingBox())?.height ?? Infinity;
+    // The page re-renders its tables on every poll: a row caught between two renders has no box.
+    let folded = Infinity;
+    for (let tries = 0; tries < 50 && folded === Infinity; tries++) {
+      const box = await wideRow.boundingBox().catch(() => null);
+      if (box) folded = box.height;
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
     expect(folded, 'the row of a 2,000-column table, folded').to.be.below(120);
     expect(await wideRow.locator('td').nth(2).textContent()).to.match(
       /^c0 INT64 \(BIGINT\), c1 INT64 \(BIGINT\), .*c7 INT64 \(BIGINT\)1,993 more columns/,
