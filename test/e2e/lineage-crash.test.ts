@@ -21,7 +21,7 @@ const SMALL_BYTES = 2 * 1024 * 1024;
 const LARGE_BYTES = 60 * 1024 * 1024;
 // Where in generation 2's load the receiver is killed: at fractions of how long a whole load takes,
 // and once DuckDB writes the new rows into its file (the old ones are deleted by then, uncommitted).
-const KILL_AT: (number | 'writing')[] = [0.1, 0.3, 0.5, 0.7, 0.9, 'writing'];
+const KILL_AT: (number | 'writing')[] = [0.2, 0.5, 0.8, 'writing'];
 const WRITING_BYTES = 4 * 1024 * 1024;
 
 const sizeOf = (file: string) => (fs.existsSync(file) ? fs.statSync(file).size : 0);
