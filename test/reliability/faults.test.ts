@@ -22,13 +22,8 @@ describe('faults on the cloud path: 20% of Cloud Storage and BigQuery calls fail
   const sometimes = () => random() < FAULT_RATE / 4;
 
   before(async () => {
-    // A short budget turns a slow BigQuery answer into a timeout the redelivery retries. A claim
-    // whose job insert failed is taken over after the grace: 15 s here instead of the default, so a
-    // run that meets one does not wait two minutes.
-    cloud = await startCloudReceiver('', {
-      env: { INGEST_WAIT_SECONDS: '3', INGEST_CLAIM_GRACE_SECONDS: '15' },
-      jobDurationMs: 50,
-    });
+    // A short budget turns a slow BigQuery answer into a timeout the redelivery retries.
+    cloud = await startCloudReceiver('', { env: { INGEST_WAIT_SECONDS: '3' }, jobDurationMs: 50 });
     ({ gcs, bq, receiver } = cloud);
   });
   after(async () => cloud?.stop());
