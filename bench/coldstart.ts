@@ -1,14 +1,16 @@
 import type { CloudEvent } from 'cloudevents';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { finalizedEvent } from '../src/cli/events';
+import { finalizedEvent, type EventAnswer } from '../src/cli/events';
 import { startBigQueryServer } from '../test/servers/bigquery-server';
 import { startGcsServer } from '../test/servers/gcs-server';
 import { REPO_ROOT } from '../test/helpers/server';
 import {
   MB,
   NOOP_SOURCE,
+  PEER_SOURCE,
   expectOutcome,
+  expectStatus,
   firstAnswer,
   median,
   putLocal,
@@ -18,6 +20,7 @@ import {
   spawnFramework,
   type BenchOptions,
   type BenchReport,
+  type BenchResult,
 } from './lib';
 
 const SMALL_CSV = 'state,code,population\nOhio,OH,11780017\nUtah,UT,3271616\n';
@@ -27,10 +30,15 @@ interface Variant {
   name: string;
   target: string;
   source: string;
-  outcome: string;
+  /** Throws unless the first answer is the expected one. */
+  check(answer: EventAnswer, what: string): void;
   /** The environment and the event for start `i` (each start loads an object of its own). */
   prepare(i: number): Promise<{ env: Record<string, string>; event: CloudEvent<object> }>;
 }
+
+/** The first answer must have this outcome. */
+const outcome = (expected: string) => (answer: EventAnswer, what: string) =>
+  expectOutcome(answer, expected, what);
 
 interface Measured {
   ms: number;
@@ -42,9 +50,10 @@ interface Measured {
 
 /**
  * 2. Cold start: from spawning the process to the first answered event, and resident memory after
- * it, for the no-op function and for `ingest` on each backend. 10 rounds (--quick: 3) in which
- * each starts once, taking turns, after one unmeasured start each that records which modules the
- * process loaded.
+ * it, for the no-op function, for `ingest` on each backend and for the peer (`bench/peer/`), whose
+ * first event loads a small object through the same test servers as the gcp backend's. 10 rounds
+ * (--quick: 3) in which each starts once, taking turns, after one unmeasured start each that records
+ * which modules the process loaded.
  */
 export async function coldStart(options: BenchOptions): Promise<BenchReport> {
   const starts = options.quick ? 3 : 10;
@@ -64,7 +73,7 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
       name: 'noop',
       target: 'noop',
       source: NOOP_SOURCE,
-      outcome: 'noop',
+      check: outcome('noop'),
       prepare: async () => ({
         env: {},
         event: finalizedEvent({ bucket: 'b', name: 'x.csv', generation: '1', size: 1 }),
@@ -74,7 +83,7 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
       name: 'local',
       target: 'ingest',
       source: options.source,
-      outcome: 'loaded',
+      check: outcome('loaded'),
       async prepare(i) {
         const root = path.join(options.work, `local-${i}`); // a fresh warehouse each time
         const object = await putLocal(root, 'bench', 'states.csv', SMALL_CSV);
@@ -85,9 +94,23 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
       name: 'gcp',
       target: 'ingest',
       source: options.source,
-      outcome: 'loaded',
+      check: outcome('loaded'),
       async prepare(i) {
         const resource = gcs.put('bench', `start-${i}/states.csv`, SMALL_CSV, {
+          contentType: 'text/csv',
+        });
+        const object = { ...resource, size: Number(resource.size) };
+        return { env: gcpEnv, event: finalizedEvent(object) };
+      },
+    },
+    {
+      // The same environment and a small object of its own; 204 once its load job is done.
+      name: 'peer',
+      target: 'peer',
+      source: PEER_SOURCE,
+      check: (answer, what) => expectStatus(answer, 204, what),
+      async prepare(i) {
+        const resource = gcs.put('bench', `peer-${i}/states.csv`, SMALL_CSV, {
           contentType: 'text/csv',
         });
         const object = { ...resource, size: Number(resource.size) };
@@ -124,22 +147,40 @@ export async function coldStart(options: BenchOptions): Promise<BenchReport> {
   const noop = measured.get('noop') as Measured;
   const local = measured.get('local') as Measured;
   const gcp = measured.get('gcp') as Measured;
+  const peer = measured.get('peer') as Measured;
   const notes = [
-    `coldstart: no-op ${round(noop.ms)} ms / ${round(noop.rss / MB)} MB; local ${round(local.ms)} ms / ${round(local.rss / MB)} MB; gcp ${round(gcp.ms)} ms / ${round(gcp.rss / MB)} MB`,
+    `coldstart: no-op ${round(noop.ms)} ms / ${round(noop.rss / MB)} MB; local ${round(local.ms)} ms / ${round(local.rss / MB)} MB; gcp ${round(gcp.ms)} ms / ${round(gcp.rss / MB)} MB; peer ${round(peer.ms)} ms / ${round(peer.rss / MB)} MB`,
     `coldstart: gcp loads DuckDB: ${gcp.duckdb ? 'yes' : 'no'}; local loads the Google clients: ${local.google ? 'yes' : 'no'}`,
   ];
   const isolated = !gcp.duckdb && !local.google;
-  const of = (name: string, pick: (m: Measured) => number) => (runs.get(name) ?? []).map(pick);
-  const ms = (m: Measured) => m.ms;
-  const mb = (m: Measured) => m.rss / MB;
-  return {
-    results: [
-      result('coldstart-gcp-time', 'ms', of('gcp', ms), of('noop', ms), '<= 1.5', isolated),
-      result('coldstart-gcp-rss', 'MB', of('gcp', mb), of('noop', mb), '<= 1.5', isolated),
-      result('coldstart-local-time', 'ms', of('local', ms), of('noop', ms), null),
-    ],
-    notes,
-  };
+  return { results: coldStartResults(runs, isolated), notes };
+}
+
+/**
+ * The rows from each variant's measured starts (`runs`, by variant name: noop, local, gcp, peer).
+ * The targets compare the gcp backend with the peer; `isolated` (the gcp backend does not load
+ * DuckDB, the local one not the Google clients) is part of both. The ratios to the no-op are reported.
+ */
+export function coldStartResults(
+  runs: Map<string, { ms: number; rss: number }[]>,
+  isolated: boolean,
+): BenchResult[] {
+  const of = (name: string, pick: (m: { ms: number; rss: number }) => number) =>
+    (runs.get(name) ?? []).map(pick);
+  const ms = (m: { ms: number }) => m.ms;
+  const mb = (m: { rss: number }) => m.rss / MB;
+  const vsPeer = (row: BenchResult): BenchResult => ({ ...row, against: 'peer' });
+  return [
+    vsPeer(
+      result('coldstart-gcp-vs-peer-time', 'ms', of('gcp', ms), of('peer', ms), '<= 1.0', isolated),
+    ),
+    vsPeer(
+      result('coldstart-gcp-vs-peer-rss', 'MB', of('gcp', mb), of('peer', mb), '<= 1.0', isolated),
+    ),
+    result('coldstart-gcp-time', 'ms', of('gcp', ms), of('noop', ms), null),
+    result('coldstart-gcp-rss', 'MB', of('gcp', mb), of('noop', mb), null),
+    result('coldstart-local-time', 'ms', of('local', ms), of('noop', ms), null),
+  ];
 }
 
 async function startOnce(
@@ -160,7 +201,7 @@ async function startOnce(
   try {
     const answer = await firstAnswer(service, event);
     const ms = performance.now() - service.started;
-    expectOutcome(answer, variant.outcome, `coldstart ${variant.name}`);
+    variant.check(answer, `coldstart ${variant.name}`);
     const rss = rssOf(service.pid);
     await service.stop();
     if (!probe) return { ms, rss, duckdb: false, google: false };

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -41,6 +41,8 @@ export interface BenchResult {
   /** `>= 0.8`, `<= 1.5`, …; null when the ratio is only reported. */
   target: string | null;
   met: boolean | null;
+  /** `peer` when the baseline is the peer (`bench/peer/`) rather than the benchmark's usual one. */
+  against?: 'peer';
 }
 
 /** Also printed under the table; not part of results.json. */
@@ -58,6 +60,9 @@ export const BASE_ENV = {
 };
 
 export const NOOP_SOURCE = path.join(REPO_ROOT, 'dist', 'bench', 'noop');
+
+/** The peer: the loader a user writes without this project (`bench/peer/`), target `peer`. */
+export const PEER_SOURCE = path.join(REPO_ROOT, 'dist', 'bench', 'peer');
 
 /** A row from the rounds' values and baselines (`values[i]` against `baselines[i]`). */
 export function result(
@@ -290,6 +295,28 @@ export async function statLocal(root: string, bucket: string, name: string): Pro
   const object = await createLocalStore(root).stat(bucket, name);
   if (!object) throw new Error(`local object ${bucket}/${name} not found under ${root}`);
   return object;
+}
+
+/** Throws unless the answer has HTTP status `status` (the peer answers 204, or 500 on failure). */
+export function expectStatus(answer: EventAnswer, status: number, what: string): void {
+  if (answer.status !== status) {
+    throw new Error(
+      `${what}: expected HTTP ${status}, got HTTP ${answer.status} ${JSON.stringify(answer.body)}`,
+    );
+  }
+}
+
+/**
+ * Compiles the peer's module into a compile cache, as the image's build does the service's (the
+ * Functions Framework and both clients are there already), so that both start under the same
+ * conditions. Loading it registers the function and creates the two clients; nothing is sent.
+ */
+export function warmPeerCache(dir: string, env: Record<string, string>): void {
+  execFileSync(process.execPath, ['-e', `require(${JSON.stringify(PEER_SOURCE)})`], {
+    cwd: REPO_ROOT,
+    env: { ...BASE_ENV, ...env, NODE_COMPILE_CACHE: dir },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
 }
 
 /** Runs `work` over `items` with at most `limit` at a time. */

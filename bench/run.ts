@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { cloudPath } from './cloud';
 import { coldStart } from './coldstart';
 import { nodeOfMajor, parseImage, warmCompileCache } from './image';
-import { MB, type BenchOptions, type BenchReport, type BenchResult } from './lib';
+import { MB, warmPeerCache, type BenchOptions, type BenchReport, type BenchResult } from './lib';
 import { lineageLocal } from './lineage-local';
 import { localIngest } from './local-ingest';
 import { table, updatePerformanceDoc, type Machine } from './readme';
@@ -73,9 +73,12 @@ async function main(argv: string[]): Promise<number> {
     ),
   );
   const compileCache = image.env.NODE_COMPILE_CACHE ? path.join(work, 'compile-cache') : undefined;
-  if (compileCache) warmCompileCache(image, source, compileCache);
+  if (compileCache) {
+    warmCompileCache(image, source, compileCache);
+    warmPeerCache(compileCache, imageEnv);
+  }
   const cacheSetting = compileCache
-    ? "NODE_COMPILE_CACHE, warmed by the Dockerfile's build commands; each service process starts from a copy"
+    ? "NODE_COMPILE_CACHE, warmed by the Dockerfile's build commands (and the peer's module); each service process starts from a copy"
     : 'none (the image sets no NODE_COMPILE_CACHE)';
   const started = performance.now();
   const results: BenchResult[] = [];
