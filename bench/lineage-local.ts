@@ -100,7 +100,8 @@ export async function lineageLocal(options: BenchOptions): Promise<BenchReport> 
         'MB/s',
         rates[workload].lineage,
         rates[workload].plain,
-        '>= 0.8',
+        // Replacing (delete and insert) against appending again is reported, not held to a target.
+        workload === 'new' ? '>= 0.8' : null,
       ),
     ),
     notes: [],
