@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { LINEAGE_COLUMNS, planLoad, schemaChanges, type TableColumn } from '../src/schema/columns';
+import { LINEAGE_COLUMNS, planLoad, type TableColumn } from '../src/schema/columns';
+import { schemaChanges } from '../src/schema/schema-changes';
 import { badName } from '../src/schema/column-names';
 import { detectType } from '../src/schema/detect-type';
 import { DEFAULT_COLUMNS, type ColumnRules } from '../src/config';

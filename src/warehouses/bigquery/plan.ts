@@ -2,11 +2,11 @@ import {
   LINEAGE_COLUMNS,
   groupByHeader,
   planGroups,
-  schemaChanges,
   type GroupsPlan,
   type SourceGroup,
   type TableColumn,
 } from '../../schema/columns';
+import { schemaChanges } from '../../schema/schema-changes';
 import { detectType } from '../../schema/detect-type';
 import { gsUri } from '../../stores/store';
 import { tableId, type ClaimedLoadResult, type LoadJob } from '../warehouse';

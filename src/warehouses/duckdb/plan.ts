@@ -2,10 +2,10 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import {
   groupByHeader,
   planGroups,
-  schemaChanges,
   type SourceGroup,
   type TableColumn,
 } from '../../schema/columns';
+import { schemaChanges } from '../../schema/schema-changes';
 import type { LoadJob } from '../warehouse';
 import type { SourceHead } from '../../schema/columns';
 import { PARTITION_COLUMN, tableColumns, toBigQuery, type Column } from './catalog';
