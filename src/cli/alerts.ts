@@ -1,29 +1,16 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { Command, Option } from 'commander';
-import { errorMessage } from '../core/errors';
 import {
   alertTargets,
   planAlerts,
-  readDefinition,
   renderScript,
   requireValues,
   resolveValues,
   type Env,
   type Plan,
 } from '../deploy';
-import { applyPlan, runCommand, type TriggersDeps } from './triggers';
-import { setTimeout as delay } from 'node:timers/promises';
+import { applyPlan, defaultDeps, readDefinitions, type TriggersDeps } from './triggers';
 
 export type AlertsDeps = TriggersDeps;
-
-const defaultDeps: AlertsDeps = {
-  env: process.env,
-  run: (argv) => runCommand(argv),
-  out: (text) => process.stdout.write(text),
-  err: (text) => process.stderr.write(text),
-  sleep: (ms) => delay(ms),
-};
 
 interface AlertsOptions {
   print?: boolean;
@@ -72,17 +59,7 @@ function loadAlerts(options: AlertsOptions, env: Env): Plan {
   requireValues([], values);
   if (options.email !== undefined && !EMAIL.test(options.email))
     throw new Error(`--email: "${options.email}" is not an email address`);
-  let files: string[];
-  try {
-    files = fs.readdirSync(options.dir).filter((f) => /\.ya?ml$/.test(f));
-  } catch (error) {
-    throw new Error(`${options.dir}: cannot read the trigger definitions: ${errorMessage(error)}`);
-  }
-  if (files.length === 0) throw new Error(`${options.dir}: no trigger definitions (*.yaml)`);
-  const documents = files.sort().map((f) => {
-    const file = path.join(options.dir, f);
-    return { file, raw: readDefinition(file, fs.readFileSync(file, 'utf8')) };
-  });
+  const documents = readDefinitions(options.dir);
   return planAlerts({
     project: values.PROJECT_ID,
     region: values.REGION,

@@ -37,7 +37,7 @@ export interface TriggersDeps {
   sleep: (ms: number) => Promise<unknown>;
 }
 
-const defaultDeps: TriggersDeps = {
+export const defaultDeps: TriggersDeps = {
   env: process.env,
   run: (argv) => runCommand(argv),
   out: (text) => process.stdout.write(text),
@@ -87,17 +87,7 @@ function loadPlan(options: TriggersOptions, env: Env): Plan {
     { PROJECT_ID: options.project, REGION: options.region, BUCKET: options.bucket },
     env,
   );
-  let files: string[];
-  try {
-    files = fs.readdirSync(options.dir).filter((f) => /\.ya?ml$/.test(f));
-  } catch (error) {
-    throw new Error(`${options.dir}: cannot read the trigger definitions: ${errorMessage(error)}`);
-  }
-  if (files.length === 0) throw new Error(`${options.dir}: no trigger definitions (*.yaml)`);
-  const documents = files.sort().map((f) => {
-    const file = path.join(options.dir, f);
-    return { file, raw: readDefinition(file, fs.readFileSync(file, 'utf8')) };
-  });
+  const documents = readDefinitions(options.dir);
   // A missing flag is named as such, before any definition says it lacks the value.
   requireValues(
     documents.map((d) => d.raw),
@@ -105,6 +95,21 @@ function loadPlan(options: TriggersOptions, env: Env): Plan {
   );
   const definitions = documents.map((d) => checkDefinition(d.file, d.raw, values));
   return planTriggers(definitions, values.PROJECT_ID);
+}
+
+/** The trigger definitions in `dir` (its *.yaml files, in name order), each read but not checked. */
+export function readDefinitions(dir: string): { file: string; raw: unknown }[] {
+  let files: string[];
+  try {
+    files = fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));
+  } catch (error) {
+    throw new Error(`${dir}: cannot read the trigger definitions: ${errorMessage(error)}`);
+  }
+  if (files.length === 0) throw new Error(`${dir}: no trigger definitions (*.yaml)`);
+  return files.sort().map((f) => {
+    const file = path.join(dir, f);
+    return { file, raw: readDefinition(file, fs.readFileSync(file, 'utf8')) };
+  });
 }
 
 /**
